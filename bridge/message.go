@@ -1,0 +1,116 @@
+// Package bridge is the domain of smsbridge: messages and their recipients,
+// number parsing, routing, account and sender-ID policy, the durable queue
+// and its dispatcher. It depends on no transport; the SMTP and HTTP front
+// ends, the providers and the stores depend on it.
+package bridge
+
+import (
+	"strings"
+	"time"
+)
+
+// State is where one recipient of a message stands.
+type State string
+
+const (
+	StateQueued      State = "queued"      // waiting for its (next) attempt
+	StateSent        State = "sent"        // accepted by the provider
+	StateDelivered   State = "delivered"   // delivery report: on the phone
+	StateUndelivered State = "undelivered" // delivery report: never arrived
+	StateFailed      State = "failed"      // permanent failure or expired
+	StateCancelled   State = "cancelled"   // cancelled before it was sent
+)
+
+// Final reports whether no further send attempt will be made.
+func (s State) Final() bool { return s != StateQueued }
+
+// Channel names the front end a message came in through.
+type Channel string
+
+const (
+	ChannelSMTP Channel = "smtp"
+	ChannelHTTP Channel = "http"
+)
+
+// Message is one submission: one text (or template) to one or more recipients.
+type Message struct {
+	ID      string
+	Channel Channel
+	Account string // the configured account that sent it
+	// EnvelopeFrom is the SMTP MAIL FROM (empty for the null sender and for
+	// HTTP submissions); permanent failures are reported to it.
+	EnvelopeFrom string
+	// MailMessageID is the Message-ID header of the mail, kept to thread replies.
+	MailMessageID string
+	// Headers is the original mail header block, attached to bounces.
+	Headers string
+
+	Sender   string            // SMS sender ID or number; "" means the provider default
+	Text     string            // the SMS text; with a template, an explicit override
+	Template string            // provider template / pattern code, or ""
+	Params   map[string]string // template parameters
+	SendAt   time.Time         // zero: as soon as possible
+	Created  time.Time
+
+	Recipients []Recipient
+}
+
+// Recipient is one destination of a message and the state of its delivery.
+type Recipient struct {
+	ID        int64
+	MessageID string
+	// To is an E.164 number ("+972501234567") or a phonebook target
+	// (see Phonebook).
+	To string
+	// Providers is the route for this recipient: the first is tried first,
+	// the rest are fallbacks. Provider is the one currently in use.
+	Providers []string
+	Provider  string
+
+	State       State
+	Attempts    int
+	NextAttempt time.Time
+	ProviderID  string // the provider's id for the sent SMS
+	Error       string // last error, kept for the log and for bounces
+	Updated     time.Time
+}
+
+// Phonebook is a provider-side list of numbers used as a single recipient.
+// As a Recipient.To it is written "phonebook:<id>" for the whole book or
+// "phonebook:<id>:<number id>,<number id>" for some of its entries.
+type Phonebook struct {
+	ID        string
+	NumberIDs []string
+}
+
+// String is the Recipient.To form of p.
+func (p Phonebook) String() string {
+	if len(p.NumberIDs) == 0 {
+		return "phonebook:" + p.ID
+	}
+	return "phonebook:" + p.ID + ":" + strings.Join(p.NumberIDs, ",")
+}
+
+// ParsePhonebook reads a Recipient.To written by Phonebook.String.
+func ParsePhonebook(to string) (Phonebook, bool) {
+	rest, ok := strings.CutPrefix(to, "phonebook:")
+	if !ok || rest == "" {
+		return Phonebook{}, false
+	}
+	id, ids, detail := strings.Cut(rest, ":")
+	if id == "" {
+		return Phonebook{}, false
+	}
+	p := Phonebook{ID: id}
+	if detail {
+		for _, n := range strings.Split(ids, ",") {
+			if n != "" {
+				p.NumberIDs = append(p.NumberIDs, n)
+			}
+		}
+		if len(p.NumberIDs) == 0 {
+			return Phonebook{}, false
+		}
+	}
+	return p, true
+}

@@ -1,0 +1,64 @@
+package bridge
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists messages and the queue. Every method is safe for concurrent
+// use. A store must make Enqueue durable before returning nil: the front ends
+// acknowledge a message only after that.
+type Store interface {
+	// Enqueue stores m and all its recipients in one transaction, assigning
+	// recipient IDs (written back into m.Recipients). m.ID is set by the caller.
+	Enqueue(ctx context.Context, m *Message) error
+
+	// Claim returns up to limit queued recipients whose NextAttempt is at or
+	// before now, oldest first. In the same transaction it increments each
+	// one's Attempts and sets its NextAttempt to now+lease(attempts), where
+	// attempts is the new count: the attempt is recorded before it is made,
+	// so a crash never loses a recipient nor retries it in a hot loop.
+	// Each Job carries its message (recipients of one message share the
+	// same *Message, with Recipients left empty).
+	Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]Job, error)
+
+	// Complete records the outcomes of attempts, in one transaction.
+	Complete(ctx context.Context, outcomes []Outcome) error
+
+	// NextDue returns the earliest NextAttempt of any queued recipient;
+	// ok is false when nothing is queued.
+	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+
+	// Message returns a message with all its recipients, or ErrNotFound.
+	Message(ctx context.Context, id string) (*Message, error)
+
+	// Stats reports the queue depth and the creation time of the oldest
+	// queued recipient's message.
+	Stats(ctx context.Context) (QueueStats, error)
+
+	Close() error
+}
+
+// Job is one claimed recipient with its message.
+type Job struct {
+	Message   *Message
+	Recipient Recipient
+}
+
+// Outcome is the result of one attempt for one recipient.
+type Outcome struct {
+	RecipientID int64
+	State       State     // StateQueued for a retry, or a final state
+	Provider    string    // the provider used (may change on failover)
+	ProviderID  string    // set when State is StateSent
+	Error       string    // reason for a retry or a failure
+	NextAttempt time.Time // for a retry: when to try next
+	Info        map[string]string
+	At          time.Time
+}
+
+// QueueStats describes the queue for metrics and readiness.
+type QueueStats struct {
+	Queued       int
+	OldestQueued time.Time // zero when nothing is queued
+}
