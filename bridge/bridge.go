@@ -1,0 +1,263 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Options configures a Bridge.
+type Options struct {
+	Region        string // default region for national numbers ("IL")
+	MaxSegments   int    // longest SMS accepted, in parts
+	MaxRecipients int    // most recipients in one message
+	Now           func() time.Time
+	// Enqueued, if set, is called after a message is committed, to wake
+	// the dispatcher.
+	Enqueued func()
+	Log      *slog.Logger
+}
+
+// Bridge validates submissions from any front end and commits them to the
+// store. SMTP and HTTP call the same methods, so the same rules give the
+// same answers on both.
+type Bridge struct {
+	store     Store
+	providers map[string]Provider
+	routes    *Routes
+	accounts  *Accounts
+	opt       Options
+}
+
+// New assembles a Bridge. Every provider named by a route must be given.
+func New(store Store, providers []Provider, routes []Route, accounts []Account, opt Options) (*Bridge, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.MaxSegments <= 0 {
+		opt.MaxSegments = 10
+	}
+	b := &Bridge{
+		store:     store,
+		providers: map[string]Provider{},
+		routes:    NewRoutes(routes),
+		accounts:  NewAccounts(accounts),
+		opt:       opt,
+	}
+	for _, p := range providers {
+		b.providers[p.Name()] = p
+	}
+	for _, name := range b.routes.All() {
+		if b.providers[name] == nil {
+			return nil, fmt.Errorf("bridge: route names unknown provider %q", name)
+		}
+	}
+	return b, nil
+}
+
+// Store returns the bridge's store (for read endpoints and the CLI).
+func (b *Bridge) Store() Store { return b.store }
+
+// Account returns the account that may send as addr.
+func (b *Bridge) Account(addr string) (*Account, error) { return b.accounts.ByEmail(addr) }
+
+// Resolve turns a destination as written by a person (a phone number or a
+// phonebook form, see ParseDestination) into a routed Recipient, or says
+// why it can never be sent. It is called at RCPT time.
+func (b *Bridge) Resolve(acct *Account, dest string) (Recipient, error) {
+	to, err := ParseDestination(dest, b.opt.Region)
+	if err != nil {
+		return Recipient{}, err
+	}
+	var candidates []string
+	if _, ok := ParsePhonebook(to); ok {
+		if !acct.AllowPhonebooks {
+			return Recipient{}, Permanent(ReasonSenderNotAllowed, "to", "account %s may not send to phonebooks", acct.Name)
+		}
+		// Phonebooks live at one provider: the first routed provider
+		// that accepts phonebook targets.
+		candidates = b.routes.All()
+	} else {
+		candidates = b.routes.Lookup(to)
+	}
+	if len(candidates) == 0 {
+		return Recipient{}, Permanent(ReasonNoRoute, "to", "no route for %s", to)
+	}
+	var usable []string
+	var firstErr error
+	for _, name := range candidates {
+		if c, ok := b.providers[name].(RecipientChecker); ok {
+			if err := c.CheckRecipient(to); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+		}
+		usable = append(usable, name)
+	}
+	if len(usable) == 0 {
+		if ReasonOf(firstErr) == "" {
+			firstErr = &Error{Reason: ReasonNoRoute, Field: "to", Msg: "no provider can reach " + to, Err: firstErr}
+		}
+		return Recipient{}, firstErr
+	}
+	return Recipient{To: to, Providers: usable, Provider: usable[0], State: StateQueued}, nil
+}
+
+// Submission is a message as a front end received it, with recipients
+// already resolved.
+type Submission struct {
+	Account       *Account
+	Channel       Channel
+	EnvelopeFrom  string
+	MailMessageID string
+	Headers       string
+
+	// Sender is the sender ID asked for explicitly, or "" for the default.
+	Sender   string
+	Text     string
+	Template string
+	Params   map[string]string
+	SendAt   time.Time
+
+	Recipients []Recipient
+}
+
+// Submit validates s as a whole (sender ID, content, what each routed
+// provider accepts) and commits it to the store. It returns only once the
+// message is durable; the caller may then acknowledge it.
+func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
+	if len(s.Recipients) == 0 {
+		return nil, Permanent(ReasonInvalid, "to", "no recipients")
+	}
+	if b.opt.MaxRecipients > 0 && len(s.Recipients) > b.opt.MaxRecipients {
+		return nil, Permanent(ReasonTooManyRecipients, "to", "%d recipients; at most %d", len(s.Recipients), b.opt.MaxRecipients)
+	}
+	sender := strings.TrimSpace(s.Sender)
+	switch {
+	case sender != "" && !s.Account.MaySend(sender):
+		return nil, Permanent(ReasonSenderNotAllowed, "sender", "sender ID %q is not allowed for account %s", sender, s.Account.Name)
+	case sender == "" && s.Template == "":
+		sender = s.Account.DefaultSender()
+		// With a template and no explicit sender, the template's own
+		// sender applies (providers that have one).
+	}
+	if s.Template == "" && strings.TrimSpace(s.Text) == "" {
+		return nil, Permanent(ReasonEmpty, "text", "nothing to send: the message text is empty")
+	}
+	if s.Text != "" {
+		if seg := CountSegments(s.Text); seg.Count > b.opt.MaxSegments {
+			return nil, Permanent(ReasonTooLong, "text", "message is %s; the limit is %d segments", seg, b.opt.MaxSegments)
+		}
+	}
+	now := b.opt.Now()
+	sendAt := s.SendAt
+	if !sendAt.IsZero() && !sendAt.After(now) {
+		sendAt = time.Time{} // in the past: send now
+	}
+	m := &Message{
+		ID:            NewID(),
+		Channel:       s.Channel,
+		Account:       s.Account.Name,
+		EnvelopeFrom:  s.EnvelopeFrom,
+		MailMessageID: s.MailMessageID,
+		Headers:       s.Headers,
+		Sender:        sender,
+		Text:          s.Text,
+		Template:      s.Template,
+		Params:        s.Params,
+		SendAt:        sendAt,
+		Created:       now,
+	}
+	req := m.request()
+	seen := map[string]bool{}
+	for _, r := range s.Recipients {
+		if seen[r.To] {
+			continue // the same number twice gets one SMS
+		}
+		seen[r.To] = true
+		r, err := b.checkRequest(r, req)
+		if err != nil {
+			return nil, err
+		}
+		r.State = StateQueued
+		r.NextAttempt = now
+		if !sendAt.IsZero() && !schedulesNatively(b.providers[r.Provider]) {
+			r.NextAttempt = sendAt
+		}
+		m.Recipients = append(m.Recipients, r)
+	}
+	if err := b.store.Enqueue(ctx, m); err != nil {
+		return nil, fmt.Errorf("storing message: %w", err)
+	}
+	if b.opt.Enqueued != nil {
+		b.opt.Enqueued()
+	}
+	return m, nil
+}
+
+// checkRequest keeps the recipient's providers that accept the content,
+// so a sender ID or template one provider refuses falls over to another
+// that accepts it; with none left, the first refusal is the answer.
+func (b *Bridge) checkRequest(r Recipient, req *SendRequest) (Recipient, error) {
+	var usable []string
+	var firstErr error
+	for _, name := range r.Providers {
+		if c, ok := b.providers[name].(RequestChecker); ok {
+			if err := c.CheckRequest(req); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+		}
+		usable = append(usable, name)
+	}
+	if len(usable) == 0 {
+		return r, firstErr
+	}
+	r.Providers, r.Provider = usable, usable[0]
+	return r, nil
+}
+
+// request builds the provider request for m, without recipients.
+func (m *Message) request() *SendRequest {
+	return &SendRequest{
+		MessageID: m.ID,
+		Sender:    m.Sender,
+		Text:      m.Text,
+		Template:  m.Template,
+		Params:    m.Params,
+		SendAt:    m.SendAt,
+	}
+}
+
+// Scheduler is implemented by providers that schedule sends themselves:
+// a future send is handed to them at once with SendAt set (so the
+// provider validates it now), instead of being held in our queue.
+type Scheduler interface {
+	SchedulesNatively() bool
+}
+
+func schedulesNatively(p Provider) bool {
+	s, ok := p.(Scheduler)
+	return ok && s.SchedulesNatively()
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a new message id: 80 random bits, Crockford base32, so it
+// is safe in SMTP replies, URLs and file names.
+func NewID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}

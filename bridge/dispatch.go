@@ -1,0 +1,398 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// DispatchOptions configures the Dispatcher.
+type DispatchOptions struct {
+	Workers     int           // concurrent provider calls in total
+	RetryMin    time.Duration // first backoff step
+	RetryMax    time.Duration // backoff cap
+	MaxAge      time.Duration // give up this long after a recipient became due
+	SendTimeout time.Duration // one provider call
+	// FailoverAfter is how many temporary failures a recipient takes at
+	// one provider before it moves to the route's next provider.
+	FailoverAfter int
+	// Concurrency limits simultaneous calls per provider name (default 4).
+	Concurrency map[string]int
+	// Final, if set, is called once for every recipient that reaches a
+	// final state through this dispatcher (for bounces and metrics).
+	Final func(ctx context.Context, m *Message, o Outcome)
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// Dispatcher takes due recipients from the store and sends them. Each
+// attempt is recorded in the store before the provider is called (Claim
+// increments attempts and pushes the next attempt out by a lease), so a
+// crash at any moment leaves every recipient either sent or due again
+// later: at-least-once, never lost, never retried in a hot loop.
+type Dispatcher struct {
+	store     Store
+	providers map[string]Provider
+	opt       DispatchOptions
+	sem       map[string]chan struct{}
+	wake      chan struct{}
+	capacity  int // recipients claimed and not yet completed, at most
+}
+
+// NewDispatcher returns a dispatcher over store and providers.
+func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Dispatcher {
+	if opt.Workers <= 0 {
+		opt.Workers = 8
+	}
+	if opt.RetryMin <= 0 {
+		opt.RetryMin = 30 * time.Second
+	}
+	if opt.RetryMax < opt.RetryMin {
+		opt.RetryMax = opt.RetryMin
+	}
+	if opt.SendTimeout <= 0 {
+		opt.SendTimeout = 30 * time.Second
+	}
+	if opt.MaxAge <= 0 {
+		opt.MaxAge = 24 * time.Hour
+	}
+	if opt.FailoverAfter <= 0 {
+		opt.FailoverAfter = 3
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	d := &Dispatcher{
+		store:     store,
+		providers: map[string]Provider{},
+		opt:       opt,
+		sem:       map[string]chan struct{}{},
+		wake:      make(chan struct{}, 1),
+		capacity:  opt.Workers * 64,
+	}
+	for _, p := range providers {
+		n := opt.Concurrency[p.Name()]
+		if n <= 0 {
+			n = 4
+		}
+		d.providers[p.Name()] = p
+		d.sem[p.Name()] = make(chan struct{}, n)
+	}
+	return d
+}
+
+// Wake makes the dispatcher look for due work now (after an enqueue).
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// batch is recipients of one message going to one provider in one call.
+type batch struct {
+	msg      *Message
+	provider string
+	jobs     []Job
+}
+
+// lease is how long a claimed recipient stays invisible to Claim. It must
+// outlast the wait for a worker plus the provider call, or a slow send
+// would be claimed twice; it is also the retry delay after a crash.
+func (d *Dispatcher) lease(attempts int) time.Duration {
+	min := time.Duration(d.capacity/d.opt.Workers+1)*d.opt.SendTimeout + time.Minute
+	if b := d.backoff(attempts); b > min {
+		return b
+	}
+	return min
+}
+
+// backoff is capped exponential backoff with full jitter (the AWS
+// architecture blog's "full jitter"), never below RetryMin.
+func (d *Dispatcher) backoff(attempts int) time.Duration {
+	ceil := d.opt.RetryMin
+	for i := 1; i < attempts && ceil < d.opt.RetryMax; i++ {
+		ceil *= 2
+	}
+	if ceil > d.opt.RetryMax {
+		ceil = d.opt.RetryMax
+	}
+	if ceil <= d.opt.RetryMin {
+		return d.opt.RetryMin
+	}
+	return d.opt.RetryMin + rand.N(ceil-d.opt.RetryMin)
+}
+
+// Run dispatches until ctx is cancelled, then waits for in-flight sends
+// for at most grace before cancelling them; it returns when every worker
+// has finished. Sends cut off by the grace period stay queued (their
+// attempt was recorded) and are retried after the next start.
+func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+
+	batches := make(chan batch)
+	done := make(chan int, d.opt.Workers) // recipients completed
+	var wg sync.WaitGroup
+	for range d.opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				d.send(sendCtx, b)
+				done <- len(b.jobs)
+			}
+		}()
+	}
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+
+	pending := 0 // claimed, not completed
+	var queue []batch
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		if len(queue) == 0 && pending < d.capacity {
+			queue = d.claim(ctx, d.capacity-pending)
+			for _, b := range queue {
+				pending += len(b.jobs)
+			}
+		}
+		var out chan batch
+		var next batch
+		if len(queue) > 0 {
+			out, next = batches, queue[0]
+		} else {
+			timer.Reset(d.idle(ctx))
+		}
+		select {
+		case <-ctx.Done():
+		case out <- next:
+			queue = queue[1:]
+		case n := <-done:
+			pending -= n
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+	// Claimed but never started: they stay queued and are retried after
+	// their lease; nothing is lost.
+	close(batches)
+	graceTimer := time.NewTimer(grace)
+	defer graceTimer.Stop()
+	for {
+		select {
+		case <-done:
+		case <-graceTimer.C:
+			cancelSends()
+		case <-workersDone:
+			return
+		}
+	}
+}
+
+// idle returns how long to sleep when there is nothing to send.
+func (d *Dispatcher) idle(ctx context.Context) time.Duration {
+	const maxIdle = 5 * time.Second // also bounds the wait for other instances' work
+	t, ok, err := d.store.NextDue(ctx)
+	if err != nil || !ok {
+		return maxIdle
+	}
+	wait := t.Sub(d.opt.Now())
+	switch {
+	case wait < 10*time.Millisecond:
+		return 10 * time.Millisecond
+	case wait > maxIdle:
+		return maxIdle
+	}
+	return wait
+}
+
+// claim takes up to limit due recipients and groups them into batches.
+func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
+	jobs, err := d.store.Claim(ctx, d.opt.Now(), limit, d.lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.opt.Log.ErrorContext(ctx, "claiming due recipients", "err", err)
+		}
+		return nil
+	}
+	var out []batch
+	index := map[[2]string]int{}
+	for _, j := range jobs {
+		key := [2]string{j.Message.ID, j.Recipient.Provider}
+		max := 1
+		if b, ok := d.providers[j.Recipient.Provider].(Batcher); ok && b.MaxBatch() > 1 {
+			max = b.MaxBatch()
+		}
+		i, ok := index[key]
+		if !ok || len(out[i].jobs) >= max {
+			out = append(out, batch{msg: j.Message, provider: j.Recipient.Provider})
+			i = len(out) - 1
+			index[key] = i
+		}
+		out[i].jobs = append(out[i].jobs, j)
+	}
+	return out
+}
+
+// send makes one provider call for a batch and records every outcome.
+func (d *Dispatcher) send(ctx context.Context, b batch) {
+	now := d.opt.Now()
+	outcomes := make([]Outcome, 0, len(b.jobs))
+	var live []Job
+	for _, j := range b.jobs {
+		if now.After(d.deadline(b.msg, j.Recipient)) {
+			outcomes = append(outcomes, d.fail(j, b.provider, &Error{Reason: ReasonExpired,
+				Msg: "gave up after " + d.opt.MaxAge.String() + lastError(j.Recipient.Error)}, now))
+			continue
+		}
+		live = append(live, j)
+	}
+	p := d.providers[b.provider]
+	if len(live) > 0 && p == nil {
+		// Its provider was removed from the configuration.
+		err := &Error{Reason: ReasonNoRoute, Msg: "provider " + b.provider + " is no longer configured"}
+		for _, j := range live {
+			outcomes = append(outcomes, d.retryOrFail(j, b.provider, err, now))
+		}
+		live = nil
+	}
+	if len(live) > 0 {
+		req := b.msg.request()
+		if !schedulesNatively(p) {
+			req.SendAt = time.Time{} // we held it until due
+		}
+		for _, j := range live {
+			req.To = append(req.To, j.Recipient.To)
+		}
+		results, err := d.call(ctx, p, req)
+		now = d.opt.Now()
+		for i, j := range live {
+			rerr := err
+			if err == nil {
+				rerr = results[i].Err
+			}
+			if rerr == nil {
+				outcomes = append(outcomes, Outcome{RecipientID: j.Recipient.ID, State: StateSent,
+					Provider: b.provider, ProviderID: results[i].ProviderID, Info: results[i].Info, At: now})
+				continue
+			}
+			outcomes = append(outcomes, d.retryOrFail(j, b.provider, rerr, now))
+		}
+	}
+	// Recording outcomes must survive shutdown: the send already happened.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := d.store.Complete(cctx, outcomes); err != nil {
+		// The attempt stays recorded with its lease: the recipients will
+		// be tried again (at-least-once), not lost.
+		d.opt.Log.ErrorContext(ctx, "recording send outcomes", "message", b.msg.ID, "err", err)
+		return
+	}
+	for _, o := range outcomes {
+		if o.State.Final() && d.opt.Final != nil {
+			d.opt.Final(cctx, b.msg, o)
+		}
+	}
+}
+
+// call runs one provider call under its concurrency limit and timeout, and
+// checks the provider kept its contract.
+func (d *Dispatcher) call(ctx context.Context, p Provider, req *SendRequest) ([]Result, error) {
+	sem := d.sem[p.Name()]
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, Temporary(ReasonProviderDown, ctx.Err(), "shutting down")
+	}
+	defer func() { <-sem }()
+	cctx, cancel := context.WithTimeout(ctx, d.opt.SendTimeout)
+	defer cancel()
+	start := d.opt.Now()
+	results, err := p.Send(cctx, req)
+	if err == nil && len(results) != len(req.To) {
+		err = Temporary(ReasonProviderDown, nil, "%s returned %d results for %d recipients", p.Name(), len(results), len(req.To))
+	}
+	d.opt.Log.DebugContext(ctx, "provider call", "provider", p.Name(), "message", req.MessageID,
+		"recipients", len(req.To), "took", d.opt.Now().Sub(start), "err", err)
+	return results, err
+}
+
+// retryOrFail decides what a failed attempt leads to: a retry (maybe at
+// the next provider of the route) or a final failure.
+func (d *Dispatcher) retryOrFail(j Job, provider string, err error, now time.Time) Outcome {
+	r := j.Recipient
+	next := nextProvider(r.Providers, provider)
+	reason := ReasonOf(err)
+	temporary := IsTemporary(err)
+	switch {
+	case !temporary && next != "" && (reason == ReasonProviderRejected || reason == ReasonProviderAuth):
+		// Another provider may well accept what this one refused.
+		d.opt.Log.WarnContext(context.Background(), "failing over", "recipient", r.ID, "from", provider, "to", next, "err", err)
+		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: next, Error: err.Error(), NextAttempt: now, At: now}
+	case reason == ReasonProviderAuth:
+		// Our credentials are wrong: no message is at fault, so none is
+		// failed for it. Hold them until the configuration is fixed (or
+		// they expire), checking back at the backoff cap.
+		d.opt.Log.ErrorContext(context.Background(), "provider refused our credentials; fix its configuration", "provider", provider, "err", err)
+		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: provider, Error: err.Error(), NextAttempt: now.Add(d.opt.RetryMax), At: now}
+	case !temporary:
+		return d.fail(j, provider, err, now)
+	}
+	if next != "" && r.Attempts >= d.opt.FailoverAfter*(indexOf(r.Providers, provider)+1) {
+		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: next, Error: err.Error(), NextAttempt: now, At: now}
+	}
+	delay := d.backoff(r.Attempts)
+	if ra := RetryAfterOf(err); ra > delay {
+		delay = ra
+	}
+	at := now.Add(delay)
+	if at.After(d.deadline(j.Message, r)) {
+		return d.fail(j, provider, &Error{Reason: ReasonExpired, Msg: "gave up after " + d.opt.MaxAge.String() + lastError(err.Error()), Err: err}, now)
+	}
+	return Outcome{RecipientID: r.ID, State: StateQueued, Provider: provider, Error: err.Error(), NextAttempt: at, At: now}
+}
+
+func (d *Dispatcher) fail(j Job, provider string, err error, now time.Time) Outcome {
+	return Outcome{RecipientID: j.Recipient.ID, State: StateFailed, Provider: provider, Error: err.Error(), At: now}
+}
+
+// deadline is when a recipient expires: max_age after it became due.
+func (d *Dispatcher) deadline(m *Message, r Recipient) time.Time {
+	base := m.Created
+	if m.SendAt.After(base) {
+		base = m.SendAt
+	}
+	return base.Add(d.opt.MaxAge)
+}
+
+func lastError(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; last error: " + s
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return 0
+}
+
+func nextProvider(list []string, current string) string {
+	for i, v := range list {
+		if v == current && i+1 < len(list) {
+			return list[i+1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,120 @@
+package bridge
+
+import (
+	"sort"
+	"strings"
+)
+
+// Account is a configured sender: who may send (by mail address), with
+// which sender IDs, and to what.
+type Account struct {
+	Name string
+	// Emails are addresses and "*@domain" patterns.
+	Emails []string
+	// SenderIDs the account may use; the first is the default.
+	SenderIDs []string
+	// AllowPhonebooks permits sends to whole provider phonebooks.
+	AllowPhonebooks bool
+}
+
+// DefaultSender is the sender ID used when none is asked for.
+func (a *Account) DefaultSender() string {
+	if len(a.SenderIDs) == 0 {
+		return ""
+	}
+	return a.SenderIDs[0]
+}
+
+// MaySend reports whether sender is one of the account's sender IDs.
+func (a *Account) MaySend(sender string) bool {
+	for _, s := range a.SenderIDs {
+		if s == sender {
+			return true
+		}
+	}
+	return false
+}
+
+// Accounts finds accounts by mail address. Exact addresses win over
+// *@domain patterns; comparison ignores case, as mail systems do in
+// practice even though local parts may be case-sensitive.
+type Accounts struct {
+	exact  map[string]*Account
+	domain map[string]*Account
+}
+
+// NewAccounts indexes accounts by their addresses and patterns.
+func NewAccounts(list []Account) *Accounts {
+	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}}
+	for i := range list {
+		acct := &list[i]
+		for _, e := range acct.Emails {
+			e = strings.ToLower(e)
+			if d, ok := strings.CutPrefix(e, "*@"); ok {
+				a.domain[d] = acct
+			} else {
+				a.exact[e] = acct
+			}
+		}
+	}
+	return a
+}
+
+// ByEmail returns the account that addr belongs to.
+func (a *Accounts) ByEmail(addr string) (*Account, error) {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	if acct, ok := a.exact[addr]; ok {
+		return acct, nil
+	}
+	if i := strings.LastIndexByte(addr, '@'); i > 0 {
+		if acct, ok := a.domain[addr[i+1:]]; ok {
+			return acct, nil
+		}
+	}
+	if addr == "" {
+		return nil, Permanent(ReasonUnknownAccount, "from", "the null sender may not send SMS")
+	}
+	return nil, Permanent(ReasonUnknownAccount, "from", "%s is not allowed to send SMS", addr)
+}
+
+// Route sends numbers starting with Prefix through Providers, the first
+// preferred and the others as fallbacks.
+type Route struct {
+	Prefix    string
+	Providers []string
+}
+
+// Routes picks providers by longest matching E.164 prefix.
+type Routes struct{ list []Route }
+
+// NewRoutes sorts routes so the longest prefix is found first.
+func NewRoutes(list []Route) *Routes {
+	r := &Routes{list: append([]Route(nil), list...)}
+	sort.SliceStable(r.list, func(i, j int) bool { return len(r.list[i].Prefix) > len(r.list[j].Prefix) })
+	return r
+}
+
+// Lookup returns the providers for an E.164 number, nil if no route matches.
+func (r *Routes) Lookup(number string) []string {
+	for _, rt := range r.list {
+		if strings.HasPrefix(number, rt.Prefix) {
+			return rt.Providers
+		}
+	}
+	return nil
+}
+
+// All returns every provider named by any route, in route order, once.
+func (r *Routes) All() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, rt := range r.list {
+		for _, p := range rt.Providers {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

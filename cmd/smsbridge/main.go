@@ -1,0 +1,145 @@
+// Command smsbridge bridges email and SMS. See the README for a tour.
+//
+//	smsbridge serve -config FILE [-log-format text|json]
+//	smsbridge check-config -config FILE
+//	smsbridge version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/internal/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: smsbridge <command> [flags]
+
+commands:
+  serve         -config FILE [-log-format text|json]   run the daemon
+  check-config  -config FILE                           validate a configuration
+  version                                              print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(args, stderr)
+	case "check-config":
+		return checkConfig(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "smsbridge", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "smsbridge: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "smsbridge.toml", "configuration file")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path, daemon.Kinds)
+	if err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	log, err := newLogger(stderr, *format, cfg.Log.Level)
+	if err != nil {
+		fmt.Fprintln(stderr, "smsbridge:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("starting", "err", err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error("stopped with error", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "smsbridge.toml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := config.Load(*path, daemon.Kinds); err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return 0
+}
+
+// printConfigError lists every problem on its own line.
+func printConfigError(w io.Writer, err error) {
+	var probs config.Problems
+	if errors.As(err, &probs) {
+		fmt.Fprintf(w, "smsbridge: %d configuration problem(s):\n", len(probs))
+		for _, p := range probs {
+			fmt.Fprintln(w, "  "+p)
+		}
+		return
+	}
+	fmt.Fprintln(w, "smsbridge:", err)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
+}

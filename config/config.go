@@ -1,0 +1,397 @@
+// Package config loads smsbridge's TOML configuration. Unknown keys are
+// errors; every problem is reported with its key path, all at once, so an
+// operator fixes a file in one pass. Each provider type decodes its own keys
+// into its own struct, supplied by the caller (see Kinds), so this package
+// knows nothing about provider APIs.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Store     Store      `toml:"store"`
+	Log       Log        `toml:"log"`
+	SMTP      SMTP       `toml:"smtp"`
+	HTTP      HTTP       `toml:"http"`
+	Queue     Queue      `toml:"queue"`
+	Accounts  []Account  `toml:"accounts"`
+	Providers []Provider `toml:"-"` // decoded in two steps, see Load
+	Routes    []Route    `toml:"routes"`
+}
+
+// Store selects and configures persistence.
+type Store struct {
+	Path string `toml:"path"` // SQLite file
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Message text is logged only at
+	// debug, which the operator must opt into.
+	Level string `toml:"level"`
+}
+
+// SMTP configures the mail listener.
+type SMTP struct {
+	Listen          string        `toml:"listen"`
+	Hostname        string        `toml:"hostname"` // name in the greeting
+	Domains         []string      `toml:"domains"`
+	DefaultRegion   string        `toml:"default_region"` // ISO 3166 region for numbers without a country code
+	RequireAuth     bool          `toml:"require_auth"`
+	TLSCert         string        `toml:"tls_cert"`
+	TLSKey          string        `toml:"tls_key"`
+	MaxMessageBytes int64         `toml:"max_message_bytes"`
+	MaxRecipients   int           `toml:"max_recipients"`
+	MaxSegments     int           `toml:"max_segments"`
+	Text            string        `toml:"text"` // body, subject or subject+body
+	ReadTimeout     time.Duration `toml:"read_timeout"`
+	WriteTimeout    time.Duration `toml:"write_timeout"`
+	MaxConnections  int           `toml:"max_connections"`
+}
+
+// HTTP configures the HTTP listener (API, callbacks, health).
+type HTTP struct {
+	Listen    string `toml:"listen"`
+	PublicURL string `toml:"public_url"`
+}
+
+// Queue configures the dispatcher.
+type Queue struct {
+	Workers       int           `toml:"workers"`
+	MaxAge        time.Duration `toml:"max_age"`        // give up on a recipient this long after acceptance
+	RetryMin      time.Duration `toml:"retry_min"`      // first backoff step
+	RetryMax      time.Duration `toml:"retry_max"`      // backoff cap
+	SendTimeout   time.Duration `toml:"send_timeout"`   // one provider call
+	ShutdownGrace time.Duration `toml:"shutdown_grace"` // how long in-flight sends may finish on SIGTERM
+}
+
+// Account is someone allowed to send.
+type Account struct {
+	Name string `toml:"name"`
+	// Emails holds addresses and "*@domain" patterns matched against MAIL FROM.
+	Emails []string `toml:"emails"`
+	// SenderIDs are the sender IDs / numbers this account may use; the
+	// first is the default.
+	SenderIDs []string `toml:"sender_ids"`
+	// AllowPhonebooks lets the account send to whole provider phonebooks.
+	AllowPhonebooks bool `toml:"allow_phonebooks"`
+}
+
+// Provider is one configured provider instance. The keys common to all
+// types are here; Settings holds the type's own keys.
+type Provider struct {
+	Name        string        `toml:"name"`
+	Type        string        `toml:"type"`
+	BaseURL     string        `toml:"base_url"`
+	Concurrency int           `toml:"concurrency"` // simultaneous calls to this provider
+	Timeout     time.Duration `toml:"timeout"`     // HTTP client timeout for one call
+	// Settings is the pointer returned by Kinds for Type, decoded from the
+	// same table. Nil for types without settings.
+	Settings any `toml:"-"`
+}
+
+// Route sends numbers starting with Prefix to Provider, then to the
+// Fallback providers in order when it keeps failing.
+type Route struct {
+	Prefix   string   `toml:"prefix"` // "+" and digits; "+" alone matches every number
+	Provider string   `toml:"provider"`
+	Fallback []string `toml:"fallback"`
+}
+
+// Kinds returns a pointer to a fresh settings struct for a provider type,
+// or ok=false for an unknown type. A settings struct with a
+// `Validate() error` method has it called after decoding; each error it
+// returns (errors.Join is unwrapped) must start with its key name.
+type Kinds func(typ string) (settings any, ok bool)
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string, kinds Kinds) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(string(b), kinds)
+}
+
+// Problems is every problem found in a configuration, each prefixed with
+// its key path.
+type Problems []string
+
+func (p Problems) Error() string {
+	return "config: " + strings.Join(p, "; ")
+}
+
+// file is the on-disk shape: providers are kept raw until their type is
+// known.
+type file struct {
+	Config
+	Providers []toml.Primitive `toml:"providers"`
+}
+
+// Parse decodes a configuration from TOML text.
+func Parse(text string, kinds Kinds) (*Config, error) {
+	var f file
+	md, err := toml.Decode(text, &f)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := f.Config
+	var probs Problems
+	add := func(key, format string, args ...any) {
+		probs = append(probs, key+": "+fmt.Sprintf(format, args...))
+	}
+	for i, prim := range f.Providers {
+		key := fmt.Sprintf("providers[%d]", i)
+		var p Provider
+		if err := md.PrimitiveDecode(prim, &p); err != nil {
+			add(key, "%v", err)
+			continue
+		}
+		if p.Type == "" {
+			add(key+".type", "must be set")
+		} else if s, ok := kinds(p.Type); !ok {
+			add(key+".type", "unknown provider type %q", p.Type)
+		} else if s != nil {
+			if err := md.PrimitiveDecode(prim, s); err != nil {
+				add(key, "%v", err)
+			}
+			p.Settings = s
+		}
+		c.Providers = append(c.Providers, p)
+	}
+	// Undecoded keys are typos or keys of another version: refuse them
+	// instead of silently running with a default.
+	for _, k := range md.Undecoded() {
+		probs = append(probs, keyPath(k)+": unknown key")
+	}
+	c.defaults()
+	probs = append(probs, c.validate()...)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return &c, nil
+}
+
+// keyPath renders a toml.Key with array indexes lost by the decoder kept
+// as the plain dotted path.
+func keyPath(k toml.Key) string { return k.String() }
+
+func (c *Config) defaults() {
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Store.Path, "smsbridge.db")
+	def(&c.Log.Level, "info")
+	def(&c.SMTP.Listen, "127.0.0.1:2525")
+	def(&c.SMTP.Hostname, "localhost")
+	def(&c.SMTP.DefaultRegion, "IL")
+	def(&c.SMTP.Text, "body")
+	if c.SMTP.MaxMessageBytes == 0 {
+		c.SMTP.MaxMessageBytes = 1 << 20
+	}
+	defInt(&c.SMTP.MaxRecipients, 100)
+	defInt(&c.SMTP.MaxSegments, 10)
+	defInt(&c.SMTP.MaxConnections, 200)
+	defDur(&c.SMTP.ReadTimeout, time.Minute)
+	defDur(&c.SMTP.WriteTimeout, time.Minute)
+	def(&c.HTTP.Listen, "127.0.0.1:8025")
+	defInt(&c.Queue.Workers, 8)
+	defDur(&c.Queue.MaxAge, 24*time.Hour)
+	defDur(&c.Queue.RetryMin, 30*time.Second)
+	defDur(&c.Queue.RetryMax, time.Hour)
+	defDur(&c.Queue.SendTimeout, 30*time.Second)
+	defDur(&c.Queue.ShutdownGrace, 15*time.Second)
+	for i := range c.Providers {
+		defInt(&c.Providers[i].Concurrency, 4)
+		defDur(&c.Providers[i].Timeout, 30*time.Second)
+	}
+}
+
+var (
+	routePrefix = regexp.MustCompile(`^\+[0-9]*$`)
+	senderID    = regexp.MustCompile(`^[\p{L}\p{N} +._-]{1,16}$`)
+)
+
+func (c *Config) validate() Problems {
+	var probs Problems
+	add := func(key, format string, args ...any) {
+		probs = append(probs, key+": "+fmt.Sprintf(format, args...))
+	}
+	checkAddr := func(key, v string) {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			add(key, "must be host:port: %v", err)
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+
+	checkAddr("smtp.listen", c.SMTP.Listen)
+	if len(c.SMTP.Domains) == 0 {
+		add("smtp.domains", "at least one domain is required")
+	}
+	for i, d := range c.SMTP.Domains {
+		if d == "" || strings.ContainsAny(d, "@ \t") || strings.HasSuffix(d, ".") {
+			add(fmt.Sprintf("smtp.domains[%d]", i), "%q is not a domain name", d)
+		}
+	}
+	if !phonenumbers.GetSupportedRegions()[strings.ToUpper(c.SMTP.DefaultRegion)] {
+		add("smtp.default_region", "%q is not an ISO 3166 region known to libphonenumber", c.SMTP.DefaultRegion)
+	}
+	c.SMTP.DefaultRegion = strings.ToUpper(c.SMTP.DefaultRegion)
+	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
+		add("smtp.tls_cert", "tls_cert and tls_key must be set together")
+	}
+	switch c.SMTP.Text {
+	case "body", "subject", "subject+body":
+	default:
+		add("smtp.text", "must be body, subject or subject+body, not %q", c.SMTP.Text)
+	}
+	positive := func(key string, v int64) {
+		if v < 0 {
+			add(key, "must be positive")
+		}
+	}
+	positive("smtp.max_message_bytes", c.SMTP.MaxMessageBytes)
+	positive("smtp.max_recipients", int64(c.SMTP.MaxRecipients))
+	positive("smtp.max_segments", int64(c.SMTP.MaxSegments))
+	positive("smtp.max_connections", int64(c.SMTP.MaxConnections))
+
+	checkAddr("http.listen", c.HTTP.Listen)
+	if c.HTTP.PublicURL != "" {
+		if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("http.public_url", "must be an absolute http or https URL")
+		}
+	}
+
+	positive("queue.workers", int64(c.Queue.Workers))
+	if c.Queue.RetryMin > c.Queue.RetryMax {
+		add("queue.retry_min", "must not exceed queue.retry_max (%s)", c.Queue.RetryMax)
+	}
+	for key, d := range map[string]time.Duration{
+		"queue.max_age": c.Queue.MaxAge, "queue.retry_min": c.Queue.RetryMin, "queue.retry_max": c.Queue.RetryMax,
+		"queue.send_timeout": c.Queue.SendTimeout, "queue.shutdown_grace": c.Queue.ShutdownGrace,
+	} {
+		if d < 0 {
+			add(key, "must be positive")
+		}
+	}
+
+	if len(c.Accounts) == 0 {
+		add("accounts", "at least one account is required")
+	}
+	names := map[string]bool{}
+	for i, a := range c.Accounts {
+		key := fmt.Sprintf("accounts[%d]", i)
+		if a.Name == "" {
+			add(key+".name", "must be set")
+		} else if names[a.Name] {
+			add(key+".name", "duplicate account %q", a.Name)
+		}
+		names[a.Name] = true
+		if len(a.Emails) == 0 {
+			add(key+".emails", "at least one address or *@domain pattern is required")
+		}
+		for j, e := range a.Emails {
+			local, domain, ok := strings.Cut(e, "@")
+			if !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
+				(strings.Contains(local, "*") && local != "*") {
+				add(fmt.Sprintf("%s.emails[%d]", key, j), "%q is not an address or *@domain pattern", e)
+			}
+		}
+		for j, s := range a.SenderIDs {
+			if !senderID.MatchString(s) {
+				add(fmt.Sprintf("%s.sender_ids[%d]", key, j), "%q is not a sender ID (letters, digits, +, at most 16)", s)
+			}
+		}
+	}
+
+	provs := map[string]bool{}
+	for i, p := range c.Providers {
+		key := fmt.Sprintf("providers[%d]", i)
+		if p.Name == "" {
+			add(key+".name", "must be set")
+		} else if provs[p.Name] {
+			add(key+".name", "duplicate provider %q", p.Name)
+		}
+		provs[p.Name] = true
+		if p.BaseURL != "" {
+			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(key+".base_url", "must be an absolute https or http URL")
+			}
+		}
+		positive(key+".concurrency", int64(p.Concurrency))
+		if v, ok := p.Settings.(interface{ Validate() error }); ok {
+			for _, err := range flatten(v.Validate()) {
+				probs = append(probs, key+"."+err.Error())
+			}
+		}
+	}
+	if len(c.Providers) == 0 {
+		add("providers", "at least one provider is required")
+	}
+
+	if len(c.Routes) == 0 {
+		add("routes", "at least one route is required")
+	}
+	prefixes := map[string]bool{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if !routePrefix.MatchString(r.Prefix) {
+			add(key+".prefix", "%q must be + followed by digits (E.164), or + alone for every number", r.Prefix)
+		} else if prefixes[r.Prefix] {
+			add(key+".prefix", "duplicate prefix %q", r.Prefix)
+		}
+		prefixes[r.Prefix] = true
+		if !provs[r.Provider] {
+			add(key+".provider", "unknown provider %q", r.Provider)
+		}
+		for j, f := range r.Fallback {
+			if !provs[f] {
+				add(fmt.Sprintf("%s.fallback[%d]", key, j), "unknown provider %q", f)
+			}
+		}
+	}
+	return probs
+}
+
+// flatten undoes errors.Join so each problem gets its own key path.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -1,0 +1,210 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/smsbridge/config"
+)
+
+// fakeSettings is a provider type's own keys, as a provider package has.
+type fakeSettings struct {
+	Token     config.Secret `toml:"token"`
+	TokenFile string        `toml:"token_file"`
+	Numbers   []string      `toml:"numbers"`
+}
+
+func (f *fakeSettings) Validate() error {
+	var errs []error
+	tok, err := config.ResolveSecret("token", f.Token, f.TokenFile)
+	if err != nil {
+		errs = append(errs, err)
+	} else if tok == "" {
+		errs = append(errs, errors.New("token: must be set"))
+	}
+	f.Token = tok
+	if len(f.Numbers) == 0 {
+		errs = append(errs, errors.New("numbers: at least one number is required"))
+	}
+	return errors.Join(errs...)
+}
+
+func kinds(typ string) (any, bool) {
+	switch typ {
+	case "console":
+		return nil, true
+	case "fake":
+		return &fakeSettings{}, true
+	}
+	return nil, false
+}
+
+const minimal = `
+[smtp]
+domains = ["sms.example.com"]
+[[accounts]]
+name = "ops"
+emails = ["*@example.com"]
+sender_ids = ["Ops"]
+[[providers]]
+name = "c"
+type = "console"
+[[routes]]
+prefix = "+"
+provider = "c"
+`
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"store.path", c.Store.Path, "smsbridge.db"},
+		{"smtp.listen", c.SMTP.Listen, "127.0.0.1:2525"},
+		{"smtp.default_region", c.SMTP.DefaultRegion, "IL"},
+		{"smtp.max_segments", c.SMTP.MaxSegments, 10},
+		{"smtp.text", c.SMTP.Text, "body"},
+		{"queue.retry_min", c.Queue.RetryMin, 30 * time.Second},
+		{"queue.max_age", c.Queue.MaxAge, 24 * time.Hour},
+		{"providers[0].concurrency", c.Providers[0].Concurrency, 4},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestDurationsAndProviderSettings(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := minimal + fmt.Sprintf(`
+[queue]
+retry_min = "5s"
+retry_max = "2m"
+[[providers]]
+name = "f"
+type = "fake"
+base_url = "https://api.example.com/v1"
+token_file = %q
+numbers = ["+983000505"]
+`, tokFile)
+	c, err := config.Parse(text, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue.RetryMin != 5*time.Second || c.Queue.RetryMax != 2*time.Minute {
+		t.Errorf("durations = %v, %v", c.Queue.RetryMin, c.Queue.RetryMax)
+	}
+	f, ok := c.Providers[1].Settings.(*fakeSettings)
+	if !ok {
+		t.Fatalf("settings = %T", c.Providers[1].Settings)
+	}
+	if f.Token.Value() != "s3cret-token" || c.Providers[1].BaseURL != "https://api.example.com/v1" {
+		t.Errorf("settings = %+v, base_url %q", f, c.Providers[1].BaseURL)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", f.Token, f, f); strings.Contains(s, "s3cret") {
+		t.Errorf("secret printed: %s", s)
+	}
+}
+
+// Every problem is reported at once, each with its key path.
+func TestProblemsNameTheirKeys(t *testing.T) {
+	text := `
+[store]
+pth = "x.db"
+[smtp]
+domains = []
+default_region = "XX"
+text = "html"
+[queue]
+retry_min = "2h"
+retry_max = "1h"
+[[accounts]]
+name = "a"
+emails = ["not-an-address"]
+sender_ids = ["bad sender id that is way too long"]
+[[providers]]
+name = "f"
+type = "fake"
+base_url = "ftp://x"
+colour = "blue"
+[[providers]]
+name = "g"
+type = "nosuch"
+[[routes]]
+prefix = "972"
+provider = "missing"
+fallback = ["f", "nope"]
+`
+	_, err := config.Parse(text, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v, want config.Problems", err)
+	}
+	want := []string{
+		"store.pth: unknown key",
+		"providers.colour: unknown key",
+		"smtp.domains: at least one domain is required",
+		"smtp.default_region:",
+		"smtp.text:",
+		"queue.retry_min: must not exceed",
+		"accounts[0].emails[0]:",
+		"accounts[0].sender_ids[0]:",
+		"providers[0].base_url: must be an absolute https or http URL",
+		"providers[0].token: must be set",
+		"providers[0].numbers: at least one number is required",
+		"providers[1].type: unknown provider type \"nosuch\"",
+		"routes[0].prefix:",
+		"routes[0].provider: unknown provider \"missing\"",
+		"routes[0].fallback[1]: unknown provider \"nope\"",
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
+		}
+	}
+}
+
+func TestSecretFileConflicts(t *testing.T) {
+	_, err := config.ResolveSecret("token", "a", "/some/file")
+	if err == nil || !strings.HasPrefix(err.Error(), "token and token_file") {
+		t.Errorf("both set: err = %v", err)
+	}
+	_, err = config.ResolveSecret("token", "", filepath.Join(t.TempDir(), "missing"))
+	if err == nil || !strings.HasPrefix(err.Error(), "token_file:") {
+		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+func TestSyntaxError(t *testing.T) {
+	_, err := config.Parse("[smtp\n", kinds)
+	if err == nil {
+		t.Fatal("want a syntax error")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(minimal)
+	f.Add("[smtp]\ndomains=[\"a\"]\n[[routes]]\nprefix=\"+1\"\n")
+	f.Add("[[providers]]\nname=1\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := config.Parse(text, kinds)
+		if err == nil && (len(c.SMTP.Domains) == 0 || len(c.Routes) == 0 || len(c.Accounts) == 0) {
+			t.Fatalf("accepted an incomplete config: %+v", c)
+		}
+	})
+}

@@ -1,0 +1,161 @@
+// Package daemon wires the configuration to the components and runs them:
+// store, bridge, dispatcher, SMTP listener. It holds no domain logic; it
+// exists apart from cmd/smsbridge so tests can run the whole daemon in
+// process on 127.0.0.1:0.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
+	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/smtpin"
+)
+
+// Daemon is a running smsbridge.
+type Daemon struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	store      *sqlite.Store
+	bridge     *bridge.Bridge
+	dispatcher *bridge.Dispatcher
+	smtp       *smtpin.Server
+	smtpLn     net.Listener
+}
+
+// New opens the store and builds every component, and binds the
+// listeners, so that configuration and port errors surface before Run.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log}
+	var provs []bridge.Provider
+	for _, pc := range cfg.Providers {
+		p, err := newProvider(pc, log)
+		if err != nil {
+			return nil, err
+		}
+		provs = append(provs, p)
+	}
+	st, err := sqlite.Open(ctx, cfg.Store.Path, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	d.store = st
+
+	concurrency := map[string]int{}
+	for _, pc := range cfg.Providers {
+		concurrency[pc.Name] = pc.Concurrency
+	}
+	d.dispatcher = bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
+		Workers:     cfg.Queue.Workers,
+		RetryMin:    cfg.Queue.RetryMin,
+		RetryMax:    cfg.Queue.RetryMax,
+		MaxAge:      cfg.Queue.MaxAge,
+		SendTimeout: cfg.Queue.SendTimeout,
+		Concurrency: concurrency,
+		Log:         log.With("component", "dispatcher"),
+	})
+	var routes []bridge.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
+	}
+	var accounts []bridge.Account
+	for _, a := range cfg.Accounts {
+		accounts = append(accounts, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs, AllowPhonebooks: a.AllowPhonebooks})
+	}
+	d.bridge, err = bridge.New(st, provs, routes, accounts, bridge.Options{
+		Region:        cfg.SMTP.DefaultRegion,
+		MaxSegments:   cfg.SMTP.MaxSegments,
+		MaxRecipients: cfg.SMTP.MaxRecipients,
+		Enqueued:      d.dispatcher.Wake,
+		Log:           log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	var tlsCfg *tls.Config
+	if cfg.SMTP.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("smtp.tls_cert: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	d.smtp = smtpin.New(d.bridge, smtpin.Config{
+		Hostname:        cfg.SMTP.Hostname,
+		Domains:         cfg.SMTP.Domains,
+		RequireAuth:     cfg.SMTP.RequireAuth,
+		TLS:             tlsCfg,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:   cfg.SMTP.MaxRecipients,
+		Text:            cfg.SMTP.Text,
+		ReadTimeout:     cfg.SMTP.ReadTimeout,
+		WriteTimeout:    cfg.SMTP.WriteTimeout,
+		MaxConnections:  cfg.SMTP.MaxConnections,
+	}, log.With("component", "smtp"))
+	d.smtpLn, err = net.Listen("tcp", cfg.SMTP.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("smtp.listen: %w", err)
+	}
+	return d, nil
+}
+
+// SMTPAddr is the address the SMTP listener is bound to.
+func (d *Daemon) SMTPAddr() string { return d.smtpLn.Addr().String() }
+
+// Store returns the daemon's store.
+func (d *Daemon) Store() *sqlite.Store { return d.store }
+
+// Bridge returns the daemon's bridge.
+func (d *Daemon) Bridge() *bridge.Bridge { return d.bridge }
+
+// Run serves until ctx is cancelled, then shuts down gracefully: stop
+// accepting mail, let open sessions and in-flight sends finish within
+// queue.shutdown_grace, close the store. It returns nil on a clean stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	grace := d.cfg.Queue.ShutdownGrace
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		d.dispatcher.Run(runCtx, grace)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := d.smtp.Serve(d.smtpLn); err != nil {
+			errc <- fmt.Errorf("smtp: %w", err)
+			cancel()
+		}
+	}()
+	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "store", d.cfg.Store.Path)
+
+	<-runCtx.Done()
+	d.log.Info("shutting down", "grace", grace)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer scancel()
+	err := d.smtp.Shutdown(sctx)
+	wg.Wait()
+	if cerr := d.store.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	select {
+	case e := <-errc:
+		err = errors.Join(e, err)
+	default:
+	}
+	return err
+}

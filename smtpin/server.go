@@ -1,0 +1,332 @@
+// Package smtpin is the SMTP front end: a go-smtp backend whose sessions
+// check the sender at MAIL, each recipient at RCPT and the content at DATA
+// through the bridge, and answer with RFC 5321/3463 codes that name the
+// reason. A message gets 250 only once the store has committed it.
+package smtpin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Config is what the SMTP front end needs from the configuration.
+type Config struct {
+	Hostname        string
+	Domains         []string
+	RequireAuth     bool
+	TLS             *tls.Config // nil: no STARTTLS
+	MaxMessageBytes int64
+	MaxRecipients   int
+	Text            string // body, subject or subject+body
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	MaxConnections  int
+}
+
+// Submitter is the part of the bridge the SMTP side uses. It is declared
+// here, where it is used, so tests can see exactly what smtpin depends on.
+type Submitter interface {
+	Account(addr string) (*bridge.Account, error)
+	Resolve(acct *bridge.Account, dest string) (bridge.Recipient, error)
+	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
+}
+
+// Server is an SMTP listener feeding the bridge.
+type Server struct {
+	smtp    *smtp.Server
+	bridge  Submitter
+	cfg     Config
+	log     *slog.Logger
+	domains map[string]bool
+}
+
+// New returns a server; call Serve to start it.
+func New(b Submitter, cfg Config, log *slog.Logger) *Server {
+	s := &Server{bridge: b, cfg: cfg, log: log, domains: map[string]bool{}}
+	for _, d := range cfg.Domains {
+		s.domains[strings.ToLower(d)] = true
+	}
+	srv := smtp.NewServer(s)
+	srv.Domain = cfg.Hostname
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	// go-smtp refuses recipients past the cap itself with 452 4.5.3.
+	srv.MaxRecipients = cfg.MaxRecipients
+	srv.ReadTimeout = cfg.ReadTimeout
+	srv.WriteTimeout = cfg.WriteTimeout
+	srv.TLSConfig = cfg.TLS
+	srv.ErrorLog = slogPrinter{log}
+	s.smtp = srv
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.MaxConnections > 0 {
+		ln = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxConnections)}
+	}
+	err := s.smtp.Serve(ln)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for open sessions to end
+// until ctx is done, then closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return s.smtp.Close()
+	}
+	return err
+}
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+}
+
+type session struct {
+	srv    *Server
+	remote string
+
+	from  string
+	acct  *bridge.Account
+	rcpts []bridge.Recipient
+}
+
+func (s *session) Reset() {
+	s.from, s.acct, s.rcpts = "", nil, nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.srv.cfg.RequireAuth {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
+	acct, err := s.srv.bridge.Account(from)
+	if err != nil {
+		return s.refuse("MAIL", err)
+	}
+	s.Reset()
+	s.from, s.acct = from, acct
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.acct == nil {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+	}
+	local, err := s.srv.localPart(to)
+	if err != nil {
+		return s.refuse("RCPT", err)
+	}
+	r, err := s.srv.bridge.Resolve(s.acct, local)
+	if err != nil {
+		return s.refuse("RCPT", err)
+	}
+	s.rcpts = append(s.rcpts, r)
+	return nil
+}
+
+// localPart returns the local part of an address at one of our domains;
+// anything else would be relaying.
+func (s *Server) localPart(addr string) (string, error) {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 {
+		return "", bridge.Permanent(bridge.ReasonBadDomain, "to", "<%s>: not an address at %s", addr, s.cfg.Domains[0])
+	}
+	local, domain := addr[:i], strings.ToLower(addr[i+1:])
+	if !s.domains[domain] {
+		return "", bridge.Permanent(bridge.ReasonBadDomain, "to", "relaying to <%s> denied: only phone numbers at %s", addr, strings.Join(s.cfg.Domains, ", "))
+	}
+	return local, nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	m, err := ReadMail(r)
+	if err != nil {
+		// Consume what is left so a broken mail never desynchronises
+		// the session (go-smtp also drains, this keeps it explicit).
+		_, _ = io.Copy(io.Discard, r)
+		return s.refuse("DATA", err)
+	}
+	sub, err := s.submission(m)
+	if err != nil {
+		return s.refuse("DATA", err)
+	}
+	// The client is waiting for our answer and cannot cancel; bound the
+	// commit by the write timeout so a stuck store yields a 451.
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.commitTimeout())
+	defer cancel()
+	msg, err := s.srv.bridge.Submit(ctx, sub)
+	if err != nil {
+		return s.refuse("DATA", err)
+	}
+	s.srv.log.Info("accepted", "channel", "smtp", "id", msg.ID, "account", s.acct.Name, "recipients", len(msg.Recipients))
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + msg.ID}
+}
+
+func (s *Server) commitTimeout() time.Duration {
+	if s.cfg.WriteTimeout > 0 {
+		return s.cfg.WriteTimeout
+	}
+	return time.Minute
+}
+
+// Headers that steer a mail's SMS.
+const (
+	HeaderSender       = "X-SMS-Sender"        // one of the account's sender IDs
+	HeaderSendAt       = "X-SMS-Send-At"       // RFC 3339 time to send at
+	HeaderTemplate     = "X-SMS-Template"      // provider template id / pattern code
+	HeaderParamPrefix  = "X-SMS-Param-"        // X-SMS-Param-<name>: template parameter
+	HeaderOverrideText = "X-SMS-Override-Text" // "yes": with a template, send the mail text too
+)
+
+// submission turns a parsed mail into a bridge submission.
+func (s *session) submission(m *Mail) (*bridge.Submission, error) {
+	sub := &bridge.Submission{
+		Account:       s.acct,
+		Channel:       bridge.ChannelSMTP,
+		EnvelopeFrom:  s.from,
+		MailMessageID: m.MessageID,
+		Headers:       m.RawHeader,
+		Sender:        strings.TrimSpace(m.Header.Get(HeaderSender)),
+		Template:      strings.TrimSpace(m.Header.Get(HeaderTemplate)),
+		Recipients:    s.rcpts,
+	}
+	if v := strings.TrimSpace(m.Header.Get(HeaderSendAt)); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return nil, bridge.Permanent(bridge.ReasonInvalid, "send_at", "%s: %q is not an RFC 3339 time such as 2030-01-02T15:04:05+02:00", HeaderSendAt, v)
+		}
+		sub.SendAt = t
+	}
+	fields := m.Header.Fields()
+	for fields.Next() {
+		k := fields.Key()
+		if len(k) > len(HeaderParamPrefix) && strings.EqualFold(k[:len(HeaderParamPrefix)], HeaderParamPrefix) {
+			if sub.Params == nil {
+				sub.Params = map[string]string{}
+			}
+			v, err := fields.Text()
+			if err != nil {
+				v = fields.Value()
+			}
+			sub.Params[k[len(HeaderParamPrefix):]] = strings.TrimSpace(v)
+		}
+	}
+	text := m.Text(s.srv.cfg.Text)
+	if sub.Template == "" {
+		sub.Text = text
+		if len(sub.Params) > 0 {
+			return nil, bridge.Permanent(bridge.ReasonInvalid, "params", "%s headers need %s", HeaderParamPrefix+"<name>", HeaderTemplate)
+		}
+	} else if strings.EqualFold(strings.TrimSpace(m.Header.Get(HeaderOverrideText)), "yes") {
+		sub.Text = text
+	}
+	return sub, nil
+}
+
+// refuse logs a refusal and turns it into the SMTP reply.
+func (s *session) refuse(stage string, err error) error {
+	e := Reply(err)
+	s.srv.log.Info("refused", "channel", "smtp", "stage", stage, "remote", s.remote,
+		"reason", string(bridge.ReasonOf(err)), "code", e.Code, "err", err)
+	return e
+}
+
+// Reply maps an error to the SMTP reply a client sees. It is the only place
+// that does: go-smtp would turn a plain error into a permanent 554 showing
+// internal text, so every error is translated here, and internal causes
+// never reach the client.
+func Reply(err error) *smtp.SMTPError {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se
+	}
+	var be *bridge.Error
+	msg := "temporary failure, try again later"
+	if errors.As(err, &be) && be.Msg != "" {
+		msg = be.Msg
+	}
+	code := func(c int, class, subject, detail int) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: c, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: msg}
+	}
+	switch bridge.ReasonOf(err) {
+	case bridge.ReasonBadDomain, bridge.ReasonUnknownAccount, bridge.ReasonSenderNotAllowed:
+		return code(550, 5, 7, 1)
+	case bridge.ReasonBadNumber:
+		return code(550, 5, 1, 1)
+	case bridge.ReasonNoRoute:
+		return code(550, 5, 1, 2)
+	case bridge.ReasonTooLong:
+		return code(552, 5, 3, 4)
+	case bridge.ReasonEmpty, bridge.ReasonTemplateUnknown, bridge.ReasonInvalid:
+		return code(554, 5, 6, 0)
+	case bridge.ReasonTooManyRecipients:
+		return code(452, 4, 5, 3)
+	case bridge.ReasonRateLimited:
+		return code(451, 4, 7, 1)
+	case bridge.ReasonStoreUnavailable:
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot store the message now, try again later"}
+	}
+	if !bridge.IsTemporary(err) && be != nil {
+		return code(554, 5, 0, 0)
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
+}
+
+// limitListener answers connections over the cap with 421 instead of
+// letting them queue unseen in the kernel's backlog.
+type limitListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n")
+			_ = c.Close()
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// slogPrinter adapts slog to go-smtp's Printf logger.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.log.Warn("smtp", "msg", fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.log.Warn("smtp", "msg", fmt.Sprint(v...)) }
