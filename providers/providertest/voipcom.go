@@ -1,0 +1,264 @@
+package providertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// voipcomBase is the path part of the real base URL, kept so that clients
+// are tested joining paths onto a base that has one.
+const voipcomBase = "/api-v2/index.php"
+
+// Voipcom fakes the voip-communications api-v2 send call
+// (shared/provider-docs/voip-communications-sms-send.txt): POST
+// {base}/sms/send with HTTP Basic auth and a form body, answered with a
+// send_log of one entry per recipient.
+type Voipcom struct {
+	URL    string // base_url to configure
+	Faults Faults
+
+	apiKey, apiPassword string
+	numbers             map[string]bool
+
+	mu       sync.Mutex
+	requests []VoipcomRequest
+	fail     map[string]voipcomFailure
+	drop     map[string]bool
+	seq      int
+}
+
+// VoipcomRequest is one accepted sms/send call.
+type VoipcomRequest struct {
+	Method string
+	Path   string
+	Header http.Header
+	Form   url.Values // the parsed body
+	To     []string   // the `to` list, split on ","
+	Time   time.Time
+}
+
+type voipcomFailure struct {
+	code int
+	desc string
+}
+
+// voipcomEntry is one documented send_log entry.
+type voipcomEntry struct {
+	Code         int     `json:"code"`
+	CodeDesc     string  `json:"code_desc"`
+	From         string  `json:"from"`
+	To           string  `json:"to"`
+	Country      string  `json:"country"`
+	Msg          string  `json:"msg"`
+	DeliveryDate string  `json:"delivery_date"`
+	Sale         float64 `json:"sale"`
+	Type         string  `json:"type"`
+	Status       string  `json:"status"`
+	SMSID        string  `json:"smsid"`
+}
+
+// NewVoipcom starts a fake for one account. numbers are the account's
+// SMS-enabled numbers (digits), the only ones accepted as `from`.
+func NewVoipcom(t testing.TB, apiKey, apiPassword string, numbers ...string) *Voipcom {
+	t.Helper()
+	f := &Voipcom{
+		apiKey:      apiKey,
+		apiPassword: apiPassword,
+		numbers:     make(map[string]bool, len(numbers)),
+		fail:        map[string]voipcomFailure{},
+		drop:        map[string]bool{},
+	}
+	for _, n := range numbers {
+		f.numbers[n] = true
+	}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL + voipcomBase
+	return f
+}
+
+// Requests returns the accepted requests, oldest first.
+func (f *Voipcom) Requests() []VoipcomRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]VoipcomRequest(nil), f.requests...)
+}
+
+// FailRecipient makes the send_log entry for digits fail with code and desc
+// (as code_desc) in every later call.
+func (f *Voipcom) FailRecipient(digits string, code int, desc string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[digits] = voipcomFailure{code, desc}
+}
+
+// DropRecipient leaves digits out of the send_log of every later call, as
+// a misbehaving API would.
+func (f *Voipcom) DropRecipient(digits string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drop[digits] = true
+}
+
+func (f *Voipcom) serve(w http.ResponseWriter, r *http.Request) {
+	// Reading the body first lets net/http notice a client that hangs up,
+	// which cancels r.Context() and so ends a Delay fault early.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if f.Faults.Apply(w, r) {
+		return
+	}
+	if r.URL.Path != voipcomBase+"/sms/send" {
+		voipcomError(w, http.StatusNotFound, "Not found")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		voipcomError(w, http.StatusMethodNotAllowed, "Method not allowed")
+		return
+	}
+	// The documented answer to bad credentials.
+	if key, pw, ok := r.BasicAuth(); !ok || key != f.apiKey || pw != f.apiPassword {
+		voipcomError(w, http.StatusUnauthorized, "Invalid api credentials")
+		return
+	}
+	// The real API (PHP) would see no fields in any other body and answer
+	// as for missing fields; saying why helps whoever reads a failing test.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		voipcomError(w, http.StatusBadRequest, "Content-Type must be application/x-www-form-urlencoded")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		voipcomError(w, http.StatusBadRequest, "Malformed form body")
+		return
+	}
+	form := r.PostForm
+	// The document marks to and msg required but not what the API answers
+	// without them; this fake answers 400 in the api-v2 error shape.
+	if form.Get("to") == "" || form.Get("msg") == "" {
+		voipcomError(w, http.StatusBadRequest, "to and msg are required")
+		return
+	}
+	// Same for an unreadable delivery_date: undocumented, so 400.
+	var at time.Time
+	if dd := form.Get("delivery_date"); dd != "" {
+		var ok bool
+		if at, ok = parseVoipcomDate(dd); !ok {
+			voipcomError(w, http.StatusBadRequest, "Invalid delivery_date")
+			return
+		}
+	}
+
+	to := strings.Split(form.Get("to"), ",")
+	for i := range to {
+		to[i] = strings.TrimSpace(to[i])
+	}
+	from := form.Get("from")
+
+	f.mu.Lock()
+	log := make([]voipcomEntry, 0, len(to))
+	for _, n := range to {
+		if f.drop[n] {
+			continue
+		}
+		log = append(log, f.entry(from, n, form.Get("msg"), at))
+	}
+	f.requests = append(f.requests, VoipcomRequest{
+		Method: r.Method,
+		Path:   r.URL.Path,
+		Header: r.Header.Clone(),
+		Form:   voipcomCloneForm(form),
+		To:     to,
+		Time:   time.Now(),
+	})
+	f.mu.Unlock()
+
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"send_log": log})
+}
+
+// entry answers for one recipient. f.mu is held.
+func (f *Voipcom) entry(from, to, msg string, at time.Time) voipcomEntry {
+	e := voipcomEntry{Code: 200, From: from, To: to, Country: voipcomCountry(to), Msg: msg,
+		Sale: 0.01, Type: "BULKSMS", Status: "SENT"}
+	// The document shows only BULKSMS; a 2-way send is named by analogy.
+	if from != "" {
+		e.Type = "2WAYSMS"
+	}
+	if at.IsZero() {
+		e.DeliveryDate = time.Now().UTC().Format(time.DateTime)
+	} else {
+		e.DeliveryDate = at.Format(time.DateTime)
+		e.Status = "SCHEDULED"
+	}
+	fail, failed := f.fail[to]
+	switch {
+	case to == "" || strings.Trim(to, "0123456789") != "":
+		e.Code, e.CodeDesc = 400, "invalid number"
+	// Undocumented: a `from` that is not ours fails every entry, with 403
+	// as the closest HTTP meaning ("not yours to use").
+	case from != "" && !f.numbers[from]:
+		e.Code, e.CodeDesc = 403, "from number not SMS enabled"
+	case failed:
+		e.Code, e.CodeDesc = fail.code, fail.desc
+	}
+	// A refused SMS is neither charged nor given an id (our choice; the
+	// document shows only a success).
+	if e.Code != 200 {
+		e.Status, e.Sale = "FAILED", 0
+		return e
+	}
+	f.seq++
+	// 27 hex digits, like the documented "2017559ea27008c6b7122900621".
+	e.SMSID = fmt.Sprintf("%012x%015x", time.Now().UnixMilli(), f.seq)
+	return e
+}
+
+// parseVoipcomDate reads the documented "YYYY-MM-DD HH:MM" and a few other
+// common layouts ("or any valid date format").
+func parseVoipcomDate(s string) (time.Time, bool) {
+	for _, layout := range []string{"2006-01-02 15:04", time.DateTime, time.DateOnly, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func voipcomCountry(digits string) string {
+	switch {
+	case strings.HasPrefix(digits, "1"):
+		return "US"
+	case strings.HasPrefix(digits, "972"):
+		return "IL"
+	}
+	return ""
+}
+
+// voipcomError writes the api-v2 error shape.
+func voipcomError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": true, "error_message": msg})
+}
+
+func voipcomCloneForm(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
