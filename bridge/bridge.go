@@ -190,7 +190,7 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		}
 		r.State = StateQueued
 		r.NextAttempt = now
-		if !sendAt.IsZero() && !schedulesNatively(b.providers[r.Provider]) {
+		if !sendAt.IsZero() && !schedulesNatively(b.providers[r.Provider], req) {
 			r.NextAttempt = sendAt
 		}
 		m.Recipients = append(m.Recipients, r)
@@ -211,8 +211,16 @@ func (b *Bridge) checkRequest(r Recipient, req *SendRequest) (Recipient, error) 
 	var usable []string
 	var firstErr error
 	for _, name := range r.Providers {
-		if c, ok := b.providers[name].(RequestChecker); ok {
-			if err := c.CheckRequest(req); err != nil {
+		p := b.providers[name]
+		if c, ok := p.(RequestChecker); ok {
+			preq := req
+			if !req.SendAt.IsZero() && !schedulesNatively(p, req) {
+				// We hold it until due; the provider sees a send for now.
+				cp := *req
+				cp.SendAt = time.Time{}
+				preq = &cp
+			}
+			if err := c.CheckRequest(preq); err != nil {
 				if firstErr == nil {
 					firstErr = err
 				}
@@ -241,15 +249,15 @@ func (m *Message) request() *SendRequest {
 }
 
 // Scheduler is implemented by providers that schedule sends themselves:
-// a future send is handed to them at once with SendAt set (so the
-// provider validates it now), instead of being held in our queue.
+// a future send they accept is handed to them at once with SendAt set (so
+// the provider validates it now), instead of being held in our queue.
 type Scheduler interface {
-	SchedulesNatively() bool
+	SchedulesNatively(req *SendRequest) bool
 }
 
-func schedulesNatively(p Provider) bool {
+func schedulesNatively(p Provider, req *SendRequest) bool {
 	s, ok := p.(Scheduler)
-	return ok && s.SchedulesNatively()
+	return ok && s.SchedulesNatively(req)
 }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -73,7 +73,7 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		opt:       opt,
 		sem:       map[string]chan struct{}{},
 		wake:      make(chan struct{}, 1),
-		capacity:  opt.Workers * 64,
+		capacity:  opt.Workers * 8,
 	}
 	for _, p := range providers {
 		n := opt.Concurrency[p.Name()]
@@ -105,7 +105,7 @@ type batch struct {
 // outlast the wait for a worker plus the provider call, or a slow send
 // would be claimed twice; it is also the retry delay after a crash.
 func (d *Dispatcher) lease(attempts int) time.Duration {
-	min := time.Duration(d.capacity/d.opt.Workers+1)*d.opt.SendTimeout + time.Minute
+	min := time.Duration(d.capacity/d.opt.Workers+1)*d.opt.SendTimeout + 5*time.Second
 	if b := d.backoff(attempts); b > min {
 		return b
 	}
@@ -263,11 +263,20 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 		}
 		live = nil
 	}
-	if len(live) > 0 {
-		req := b.msg.request()
-		if !schedulesNatively(p) {
-			req.SendAt = time.Time{} // we held it until due
+	req := b.msg.request()
+	if len(live) > 0 && !req.SendAt.IsZero() && !schedulesNatively(p, req) {
+		if req.SendAt.After(now) {
+			// Failed over from a provider that schedules natively to
+			// one that does not: hold it until due.
+			for _, j := range live {
+				outcomes = append(outcomes, Outcome{RecipientID: j.Recipient.ID, State: StateQueued,
+					Provider: b.provider, Error: j.Recipient.Error, NextAttempt: req.SendAt, At: now})
+			}
+			live = nil
 		}
+		req.SendAt = time.Time{} // we held it until due
+	}
+	if len(live) > 0 {
 		for _, j := range live {
 			req.To = append(req.To, j.Recipient.To)
 		}

@@ -157,7 +157,13 @@ func (s *Server) localPart(addr string) (string, error) {
 }
 
 func (s *session) Data(r io.Reader) error {
-	m, err := ReadMail(r)
+	er := &errReader{r: r}
+	m, err := ReadMail(er)
+	if er.err != nil {
+		// The transport failed (size limit, timeout): answer that, not
+		// whatever the MIME parser made of the truncated input.
+		err = er.err
+	}
 	if err != nil {
 		// Consume what is left so a broken mail never desynchronises
 		// the session (go-smtp also drains, this keeps it explicit).
@@ -258,6 +264,9 @@ func Reply(err error) *smtp.SMTPError {
 	if errors.As(err, &se) {
 		return se
 	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "line too long (RFC 5321 allows 1000 octets)"}
+	}
 	var be *bridge.Error
 	msg := "temporary failure, try again later"
 	if errors.As(err, &be) && be.Msg != "" {
@@ -288,6 +297,20 @@ func Reply(err error) *smtp.SMTPError {
 		return code(554, 5, 0, 0)
 	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
+}
+
+// errReader remembers the first error of the SMTP data stream itself.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // limitListener answers connections over the cap with 421 instead of

@@ -34,7 +34,7 @@ func (p *Provider) Send(ctx context.Context, req *bridge.SendRequest) ([]bridge.
 	res := make([]bridge.Result, len(req.To))
 	for i, to := range req.To {
 		id := newID()
-		p.log.InfoContext(ctx, "sms", "provider", p.name, "id", id, "message", req.MessageID,
+		p.log.InfoContext(ctx, "sms", "id", id, "message", req.MessageID,
 			"from", req.Sender, "to", to, "template", req.Template, "text", req.Text)
 		res[i] = bridge.Result{ProviderID: id}
 	}

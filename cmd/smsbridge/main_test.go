@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/smsbridge/smsbridge/providers/providertest"
+)
+
+// The test binary doubles as the smsbridge binary: with this variable set
+// it runs main, so crash tests can SIGKILL a real daemon process.
+func TestMain(m *testing.M) {
+	if os.Getenv("SMSBRIDGE_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func daemonCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SMSBRIDGE_TEST_MAIN=1")
+	return cmd
+}
+
+func TestCheckConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", "-config", "../../config.example.toml"}, &out, &errb); code != 0 {
+		t.Fatalf("config.example.toml: exit %d: %s", code, errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[smtp]\ndomains = []\nfoo = 1\n[[routes]]\nprefix = \"x\"\nprovider = \"p\"\n"), 0o600)
+	errb.Reset()
+	if code := run([]string{"check-config", "-config", bad}, &out, &errb); code != 1 {
+		t.Fatalf("bad config: exit %d, want 1", code)
+	}
+	for _, key := range []string{"smtp.foo: unknown key", "smtp.domains:", "accounts:", "routes[0].prefix:", "routes[0].provider:"} {
+		if !strings.Contains(errb.String(), "\n  "+key) {
+			t.Errorf("problem list lacks %q:\n%s", key, errb.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "smsbridge ") {
+		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Crash safety: mail is acknowledged while the daemon is SIGKILLed; after a
+// restart every acknowledged message reaches the provider, and only those
+// in flight at the kill may arrive twice. Then SIGTERM stops it with exit 0.
+func TestCrashRestartLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemons")
+	}
+	fake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfgPath := filepath.Join(dir, "smsbridge.toml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+[store]
+path = %q
+[smtp]
+listen = %q
+domains = ["sms.example.com"]
+[queue]
+retry_min = "100ms"
+retry_max = "500ms"
+send_timeout = "2s"
+[[accounts]]
+name = "a"
+emails = ["*@example.com"]
+sender_ids = ["+17134567890"]
+[[providers]]
+name = "voip"
+type = "voipcom"
+base_url = %q
+api_key = "k"
+api_password = "p"
+numbers = ["+17134567890"]
+batch_size = 1
+[[routes]]
+prefix = "+"
+provider = "voip"
+`, filepath.Join(dir, "q.db"), addr, fake.URL)), 0o600)
+
+	startDaemon := func() *exec.Cmd {
+		cmd := daemonCmd("serve", "-config", cfgPath)
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				return cmd
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("daemon did not listen: %s", logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	inflight := 0
+	send := func(wg *sync.WaitGroup, worker int, stop <-chan struct{}) {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			num := fmt.Sprintf("9725%d%07d", worker, i)
+			err := sendPlain(addr, "+"+num+"@sms.example.com", "Subject: x\r\n\r\ncrash test "+num+"\r\n")
+			if err != nil {
+				return // the daemon is gone
+			}
+			mu.Lock()
+			acked[num] = true
+			mu.Unlock()
+		}
+	}
+
+	const kills = 3
+	for k := 0; k < kills; k++ {
+		cmd := startDaemon()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go send(&wg, k*4+w, stop)
+		}
+		time.Sleep(400 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		close(stop)
+		wg.Wait()
+		inflight += 4 * 2 // at most a couple of batches per worker in flight
+	}
+
+	cmd := startDaemon()
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	if want < 20 {
+		t.Fatalf("only %d messages acknowledged; the test is not exercising anything", want)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var got map[string]int
+	for {
+		got = map[string]int{}
+		for _, r := range fake.Requests() {
+			for _, to := range r.To {
+				got[to]++
+			}
+		}
+		missing := 0
+		for num := range acked {
+			if got[num] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dups := 0
+	for _, n := range got {
+		dups += n - 1
+	}
+	t.Logf("acknowledged %d, delivered %d distinct, %d duplicates over %d kills", want, len(got), dups, kills)
+	if dups > inflight {
+		t.Errorf("%d duplicates; at most the in-flight sends (%d) may repeat", dups, inflight)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: %v, want exit 0", err)
+	}
+}
+
+// sendPlain sends one mail without STARTTLS (the daemon under test has no
+// certificate; go-smtp's SendMail insists on TLS).
+func sendPlain(addr, to, msg string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail("load@example.com", []string{to}, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}

@@ -1,0 +1,79 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/smsbridge/loadtest"
+)
+
+const benchConfig = `
+[log]
+level = "warn"
+[smtp]
+domains = ["sms.localhost"]
+[[accounts]]
+name = "load"
+emails = ["*@localhost"]
+sender_ids = ["Load"]
+[[providers]]
+name = "console"
+type = "console"
+[[routes]]
+prefix = "+"
+provider = "console"
+`
+
+// BenchmarkSMTPAcknowledge measures durably acknowledged messages per
+// second with 20 SMTP sessions and 1 KiB messages, beside the go-smtp
+// discard server as the ceiling, and checks the dispatcher keeps up:
+// the queue must drain within a second of the load ending.
+//
+//	go test -run '^$' -bench SMTPAcknowledge -benchtime 1x ./internal/daemon
+func BenchmarkSMTPAcknowledge(b *testing.B) {
+	const dur = 5 * time.Second
+	for range b.N {
+		addr, stop, err := loadtest.DiscardServer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ceiling, err := loadtest.Run(context.Background(), loadtest.Options{Addr: addr, Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost"})
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+
+		d := startBench(b, benchConfig)
+		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: d.SMTPAddr(), Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost",
+			To: func(i int) string { return "+97250" + pad7(i) + "@sms.localhost" }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Failed > 0 {
+			b.Fatalf("%d failed: %v", res.Failed, res.Errors)
+		}
+		drained := time.Now()
+		for {
+			st, err := d.Store().Stats(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st.Queued == 0 {
+				break
+			}
+			if time.Since(drained) > 30*time.Second {
+				b.Fatalf("dispatcher did not keep up: %d still queued 30s after the load", st.Queued)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.ReportMetric(ceiling.Rate, "discard-msgs/s")
+		b.ReportMetric(res.Rate, "msgs/s")
+		b.ReportMetric(res.Rate/ceiling.Rate, "ratio")
+		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(time.Since(drained).Seconds(), "drain-s")
+	}
+}
+
+func pad7(i int) string { return fmt.Sprintf("%07d", i%10000000) }

@@ -1,0 +1,209 @@
+package smtpin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
+	"github.com/smsbridge/smsbridge/providers/console"
+	"github.com/smsbridge/smsbridge/smtpin"
+)
+
+type server struct {
+	addr  string
+	store *sqlite.Store
+}
+
+func newServer(t *testing.T, cfg smtpin.Config) *server {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(tlog{t}, nil))
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "s.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := console.New("console", nil, log)
+	b, err := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+972", Providers: []string{"console"}}},
+		[]bridge.Account{{Name: "a", Emails: []string{"*@example.com"}, SenderIDs: []string{"A"}}},
+		bridge.Options{Region: "IL", MaxSegments: 10, MaxRecipients: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Domains == nil {
+		cfg.Domains = []string{"sms.example.com"}
+	}
+	cfg.Text = "body"
+	cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, 5*time.Second
+	srv := smtpin.New(b, cfg, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		st.Close()
+	})
+	return &server{addr: ln.Addr().String(), store: st}
+}
+
+func (s *server) queued(t *testing.T) int {
+	st, err := s.store.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Queued
+}
+
+func code(err error) string {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		return fmt.Sprint(err)
+	}
+	return fmt.Sprintf("%d %d.%d.%d", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+}
+
+func TestReplyMapping(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{bridge.Permanent(bridge.ReasonBadDomain, "", "x"), "550 5.7.1"},
+		{bridge.Permanent(bridge.ReasonUnknownAccount, "", "x"), "550 5.7.1"},
+		{bridge.Permanent(bridge.ReasonSenderNotAllowed, "", "x"), "550 5.7.1"},
+		{bridge.Permanent(bridge.ReasonBadNumber, "", "x"), "550 5.1.1"},
+		{bridge.Permanent(bridge.ReasonNoRoute, "", "x"), "550 5.1.2"},
+		{bridge.Permanent(bridge.ReasonTooLong, "", "x"), "552 5.3.4"},
+		{bridge.Permanent(bridge.ReasonEmpty, "", "x"), "554 5.6.0"},
+		{bridge.Permanent(bridge.ReasonTemplateUnknown, "", "x"), "554 5.6.0"},
+		{bridge.Permanent(bridge.ReasonTooManyRecipients, "", "x"), "452 4.5.3"},
+		{&bridge.Error{Reason: bridge.ReasonRateLimited, Temp: true}, "451 4.7.1"},
+		{&bridge.Error{Reason: bridge.ReasonStoreUnavailable, Temp: true, Err: errors.New("disk I/O error /var/lib/x")}, "451 4.3.0"},
+		{errors.New("internal detail"), "451 4.3.0"},
+		{fmt.Errorf("reading mail: %w", smtp.ErrDataTooLarge), "552 5.3.4"},
+		{fmt.Errorf("reading mail: %w", smtp.ErrTooLongLine), "500 5.5.2"},
+		{fmt.Errorf("wrapped: %w", bridge.Permanent(bridge.ReasonBadNumber, "", "x")), "550 5.1.1"},
+	} {
+		got := smtpin.Reply(tc.err)
+		if s := code(got); s != tc.want {
+			t.Errorf("Reply(%v) = %s, want %s", tc.err, s, tc.want)
+		}
+		if strings.Contains(got.Message, "internal detail") || strings.Contains(got.Message, "/var/lib") {
+			t.Errorf("Reply(%v) leaks internals: %q", tc.err, got.Message)
+		}
+	}
+}
+
+func dial(t *testing.T, addr string) *smtp.Client {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello("test.example"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLimits(t *testing.T) {
+	s := newServer(t, smtpin.Config{MaxMessageBytes: 2048, MaxRecipients: 3, MaxConnections: 2})
+
+	t.Run("too many recipients", func(t *testing.T) {
+		c := dial(t, s.addr)
+		c.Mail("a@example.com", nil)
+		for i := range 3 {
+			if err := c.Rcpt(fmt.Sprintf("050123456%d@sms.example.com", i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Rcpt("0501234569@sms.example.com", nil); code(err) != "452 4.5.3" {
+			t.Errorf("4th RCPT: %v, want 452 4.5.3", err)
+		}
+	})
+	t.Run("too big", func(t *testing.T) {
+		c := dial(t, s.addr)
+		before := s.queued(t)
+		err := c.SendMail("a@example.com", []string{"0501234567@sms.example.com"},
+			strings.NewReader("Subject: x\r\n\r\n"+strings.Repeat(strings.Repeat("a", 70)+"\r\n", 60)))
+		if code(err) != "552 5.3.4" {
+			t.Errorf("got %v, want 552 5.3.4", err)
+		}
+		if s.queued(t) != before {
+			t.Error("an oversized mail was queued")
+		}
+	})
+	t.Run("connection cap", func(t *testing.T) {
+		s := newServer(t, smtpin.Config{MaxConnections: 2})
+		c1, c2 := dial(t, s.addr), dial(t, s.addr)
+		_, _ = c1, c2
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(conn)
+		if !strings.HasPrefix(string(b), "421 4.7.0") {
+			t.Errorf("third connection got %q, want 421 4.7.0", b)
+		}
+	})
+}
+
+func TestRequireAuth(t *testing.T) {
+	s := newServer(t, smtpin.Config{RequireAuth: true})
+	c := dial(t, s.addr)
+	if err := c.Mail("a@example.com", nil); code(err) != "530 5.7.0" {
+		t.Errorf("MAIL without AUTH: %v, want 530 5.7.0", err)
+	}
+}
+
+// A bare "\n.\n" inside the data must not end the message early (SMTP
+// smuggling): it is one message, whose text contains the would-be second one.
+func TestNoSmuggling(t *testing.T) {
+	s := newServer(t, smtpin.Config{})
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	script := "EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<0501234567@sms.example.com>\r\nDATA\r\n" +
+		"Subject: one\r\n\r\nfirst\n.\nMAIL FROM:<a@example.com>\nRCPT TO:<0507654321@sms.example.com>\nDATA\nsmuggled\r\n.\r\nQUIT\r\n"
+	if _, err := io.WriteString(conn, script); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	if n := strings.Count(string(b), "queued as"); n != 1 {
+		t.Fatalf("%d messages accepted, want 1:\n%s", n, b)
+	}
+	if q := s.queued(t); q != 1 {
+		t.Errorf("%d recipients queued, want 1", q)
+	}
+}
+
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
