@@ -225,6 +225,13 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 	for fields.Next() {
 		k := fields.Key()
 		if len(k) > len(HeaderParamPrefix) && strings.EqualFold(k[:len(HeaderParamPrefix)], HeaderParamPrefix) {
+			// Key() is canonicalised ("X-Sms-Param-Code"); template
+			// placeholders are case-sensitive, so take the name as written.
+			if raw, err := fields.Raw(); err == nil {
+				if name, _, ok := strings.Cut(string(raw), ":"); ok && len(name) == len(k) {
+					k = name
+				}
+			}
 			if sub.Params == nil {
 				sub.Params = map[string]string{}
 			}
