@@ -25,6 +25,12 @@ type Store interface {
 	// Complete records the outcomes of attempts, in one transaction.
 	Complete(ctx context.Context, outcomes []Outcome) error
 
+	// Recover makes recipients that were claimed by a run of this daemon
+	// that died (their sends were in flight at the crash) due at now, so
+	// they are retried at once rather than after their lease. It is called
+	// at start, before the dispatcher runs.
+	Recover(ctx context.Context, now time.Time) (int, error)
+
 	// NextDue returns the earliest NextAttempt of any queued recipient;
 	// ok is false when nothing is queued.
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)

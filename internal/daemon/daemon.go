@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
@@ -47,6 +48,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	d.store = st
+	// Sends in flight when the last run died are due again now.
+	if n, err := st.Recover(ctx, time.Now()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("recovering the queue: %w", err)
+	} else if n > 0 {
+		log.Warn("retrying sends that were in flight when the last run stopped", "recipients", n)
+	}
 
 	concurrency := map[string]int{}
 	for _, pc := range cfg.Providers {

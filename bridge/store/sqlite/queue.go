@@ -1,0 +1,370 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+var _ bridge.Store = (*Store)(nil)
+
+const (
+	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.headers,
+		m.sender, m.text, m.template, m.params, m.send_at, m.created`
+	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
+		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+
+	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
+		headers, sender, text, template, params, send_at, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
+		attempts, next_attempt, provider_id, error, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	// The index on (state, next_attempt) yields rows in (next_attempt, id)
+	// order, so this reads limit index entries, not every due row.
+	selectDue = `SELECT ` + recipientCols + `, ` + messageCols + `
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued' AND r.next_attempt <= ?
+		ORDER BY r.next_attempt, r.id LIMIT ?`
+	updateClaimed = `UPDATE recipients SET attempts = ?, next_attempt = ?, updated = ?, claimed = 1 WHERE id = ?`
+
+	// An outcome without a provider keeps the one recorded.
+	updateOutcome = `UPDATE recipients SET state = ?, provider = coalesce(nullif(?, ''), provider),
+		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0 WHERE id = ?`
+)
+
+// Enqueue stores m and its recipients in one transaction and returns once
+// that transaction is on disk. A recipient without a State is stored as
+// queued. On success the recipients' IDs and MessageIDs are filled in.
+//
+// Text fields keep their bytes exactly; Params and Providers are stored as
+// JSON, which turns invalid UTF-8 in them into U+FFFD.
+func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
+	if m.ID == "" {
+		return bridge.Permanent(bridge.ReasonInvalid, "id", "message has no id")
+	}
+	// Encode here, in the caller's goroutine: the writer is the one
+	// thing every caller shares, so it should only run SQL.
+	params, err := encodeMap(m.Params)
+	if err != nil {
+		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
+	}
+	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID,
+		m.Headers, m.Sender, m.Text, m.Template, params, millis(m.SendAt), millis(m.Created)}
+	rcptArgs := make([][]any, len(m.Recipients))
+	for i, r := range m.Recipients {
+		providers, err := json.Marshal(nonNil(r.Providers))
+		if err != nil {
+			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
+		}
+		rcptArgs[i] = []any{m.ID, r.To, string(providers), r.Provider, string(stateOrQueued(r.State)),
+			r.Attempts, millis(r.NextAttempt), r.ProviderID, r.Error, millis(r.Updated)}
+	}
+
+	ids := make([]int64, len(rcptArgs))
+	err = s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		if _, err := tx.exec(ctx, insertMessage, msgArgs...); err != nil {
+			return storeErr("inserting message "+m.ID, err)
+		}
+		for i, args := range rcptArgs {
+			res, err := tx.exec(ctx, insertRecipient, args...)
+			if err != nil {
+				return storeErr("inserting recipient of "+m.ID, err)
+			}
+			if ids[i], err = res.LastInsertId(); err != nil {
+				return storeErr("inserting recipient of "+m.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		r.ID, r.MessageID, r.State = ids[i], m.ID, stateOrQueued(r.State)
+	}
+	return nil
+}
+
+// Claim implements bridge.Store. Running in the writer goroutine makes
+// the select and the updates one transaction that no other Claim can
+// interleave with, so a recipient is handed out once per lease.
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var jobs []bridge.Job
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		jobs = nil
+		rows, err := tx.query(ctx, selectDue, millis(now), limit)
+		if err != nil {
+			return storeErr("selecting due recipients", err)
+		}
+		defer rows.Close()
+		msgs := map[string]*bridge.Message{}
+		for rows.Next() {
+			var rr recipientRow
+			var mr messageRow
+			if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
+				return storeErr("reading due recipients", err)
+			}
+			r, err := rr.recipient()
+			if err != nil {
+				return err
+			}
+			m := msgs[r.MessageID]
+			if m == nil {
+				if m, err = mr.message(); err != nil {
+					return err
+				}
+				msgs[r.MessageID] = m
+			}
+			jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
+		}
+		if err := rows.Err(); err != nil {
+			return storeErr("reading due recipients", err)
+		}
+		rows.Close()
+
+		updated := millis(now)
+		for i := range jobs {
+			r := &jobs[i].Recipient
+			r.Attempts++
+			next := millis(now.Add(lease(r.Attempts)))
+			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, next, updated, r.ID); err != nil {
+				return storeErr("claiming recipient", err)
+			}
+			r.NextAttempt, r.Updated = fromMillis(next), fromMillis(updated)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// Complete implements bridge.Store. An outcome for an unknown recipient
+// fails the whole call with an error wrapping bridge.ErrNotFound.
+func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	args := make([][]any, len(outcomes))
+	for i, o := range outcomes {
+		if o.State == "" {
+			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
+		}
+		info, err := encodeMap(o.Info)
+		if err != nil {
+			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
+		}
+		args[i] = []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
+			millis(o.NextAttempt), millis(o.At), o.RecipientID}
+	}
+	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		for i, a := range args {
+			res, err := tx.exec(ctx, updateOutcome, a...)
+			if err != nil {
+				return storeErr("recording outcome", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return storeErr("recording outcome", err)
+			} else if n == 0 {
+				return fmt.Errorf("recipient %d: %w", outcomes[i].RecipientID, bridge.ErrNotFound)
+			}
+		}
+		return nil
+	})
+}
+
+// Recover implements bridge.Store. A SQLite file has one daemon at a time,
+// so every claim still open at start belongs to a run that died mid-send.
+func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, `UPDATE recipients SET next_attempt = ?, claimed = 0
+			WHERE state = 'queued' AND claimed = 1`, millis(now))
+		if err != nil {
+			return storeErr("recovering claims", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// NextDue implements bridge.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, false, storeErr("reading next due time", err)
+	}
+	return fromMillis(next.Int64), true, nil
+}
+
+// Stats implements bridge.Store.
+func (s *Store) Stats(ctx context.Context) (bridge.QueueStats, error) {
+	var st bridge.QueueStats
+	var oldest sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*), min(m.created)
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued'`).Scan(&st.Queued, &oldest)
+	if err != nil {
+		return bridge.QueueStats{}, storeErr("reading queue stats", err)
+	}
+	if oldest.Valid {
+		st.OldestQueued = fromMillis(oldest.Int64)
+	}
+	return st, nil
+}
+
+// Message implements bridge.Store.
+func (s *Store) Message(ctx context.Context, id string) (*bridge.Message, error) {
+	m, err := s.message(ctx, id)
+	if err != nil {
+		return nil, storeErr("reading message "+id, err)
+	}
+	return m, nil
+}
+
+func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error) {
+	// One read transaction: the message and its recipients as of one
+	// moment, not a recipient list that moved on in between.
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	var mr messageRow
+	err = tx.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages m WHERE m.id = ?`, id).Scan(mr.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := mr.message()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+recipientCols+` FROM recipients r WHERE r.message_id = ? ORDER BY r.id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rr recipientRow
+		if err := rows.Scan(rr.dest()...); err != nil {
+			return nil, err
+		}
+		r, err := rr.recipient()
+		if err != nil {
+			return nil, err
+		}
+		m.Recipients = append(m.Recipients, r)
+	}
+	return m, rows.Err()
+}
+
+// messageRow is a messages row as scanned, before decoding.
+type messageRow struct {
+	m               bridge.Message
+	channel         string
+	params          sql.NullString
+	sendAt, created int64
+}
+
+func (r *messageRow) dest() []any {
+	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.Headers,
+		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created}
+}
+
+func (r *messageRow) message() (*bridge.Message, error) {
+	m := r.m
+	m.Channel = bridge.Channel(r.channel)
+	m.SendAt, m.Created = fromMillis(r.sendAt), fromMillis(r.created)
+	if r.params.Valid {
+		if err := json.Unmarshal([]byte(r.params.String), &m.Params); err != nil {
+			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
+		}
+	}
+	return &m, nil
+}
+
+// recipientRow is a recipients row as scanned, before decoding.
+type recipientRow struct {
+	r                    bridge.Recipient
+	providers, state     string
+	nextAttempt, updated int64
+}
+
+func (r *recipientRow) dest() []any {
+	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
+		&r.r.Attempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+}
+
+func (r *recipientRow) recipient() (bridge.Recipient, error) {
+	rc := r.r
+	rc.State = bridge.State(r.state)
+	rc.NextAttempt, rc.Updated = fromMillis(r.nextAttempt), fromMillis(r.updated)
+	if err := json.Unmarshal([]byte(r.providers), &rc.Providers); err != nil {
+		return rc, fmt.Errorf("recipient %d: decoding providers: %w", rc.ID, err)
+	}
+	if len(rc.Providers) == 0 {
+		rc.Providers = nil
+	}
+	return rc, nil
+}
+
+// Times are stored as unix milliseconds in UTC; 0 is the zero time.Time
+// (which as unix milliseconds would be a large negative number that no
+// real time ever takes, but 0 reads better in the database).
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
+func encodeMap(m map[string]string) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func stateOrQueued(s bridge.State) bridge.State {
+	if s == "" {
+		return bridge.StateQueued
+	}
+	return s
+}

@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxBatch caps the requests committed together: enough to amortise an
+// fsync over a burst of SMTP sessions, small enough that one commit does
+// not keep the first of them waiting long.
+const maxBatch = 128
+
+// request is one write waiting for the writer goroutine.
+type request struct {
+	ctx context.Context // the caller's: checked before fn runs, never passed to SQL
+	fn  func(ctx context.Context, tx writeTx) error
+	// done receives the outcome once the transaction that ran fn has
+	// committed or failed. Buffered, so the writer never blocks on a
+	// caller that stopped waiting.
+	done chan error
+}
+
+// write runs fn in the writer's current transaction and returns once that
+// transaction has committed (nil) or failed. fn must not keep tx, and must
+// leave its results where the caller reads them only after a nil return.
+//
+// If ctx ends while the request waits, write returns ctx's error at once;
+// fn may then still run and commit. That is harmless for every caller
+// (a duplicate message after a client retry, or a lease that expires).
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx writeTx) error) error {
+	// A select with several ready cases picks one at random: check first
+	// so a cancelled context never reaches the writer.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return storeErr("write", errClosed)
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopped:
+		// The writer answers before it stops; a request that slipped
+		// into the channel after its last look is never run.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return storeErr("write", errClosed)
+		}
+	}
+}
+
+// run is the writer goroutine. It blocks for one request, takes every
+// other one already waiting (up to maxBatch) and commits them together.
+// Requests that arrive during a commit form the next batch: the busier the
+// store, the bigger the batches, the fewer fsyncs per message.
+func (s *Store) run() {
+	defer close(s.stopped)
+	batch := make([]*request, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			// Finish what callers already handed over, then stop.
+			for {
+				batch = s.collect(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				s.commit(batch)
+			}
+		}
+		batch = s.collect(batch)
+		s.commit(batch)
+	}
+}
+
+// collect appends the requests waiting in the channel, without blocking.
+func (s *Store) collect(batch []*request) []*request {
+	for len(batch) < maxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit runs a batch and answers every request in it.
+func (s *Store) commit(batch []*request) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err // its caller has gone: do not write on its behalf
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs := make([]error, len(live))
+	err := s.runBatch(live, errs)
+	switch {
+	// Log transitions only: a full disk fails every batch until fixed.
+	case err != nil && !s.failing:
+		s.log.Error("message store write failed", "requests", len(live), "err", err)
+	case err == nil && s.failing:
+		s.log.Info("message store writes work again")
+	}
+	s.failing = err != nil
+	for i, r := range live {
+		if err != nil {
+			errs[i] = err
+		}
+		r.done <- errs[i]
+	}
+}
+
+// runBatch runs reqs in one transaction and commits it. A request's own
+// failure (a constraint, an unknown id) is rolled back to its savepoint
+// and reported in errs[i] while the others go on; a failure of the store
+// itself (disk full, I/O error), after which SQLite may have rolled back
+// the whole transaction, fails the batch: it is returned.
+//
+// Statements run under a context of the writer's own, never a caller's:
+// cancelling a statement interrupts the connection and would take the
+// other callers' work in the transaction down with it.
+func (s *Store) runBatch(reqs []*request, errs []error) error {
+	ctx := context.Background()
+	sqlTx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return storeErr("begin", err)
+	}
+	defer sqlTx.Rollback() // after Commit, a no-op
+	tx := writeTx{sqlTx, s.stmts}
+
+	if len(reqs) == 1 {
+		// No one else to protect: skip the savepoint statements.
+		if err := reqs[0].fn(ctx, tx); err != nil {
+			if fatal(err) {
+				return storeErr("write", err)
+			}
+			errs[0] = err
+			return nil // nothing left to commit; the deferred Rollback undoes it
+		}
+	} else {
+		for i, r := range reqs {
+			if _, err := tx.exec(ctx, savepoint); err != nil {
+				return storeErr("savepoint", err)
+			}
+			if err := r.fn(ctx, tx); err != nil {
+				if fatal(err) {
+					return storeErr("write", err)
+				}
+				if _, err := tx.exec(ctx, rollbackTo); err != nil {
+					return storeErr("rollback to savepoint", err)
+				}
+				errs[i] = err
+			}
+			if _, err := tx.exec(ctx, release); err != nil {
+				return storeErr("release savepoint", err)
+			}
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return storeErr("commit", err)
+	}
+	s.commits.Add(1)
+	return nil
+}
+
+// fatal reports whether err, from a request, means the transaction itself
+// is in doubt.
+func fatal(err error) bool { return unavailable(err) || storeFailure(err) }
+
+const (
+	savepoint  = "SAVEPOINT req"
+	rollbackTo = "ROLLBACK TO req"
+	release    = "RELEASE req"
+)
+
+// writeQueries are prepared once, on the writer's connection: parsing
+// them anew for every request cost the writer, which every caller waits
+// on, about a sixth of its time.
+var writeQueries = []string{savepoint, rollbackTo, release,
+	insertMessage, insertRecipient, selectDue, updateClaimed, updateOutcome}
+
+// prepare prepares writeQueries on db.
+func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range writeQueries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("preparing %q: %w", q, err)
+		}
+		stmts[q] = st
+	}
+	return stmts, nil
+}
+
+// writeTx is the writer's transaction, running the prepared statements.
+type writeTx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (tx writeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmts[query]; st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+func (tx writeTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmts[query]; st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, query, args...)
+}
