@@ -358,5 +358,7 @@ func (c *limitConn) Close() error {
 // slogPrinter adapts slog to go-smtp's Printf logger.
 type slogPrinter struct{ log *slog.Logger }
 
-func (p slogPrinter) Printf(format string, v ...any) { p.log.Warn("smtp", "msg", fmt.Sprintf(format, v...)) }
-func (p slogPrinter) Println(v ...any)               { p.log.Warn("smtp", "msg", fmt.Sprint(v...)) }
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.log.Warn("smtp", "msg", fmt.Sprintf(format, v...))
+}
+func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp", "msg", fmt.Sprint(v...)) }

@@ -77,3 +77,17 @@ func BenchmarkSMTPAcknowledge(b *testing.B) {
 }
 
 func pad7(i int) string { return fmt.Sprintf("%07d", i%10000000) }
+
+// BenchmarkSMTPBridgeOnly is the smsbridge half of BenchmarkSMTPAcknowledge,
+// for profiling (-cpuprofile) without the discard server in the profile.
+func BenchmarkSMTPBridgeOnly(b *testing.B) {
+	for range b.N {
+		d := startBench(b, benchConfig)
+		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: d.SMTPAddr(), Sessions: 20, Size: 1024, Duration: 5 * time.Second, From: "load@localhost",
+			To: func(i int) string { return "+97250" + pad7(i) + "@sms.localhost" }})
+		if err != nil || res.Failed > 0 {
+			b.Fatalf("%v, %d failed: %v", err, res.Failed, res.Errors)
+		}
+		b.ReportMetric(res.Rate, "msgs/s")
+	}
+}

@@ -131,73 +131,71 @@ func (s *Store) commit(batch []*request) {
 }
 
 // runBatch runs reqs in one transaction and commits it. A request's own
-// failure (a constraint, an unknown id) is rolled back to its savepoint
-// and reported in errs[i] while the others go on; a failure of the store
-// itself (disk full, I/O error), after which SQLite may have rolled back
-// the whole transaction, fails the batch: it is returned.
+// failure (a constraint, an unknown id) is rare, so the batch runs
+// optimistically without per-request savepoints (which cost the writer,
+// whom every caller waits on, two statements a request): when one request
+// fails on its own, the transaction is rolled back and run again without
+// it, and that request alone gets its error. A failure of the store itself
+// (disk full, I/O error) fails the batch: it is returned.
 //
 // Statements run under a context of the writer's own, never a caller's:
 // cancelling a statement interrupts the connection and would take the
 // other callers' work in the transaction down with it.
 func (s *Store) runBatch(reqs []*request, errs []error) error {
+	live := reqs
+	index := make([]int, len(reqs)) // position of live[i] in reqs
+	for i := range index {
+		index[i] = i
+	}
+	for len(live) > 0 {
+		failed, ferr, err := s.tryBatch(live)
+		if err != nil {
+			return err
+		}
+		if failed < 0 {
+			return nil
+		}
+		errs[index[failed]] = ferr
+		live = append(live[:failed:failed], live[failed+1:]...)
+		index = append(index[:failed:failed], index[failed+1:]...)
+	}
+	return nil
+}
+
+// tryBatch runs reqs in one transaction. If a request fails on its own it
+// rolls back and returns its position and error; otherwise it commits and
+// returns failed = -1. err is a failure of the store itself.
+func (s *Store) tryBatch(reqs []*request) (failed int, ferr, err error) {
 	ctx := context.Background()
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return storeErr("begin", err)
+		return -1, nil, storeErr("begin", err)
 	}
 	defer sqlTx.Rollback() // after Commit, a no-op
 	tx := writeTx{sqlTx, s.stmts}
-
-	if len(reqs) == 1 {
-		// No one else to protect: skip the savepoint statements.
-		if err := reqs[0].fn(ctx, tx); err != nil {
+	for i, r := range reqs {
+		if err := r.fn(ctx, tx); err != nil {
 			if fatal(err) {
-				return storeErr("write", err)
+				return -1, nil, storeErr("write", err)
 			}
-			errs[0] = err
-			return nil // nothing left to commit; the deferred Rollback undoes it
-		}
-	} else {
-		for i, r := range reqs {
-			if _, err := tx.exec(ctx, savepoint); err != nil {
-				return storeErr("savepoint", err)
-			}
-			if err := r.fn(ctx, tx); err != nil {
-				if fatal(err) {
-					return storeErr("write", err)
-				}
-				if _, err := tx.exec(ctx, rollbackTo); err != nil {
-					return storeErr("rollback to savepoint", err)
-				}
-				errs[i] = err
-			}
-			if _, err := tx.exec(ctx, release); err != nil {
-				return storeErr("release savepoint", err)
-			}
+			return i, err, nil
 		}
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return storeErr("commit", err)
+		return -1, nil, storeErr("commit", err)
 	}
 	s.commits.Add(1)
-	return nil
+	return -1, nil, nil
 }
 
 // fatal reports whether err, from a request, means the transaction itself
 // is in doubt.
 func fatal(err error) bool { return unavailable(err) || storeFailure(err) }
 
-const (
-	savepoint  = "SAVEPOINT req"
-	rollbackTo = "ROLLBACK TO req"
-	release    = "RELEASE req"
-)
-
 // writeQueries are prepared once, on the writer's connection: parsing
 // them anew for every request cost the writer, which every caller waits
 // on, about a sixth of its time.
-var writeQueries = []string{savepoint, rollbackTo, release,
-	insertMessage, insertRecipient, selectDue, updateClaimed, updateOutcome}
+var writeQueries = []string{insertMessage, insertRecipient, selectDue, updateClaimed, updateOutcome}
 
 // prepare prepares writeQueries on db.
 func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {

@@ -18,10 +18,10 @@ CREATE TABLE messages (
 	created         INTEGER NOT NULL
 ) STRICT;
 
--- AUTOINCREMENT: recipient ids appear in logs and provider callbacks, so
--- they must never be reused, even after old messages are purged.
+-- No AUTOINCREMENT: its sqlite_sequence row would add a page to every
+-- commit. Ids are reused only if the newest recipient is deleted.
 CREATE TABLE recipients (
-	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	id           INTEGER PRIMARY KEY,
 	message_id   TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
 	to_addr      TEXT NOT NULL,
 	providers    TEXT NOT NULL DEFAULT '[]',  -- JSON list, route order
