@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,7 +16,9 @@ type Options struct {
 	Region        string // default region for national numbers ("IL")
 	MaxSegments   int    // longest SMS accepted, in parts
 	MaxRecipients int    // most recipients in one message
-	Now           func() time.Time
+	// DestinationPerMinute caps SMS to one number per minute; 0: no cap.
+	DestinationPerMinute int
+	Now                  func() time.Time
 	// Enqueued, if set, is called after a message is committed, to wake
 	// the dispatcher.
 	Enqueued func()
@@ -31,6 +34,9 @@ type Bridge struct {
 	routes    *Routes
 	accounts  *Accounts
 	opt       Options
+
+	perAccount     map[string]*limiters // by account name
+	perDestination *limiters
 }
 
 // New assembles a Bridge. Every provider named by a route must be given.
@@ -54,6 +60,15 @@ func New(store Store, providers []Provider, routes []Route, accounts []Account, 
 	for _, p := range providers {
 		b.providers[p.Name()] = p
 	}
+	b.perAccount = map[string]*limiters{}
+	for _, a := range accounts {
+		if a.MessagesPerMinute > 0 {
+			b.perAccount[a.Name] = newLimiters(a.MessagesPerMinute)
+		}
+	}
+	if opt.DestinationPerMinute > 0 {
+		b.perDestination = newLimiters(opt.DestinationPerMinute)
+	}
 	for _, name := range b.routes.All() {
 		if b.providers[name] == nil {
 			return nil, fmt.Errorf("bridge: route names unknown provider %q", name)
@@ -67,6 +82,9 @@ func (b *Bridge) Store() Store { return b.store }
 
 // Account returns the account that may send as addr.
 func (b *Bridge) Account(addr string) (*Account, error) { return b.accounts.ByEmail(addr) }
+
+// AccountByToken returns the account an HTTP API token belongs to.
+func (b *Bridge) AccountByToken(token string) (*Account, error) { return b.accounts.ByToken(token) }
 
 // Resolve turns a destination as written by a person (a phone number or a
 // phonebook form, see ParseDestination) into a routed Recipient, or says
@@ -120,6 +138,9 @@ type Submission struct {
 	EnvelopeFrom  string
 	MailMessageID string
 	Headers       string
+	// IdempotencyKey makes a retried submission return the first one's
+	// message (HTTP Idempotency-Key).
+	IdempotencyKey string
 
 	// Sender is the sender ID asked for explicitly, or "" for the default.
 	Sender   string
@@ -163,19 +184,25 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	if !sendAt.IsZero() && !sendAt.After(now) {
 		sendAt = time.Time{} // in the past: send now
 	}
+	if s.IdempotencyKey != "" {
+		if m, err := b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey); err == nil {
+			return m, nil
+		}
+	}
 	m := &Message{
-		ID:            NewID(),
-		Channel:       s.Channel,
-		Account:       s.Account.Name,
-		EnvelopeFrom:  s.EnvelopeFrom,
-		MailMessageID: s.MailMessageID,
-		Headers:       s.Headers,
-		Sender:        sender,
-		Text:          s.Text,
-		Template:      s.Template,
-		Params:        s.Params,
-		SendAt:        sendAt,
-		Created:       now,
+		IdempotencyKey: s.IdempotencyKey,
+		ID:             NewID(),
+		Channel:        s.Channel,
+		Account:        s.Account.Name,
+		EnvelopeFrom:   s.EnvelopeFrom,
+		MailMessageID:  s.MailMessageID,
+		Headers:        s.Headers,
+		Sender:         sender,
+		Text:           s.Text,
+		Template:       s.Template,
+		Params:         s.Params,
+		SendAt:         sendAt,
+		Created:        now,
 	}
 	req := m.request()
 	seen := map[string]bool{}
@@ -195,11 +222,80 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		}
 		m.Recipients = append(m.Recipients, r)
 	}
+	if err := b.admit(now, s.Account, m.Recipients); err != nil {
+		return nil, err
+	}
 	if err := b.store.Enqueue(ctx, m); err != nil {
+		if errors.Is(err, ErrDuplicateKey) {
+			// A concurrent retry with the same key won the race.
+			return b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey)
+		}
 		return nil, fmt.Errorf("storing message: %w", err)
 	}
 	if b.opt.Enqueued != nil {
 		b.opt.Enqueued()
+	}
+	return m, nil
+}
+
+// admit applies the account's and each destination's rate limit. It runs
+// last, so refused submissions do not use up anyone's allowance.
+func (b *Bridge) admit(now time.Time, acct *Account, rcpts []Recipient) error {
+	reqs := []limitReq{{l: b.perAccount[acct.Name], key: acct.Name, n: len(rcpts)}}
+	for _, r := range rcpts {
+		reqs = append(reqs, limitReq{l: b.perDestination, key: r.To, n: 1})
+	}
+	if wait, ok := admit(now, reqs); !ok {
+		return &Error{Reason: ReasonRateLimited, Temp: true, RetryAfter: wait,
+			Msg: fmt.Sprintf("rate limit reached, try again in %s", wait.Round(time.Second))}
+	}
+	return nil
+}
+
+// Cancel cancels the recipients of an account's message that are not sent
+// yet, and those a provider holds for a scheduled send where its API can
+// cancel them. It returns the message as it stands afterwards.
+func (b *Bridge) Cancel(ctx context.Context, acct *Account, id string) (*Message, error) {
+	m, err := b.store.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Account != acct.Name {
+		return nil, ErrNotFound
+	}
+	now := b.opt.Now()
+	if _, err := b.store.Cancel(ctx, id, now); err != nil {
+		return nil, err
+	}
+	var outcomes []Outcome
+	if m.SendAt.After(now) {
+		for _, r := range m.Recipients {
+			c, ok := b.providers[r.Provider].(Canceller)
+			if r.State != StateSent || !ok || r.ProviderID == "" {
+				continue
+			}
+			if err := c.Cancel(ctx, r.ProviderID); err != nil {
+				b.opt.Log.WarnContext(ctx, "provider could not cancel a scheduled send", "message", id, "recipient", r.ID, "err", err)
+				continue
+			}
+			outcomes = append(outcomes, Outcome{RecipientID: r.ID, State: StateCancelled, Provider: r.Provider,
+				ProviderID: r.ProviderID, Error: "cancelled at the provider", At: now})
+		}
+	}
+	if err := b.store.Complete(ctx, outcomes); err != nil {
+		return nil, err
+	}
+	return b.store.Message(ctx, id)
+}
+
+// Message returns one of the account's messages.
+func (b *Bridge) Message(ctx context.Context, acct *Account, id string) (*Message, error) {
+	m, err := b.store.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Account != acct.Name {
+		return nil, ErrNotFound // another account's message does not exist for you
 	}
 	return m, nil
 }

@@ -23,8 +23,11 @@ type DispatchOptions struct {
 	// Final, if set, is called once for every recipient that reaches a
 	// final state through this dispatcher (for bounces and metrics).
 	Final func(ctx context.Context, m *Message, o Outcome)
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Observe, if set, is told of each provider call: how long it took and
+	// what came of each recipient (for metrics).
+	Observe func(provider string, took time.Duration, outcomes []Outcome)
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Dispatcher takes due recipients from the store and sends them. Each
@@ -280,8 +283,15 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 		for _, j := range live {
 			req.To = append(req.To, j.Recipient.To)
 		}
+		start := d.opt.Now()
 		results, err := d.call(ctx, p, req)
 		now = d.opt.Now()
+		first := len(outcomes)
+		defer func() {
+			if d.opt.Observe != nil {
+				d.opt.Observe(b.provider, now.Sub(start), outcomes[first:])
+			}
+		}()
 		for i, j := range live {
 			rerr := err
 			if err == nil {

@@ -100,5 +100,9 @@ func RetryAfterOf(err error) time.Duration {
 	return 0
 }
 
+// ErrDuplicateKey is returned by Store.Enqueue for an idempotency key the
+// account already used.
+var ErrDuplicateKey = &Error{Reason: ReasonInvalid, Field: "Idempotency-Key", Msg: "idempotency key already used"}
+
 // ErrNotFound is returned by stores for unknown ids.
 var ErrNotFound = &Error{Reason: ReasonNotFound, Msg: "not found"}

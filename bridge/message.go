@@ -44,6 +44,9 @@ type Message struct {
 	MailMessageID string
 	// Headers is the original mail header block, attached to bounces.
 	Headers string
+	// IdempotencyKey, if set, is unique per account: enqueueing a second
+	// message with the same key fails with ErrDuplicateKey.
+	IdempotencyKey string
 
 	Sender   string            // SMS sender ID or number; "" means the provider default
 	Text     string            // the SMS text; with a template, an explicit override

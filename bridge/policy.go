@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sort"
 	"strings"
 )
@@ -15,6 +17,12 @@ type Account struct {
 	SenderIDs []string
 	// AllowPhonebooks permits sends to whole provider phonebooks.
 	AllowPhonebooks bool
+	// TokenSHA256 are hex SHA-256 digests of the account's API tokens.
+	TokenSHA256 []string
+	// MessagesPerMinute caps SMS submitted per minute; 0 is unlimited.
+	MessagesPerMinute int
+	// OnCall are the numbers alert hooks page by default.
+	OnCall []string
 }
 
 // DefaultSender is the sender ID used when none is asked for.
@@ -41,13 +49,21 @@ func (a *Account) MaySend(sender string) bool {
 type Accounts struct {
 	exact  map[string]*Account
 	domain map[string]*Account
+	tokens map[[sha256.Size]byte]*Account
 }
 
 // NewAccounts indexes accounts by their addresses and patterns.
 func NewAccounts(list []Account) *Accounts {
-	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}}
+	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}}
 	for i := range list {
 		acct := &list[i]
+		for _, h := range acct.TokenSHA256 {
+			var sum [sha256.Size]byte
+			if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
+				copy(sum[:], b)
+				a.tokens[sum] = acct
+			}
+		}
 		for _, e := range acct.Emails {
 			e = strings.ToLower(e)
 			if d, ok := strings.CutPrefix(e, "*@"); ok {
@@ -75,6 +91,20 @@ func (a *Accounts) ByEmail(addr string) (*Account, error) {
 		return nil, Permanent(ReasonUnknownAccount, "from", "the null sender may not send SMS")
 	}
 	return nil, Permanent(ReasonUnknownAccount, "from", "%s is not allowed to send SMS", addr)
+}
+
+// ByToken returns the account an API token belongs to. Only digests are
+// configured, so the lookup is by the token's digest: a map lookup leaks
+// nothing useful about a token through timing, as an attacker cannot
+// choose digests.
+func (a *Accounts) ByToken(token string) (*Account, error) {
+	if token == "" {
+		return nil, Permanent(ReasonUnknownAccount, "Authorization", "no API token")
+	}
+	if acct, ok := a.tokens[sha256.Sum256([]byte(token))]; ok {
+		return acct, nil
+	}
+	return nil, Permanent(ReasonUnknownAccount, "Authorization", "unknown API token")
 }
 
 // Route sends numbers starting with Prefix through Providers, the first

@@ -38,6 +38,14 @@ type Store interface {
 	// Message returns a message with all its recipients, or ErrNotFound.
 	Message(ctx context.Context, id string) (*Message, error)
 
+	// MessageByKey returns the message an account enqueued with an
+	// idempotency key, or ErrNotFound.
+	MessageByKey(ctx context.Context, account, key string) (*Message, error)
+
+	// Cancel marks the message's queued recipients that no dispatcher
+	// holds as cancelled, and returns how many it cancelled.
+	Cancel(ctx context.Context, messageID string, at time.Time) (int, error)
+
 	// Stats reports the queue depth and the creation time of the oldest
 	// queued recipient's message.
 	Stats(ctx context.Context) (QueueStats, error)

@@ -25,6 +25,7 @@ type Config struct {
 	SMTP      SMTP       `toml:"smtp"`
 	HTTP      HTTP       `toml:"http"`
 	Queue     Queue      `toml:"queue"`
+	Limits    Limits     `toml:"limits"`
 	Accounts  []Account  `toml:"accounts"`
 	Providers []Provider `toml:"-"` // decoded in two steps, see Load
 	Routes    []Route    `toml:"routes"`
@@ -86,6 +87,46 @@ type Account struct {
 	SenderIDs []string `toml:"sender_ids"`
 	// AllowPhonebooks lets the account send to whole provider phonebooks.
 	AllowPhonebooks bool `toml:"allow_phonebooks"`
+	// APITokenSHA256 holds the hex SHA-256 of each HTTP API token of the
+	// account (a string or a list, so tokens can be rotated). The config
+	// never holds a token itself.
+	APITokenSHA256 StringList `toml:"api_token_sha256"`
+	// MessagesPerMinute limits the SMS (recipients) the account may
+	// submit per minute; 0 is unlimited.
+	MessagesPerMinute int `toml:"messages_per_minute"`
+	// OnCall are the numbers alert hooks page when the request names none.
+	OnCall []string `toml:"on_call"`
+}
+
+// Limits protects phones and budgets from runaway senders.
+type Limits struct {
+	// DestinationPerMinute caps SMS to any one number per minute, so a
+	// looping script cannot flood a phone; 0 is unlimited.
+	DestinationPerMinute int `toml:"destination_per_minute"`
+}
+
+// StringList decodes from a TOML string or array of strings.
+type StringList []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (l *StringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = StringList{v}
+	case []any:
+		out := make(StringList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("want a string or a list of strings, got %T in the list", e)
+			}
+			out = append(out, s)
+		}
+		*l = out
+	default:
+		return fmt.Errorf("want a string or a list of strings, got %T", v)
+	}
+	return nil
 }
 
 // Provider is one configured provider instance. The keys common to all
@@ -307,6 +348,8 @@ func (c *Config) validate() Problems {
 		add("accounts", "at least one account is required")
 	}
 	names := map[string]bool{}
+	tokens := map[string]bool{}
+	positive("limits.destination_per_minute", int64(c.Limits.DestinationPerMinute))
 	for i, a := range c.Accounts {
 		key := fmt.Sprintf("accounts[%d]", i)
 		if a.Name == "" {
@@ -325,6 +368,15 @@ func (c *Config) validate() Problems {
 				add(fmt.Sprintf("%s.emails[%d]", key, j), "%q is not an address or *@domain pattern", e)
 			}
 		}
+		for j, h := range a.APITokenSHA256 {
+			if len(h) != 64 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+				add(fmt.Sprintf("%s.api_token_sha256[%d]", key, j), "must be 64 hex digits (sha256sum of the token), not the token itself")
+			} else if tokens[strings.ToLower(h)] {
+				add(fmt.Sprintf("%s.api_token_sha256[%d]", key, j), "token already belongs to another account")
+			}
+			tokens[strings.ToLower(h)] = true
+		}
+		positive(key+".messages_per_minute", int64(a.MessagesPerMinute))
 		for j, s := range a.SenderIDs {
 			if !senderID.MatchString(s) {
 				add(fmt.Sprintf("%s.sender_ids[%d]", key, j), "%q is not a sender ID (letters, digits, +, at most 16)", s)

@@ -43,18 +43,33 @@ type Submitter interface {
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
 }
 
+// Metrics counts what the SMTP side accepts and refuses.
+type Metrics interface {
+	Accepted(channel bridge.Channel)
+	Refused(channel bridge.Channel, reason bridge.Reason)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Accepted(bridge.Channel)               {}
+func (noMetrics) Refused(bridge.Channel, bridge.Reason) {}
+
 // Server is an SMTP listener feeding the bridge.
 type Server struct {
 	smtp    *smtp.Server
 	bridge  Submitter
+	metrics Metrics
 	cfg     Config
 	log     *slog.Logger
 	domains map[string]bool
 }
 
-// New returns a server; call Serve to start it.
-func New(b Submitter, cfg Config, log *slog.Logger) *Server {
-	s := &Server{bridge: b, cfg: cfg, log: log, domains: map[string]bool{}}
+// New returns a server; call Serve to start it. m may be nil.
+func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
+	if m == nil {
+		m = noMetrics{}
+	}
+	s := &Server{bridge: b, cfg: cfg, metrics: m, log: log, domains: map[string]bool{}}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true
 	}
@@ -182,6 +197,7 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return s.refuse("DATA", err)
 	}
+	s.srv.metrics.Accepted(bridge.ChannelSMTP)
 	s.srv.log.Info("accepted", "channel", "smtp", "id", msg.ID, "account", s.acct.Name, "recipients", len(msg.Recipients))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + msg.ID}
 }
@@ -257,6 +273,7 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 // refuse logs a refusal and turns it into the SMTP reply.
 func (s *session) refuse(stage string, err error) error {
 	e := Reply(err)
+	s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonOf(err))
 	s.srv.log.Info("refused", "channel", "smtp", "stage", stage, "remote", s.remote,
 		"reason", string(bridge.ReasonOf(err)), "code", e.Code, "err", err)
 	return e

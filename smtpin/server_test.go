@@ -47,7 +47,7 @@ func newServer(t *testing.T, cfg smtpin.Config) *server {
 	}
 	cfg.Text = "body"
 	cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, 5*time.Second
-	srv := smtpin.New(b, cfg, log)
+	srv := smtpin.New(b, cfg, nil, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

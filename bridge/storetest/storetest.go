@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"EnqueueConcurrent", testEnqueueConcurrent},
 		{"EnqueueCancelled", testEnqueueCancelled},
 		{"Recover", testRecover},
+		{"IdempotencyKey", testIdempotencyKey},
+		{"Cancel", testCancel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -615,5 +617,52 @@ func testRecover(t *testing.T, s bridge.Store) {
 		// The claim just taken is open again; a second Recover (a second
 		// restart) releases it too.
 		t.Errorf("second Recover = %d, %v; want 1", n, err)
+	}
+}
+
+func testIdempotencyKey(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	first := newMessage(base, base, "+972500000001")
+	first.IdempotencyKey = "order-17"
+	enqueue(t, s, first)
+	again := newMessage(base, base, "+972500000001")
+	again.IdempotencyKey = "order-17"
+	if err := s.Enqueue(ctx, again); !errors.Is(err, bridge.ErrDuplicateKey) {
+		t.Fatalf("second Enqueue with the key: %v, want ErrDuplicateKey", err)
+	}
+	if _, err := s.Message(ctx, again.ID); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("the refused message was stored: %v", err)
+	}
+	got, err := s.MessageByKey(ctx, first.Account, "order-17")
+	if err != nil || got.ID != first.ID {
+		t.Fatalf("MessageByKey = %v, %v; want %s", got, err, first.ID)
+	}
+	if _, err := s.MessageByKey(ctx, "other-account", "order-17"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("keys are per account: %v", err)
+	}
+	other := newMessage(base, base, "+972500000001")
+	other.Account, other.IdempotencyKey = "other-account", "order-17"
+	enqueue(t, s, other)
+}
+
+func testCancel(t *testing.T, s bridge.Store) {
+	ctx := context.Background()
+	m := enqueue(t, s, newMessage(base, base.Add(time.Hour), "+972500000001", "+972500000002", "+972500000003"))
+	// One is sent, one is in a dispatcher's hands, one is waiting.
+	claimed := claim(t, s, base.Add(time.Hour), 2)
+	complete(t, s, bridge.Outcome{RecipientID: claimed[0].Recipient.ID, State: bridge.StateSent, At: base})
+	n, err := s.Cancel(ctx, m.ID, base)
+	if err != nil || n != 1 {
+		t.Fatalf("Cancel = %d, %v; want 1", n, err)
+	}
+	states := map[bridge.State]int{}
+	for _, r := range get(t, s, m.ID).Recipients {
+		states[r.State]++
+	}
+	if states[bridge.StateSent] != 1 || states[bridge.StateQueued] != 1 || states[bridge.StateCancelled] != 1 {
+		t.Errorf("states after Cancel = %v", states)
+	}
+	if jobs := claim(t, s, base.Add(48*time.Hour), 10); len(jobs) != 1 || jobs[0].Recipient.ID != claimed[1].Recipient.ID {
+		t.Errorf("a cancelled recipient was claimed: %v", recipientIDs(jobs))
 	}
 }

@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/metrics"
 	"github.com/smsbridge/smsbridge/smtpin"
+	"github.com/smsbridge/smsbridge/webhook"
 )
 
 // Daemon is a running smsbridge.
@@ -29,6 +32,8 @@ type Daemon struct {
 	dispatcher *bridge.Dispatcher
 	smtp       *smtpin.Server
 	smtpLn     net.Listener
+	http       *http.Server
+	httpLn     net.Listener
 }
 
 // New opens the store and builds every component, and binds the
@@ -56,6 +61,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		log.Warn("retrying sends that were in flight when the last run stopped", "recipients", n)
 	}
 
+	m := metrics.New(st.Stats)
 	concurrency := map[string]int{}
 	for _, pc := range cfg.Providers {
 		concurrency[pc.Name] = pc.Concurrency
@@ -67,6 +73,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		MaxAge:      cfg.Queue.MaxAge,
 		SendTimeout: cfg.Queue.SendTimeout,
 		Concurrency: concurrency,
+		Observe:     m.Attempt,
 		Log:         log.With("component", "dispatcher"),
 	})
 	var routes []bridge.Route
@@ -75,14 +82,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	}
 	var accounts []bridge.Account
 	for _, a := range cfg.Accounts {
-		accounts = append(accounts, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs, AllowPhonebooks: a.AllowPhonebooks})
+		accounts = append(accounts, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
+			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256,
+			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall})
 	}
 	d.bridge, err = bridge.New(st, provs, routes, accounts, bridge.Options{
-		Region:        cfg.SMTP.DefaultRegion,
-		MaxSegments:   cfg.SMTP.MaxSegments,
-		MaxRecipients: cfg.SMTP.MaxRecipients,
-		Enqueued:      d.dispatcher.Wake,
-		Log:           log,
+		Region:               cfg.SMTP.DefaultRegion,
+		MaxSegments:          cfg.SMTP.MaxSegments,
+		MaxRecipients:        cfg.SMTP.MaxRecipients,
+		DestinationPerMinute: cfg.Limits.DestinationPerMinute,
+		Enqueued:             d.dispatcher.Wake,
+		Log:                  log,
 	})
 	if err != nil {
 		st.Close()
@@ -109,14 +119,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		ReadTimeout:     cfg.SMTP.ReadTimeout,
 		WriteTimeout:    cfg.SMTP.WriteTimeout,
 		MaxConnections:  cfg.SMTP.MaxConnections,
-	}, log.With("component", "smtp"))
+	}, m, log.With("component", "smtp"))
 	d.smtpLn, err = net.Listen("tcp", cfg.SMTP.Listen)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("smtp.listen: %w", err)
 	}
+	api := webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping}, log.With("component", "http"))
+	d.http = webhook.NewHTTPServer(api.Handler())
+	d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		d.smtpLn.Close()
+		st.Close()
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
 	return d, nil
 }
+
+// HTTPAddr is the address the HTTP listener is bound to.
+func (d *Daemon) HTTPAddr() string { return d.httpLn.Addr().String() }
 
 // SMTPAddr is the address the SMTP listener is bound to.
 func (d *Daemon) SMTPAddr() string { return d.smtpLn.Addr().String() }
@@ -136,8 +157,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(2)
+	errc := make(chan error, 3)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.dispatcher.Run(runCtx, grace)
@@ -149,13 +170,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "store", d.cfg.Store.Path)
+	go func() {
+		defer wg.Done()
+		if err := d.http.Serve(d.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+			cancel()
+		}
+	}()
+	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "http", d.HTTPAddr(), "store", d.cfg.Store.Path)
 
 	<-runCtx.Done()
 	d.log.Info("shutting down", "grace", grace)
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer scancel()
-	err := d.smtp.Shutdown(sctx)
+	err := errors.Join(d.smtp.Shutdown(sctx), d.http.Shutdown(sctx))
 	wg.Wait()
 	if cerr := d.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)

@@ -52,3 +52,10 @@ func storeFailure(err error) bool {
 func unavailable(err error) bool {
 	return bridge.ReasonOf(err) == bridge.ReasonStoreUnavailable
 }
+
+// isConstraint reports whether err is a constraint violation (a duplicate
+// key), which refuses one statement and says nothing about the store.
+func isConstraint(err error) bool {
+	var se *sqlitedrv.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}

@@ -72,6 +72,16 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		if _, err := tx.exec(ctx, insertMessage, msgArgs...); err != nil {
 			return storeErr("inserting message "+m.ID, err)
 		}
+		if m.IdempotencyKey != "" {
+			_, err := tx.exec(ctx, `INSERT INTO idempotency_keys (account, key, message_id, created)
+				VALUES (?, ?, ?, ?)`, m.Account, m.IdempotencyKey, m.ID, millis(m.Created))
+			if isConstraint(err) {
+				return bridge.ErrDuplicateKey
+			}
+			if err != nil {
+				return storeErr("inserting idempotency key of "+m.ID, err)
+			}
+		}
 		for i, args := range rcptArgs {
 			res, err := tx.exec(ctx, insertRecipient, args...)
 			if err != nil {
@@ -194,6 +204,36 @@ func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
 			WHERE state = 'queued' AND claimed = 1`, millis(now))
 		if err != nil {
 			return storeErr("recovering claims", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// MessageByKey implements bridge.Store.
+func (s *Store) MessageByKey(ctx context.Context, account, key string) (*bridge.Message, error) {
+	var id string
+	err := s.rdb.QueryRowContext(ctx, `SELECT message_id FROM idempotency_keys WHERE account = ? AND key = ?`,
+		account, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, storeErr("reading idempotency key", err)
+	}
+	return s.Message(ctx, id)
+}
+
+// Cancel implements bridge.Store. Claimed recipients are in a
+// dispatcher's hands (their send may be under way) and are left alone.
+func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, `UPDATE recipients SET state = 'cancelled', error = 'cancelled', updated = ?
+			WHERE message_id = ? AND state = 'queued' AND claimed = 0`, millis(at), messageID)
+		if err != nil {
+			return storeErr("cancelling "+messageID, err)
 		}
 		n, err = res.RowsAffected()
 		return err

@@ -1,0 +1,116 @@
+// Package metrics exposes smsbridge's Prometheus metrics. The front ends
+// and the dispatcher report events through small interfaces they declare;
+// this package implements them with prometheus/client_golang.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Metrics holds every smsbridge metric in its own registry.
+type Metrics struct {
+	reg      *prometheus.Registry
+	accepted *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	sends    *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	inbound  *prometheus.CounterVec
+	bounces  prometheus.Counter
+}
+
+// StatsFunc reads the queue for the depth and age gauges.
+type StatsFunc func(ctx context.Context) (bridge.QueueStats, error)
+
+// New registers the metrics. stats is called at each scrape.
+func New(stats StatsFunc) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_messages_accepted_total", Help: "Messages accepted (stored), by channel.",
+		}, []string{"channel"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_messages_refused_total", Help: "Messages or recipients refused, by channel and reason.",
+		}, []string{"channel", "reason"}),
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_sends_total", Help: "Recipient send attempts, by provider and outcome (sent, retry, failed, expired).",
+		}, []string{"provider", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "smsbridge_provider_request_seconds", Help: "Duration of provider API calls.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"provider"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_retries_total", Help: "Recipients scheduled for another attempt, by provider.",
+		}, []string{"provider"}),
+		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_inbound_messages_total", Help: "SMS received from phones, by provider.",
+		}, []string{"provider"}),
+		bounces: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "smsbridge_bounces_total", Help: "Delivery-status notifications sent to senders.",
+		}),
+	}
+	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "smsbridge_queue_depth", Help: "Recipients waiting to be sent.",
+	}, func() float64 {
+		st, err := stats(context.Background())
+		if err != nil {
+			return -1
+		}
+		return float64(st.Queued)
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "smsbridge_queue_oldest_age_seconds", Help: "Age of the oldest message with a queued recipient.",
+	}, func() float64 {
+		st, err := stats(context.Background())
+		if err != nil || st.OldestQueued.IsZero() {
+			return 0
+		}
+		return time.Since(st.OldestQueued).Seconds()
+	})
+	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.bounces, depth, age,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Accepted counts a stored message.
+func (m *Metrics) Accepted(channel bridge.Channel) { m.accepted.WithLabelValues(string(channel)).Inc() }
+
+// Refused counts a refusal with its reason ("" becomes "internal").
+func (m *Metrics) Refused(channel bridge.Channel, reason bridge.Reason) {
+	if reason == "" {
+		reason = "internal"
+	}
+	m.refused.WithLabelValues(string(channel), string(reason)).Inc()
+}
+
+// Attempt records a provider call and the outcome of each recipient in it.
+func (m *Metrics) Attempt(provider string, took time.Duration, outcomes []bridge.Outcome) {
+	m.latency.WithLabelValues(provider).Observe(took.Seconds())
+	for _, o := range outcomes {
+		outcome := string(o.State)
+		if o.State == bridge.StateQueued {
+			outcome = "retry"
+			m.retries.WithLabelValues(provider).Inc()
+		}
+		m.sends.WithLabelValues(provider, outcome).Inc()
+	}
+}
+
+// Inbound counts an SMS received from a phone.
+func (m *Metrics) Inbound(provider string) { m.inbound.WithLabelValues(provider).Inc() }
+
+// Bounce counts a delivery-status notification sent.
+func (m *Metrics) Bounce() { m.bounces.Inc() }

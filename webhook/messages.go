@@ -1,0 +1,183 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// sendRequest is the body of POST /v1/messages.
+type sendRequest struct {
+	To       toList            `json:"to"`
+	Text     string            `json:"text"`
+	Sender   string            `json:"sender"`
+	Template string            `json:"template"`
+	Params   map[string]string `json:"params"`
+	SendAt   *time.Time        `json:"send_at"`
+}
+
+// toList accepts one destination or a list of them.
+type toList []string
+
+func (t *toList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*t = toList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("to: want a phone number or a list of them")
+	}
+	*t = many
+	return nil
+}
+
+// messageView is a message as the API shows it.
+type messageView struct {
+	ID         string          `json:"id"`
+	Account    string          `json:"account"`
+	Channel    string          `json:"channel"`
+	Sender     string          `json:"sender,omitempty"`
+	Template   string          `json:"template,omitempty"`
+	SendAt     *time.Time      `json:"send_at,omitempty"`
+	Created    time.Time       `json:"created"`
+	Recipients []recipientView `json:"recipients"`
+}
+
+type recipientView struct {
+	To         string    `json:"to"`
+	State      string    `json:"state"`
+	Provider   string    `json:"provider,omitempty"`
+	ProviderID string    `json:"provider_id,omitempty"`
+	Attempts   int       `json:"attempts"`
+	Error      string    `json:"error,omitempty"`
+	Updated    time.Time `json:"updated,omitzero"`
+}
+
+func view(m *bridge.Message) messageView {
+	v := messageView{ID: m.ID, Account: m.Account, Channel: string(m.Channel), Sender: m.Sender,
+		Template: m.Template, Created: m.Created, Recipients: []recipientView{}}
+	if !m.SendAt.IsZero() {
+		t := m.SendAt
+		v.SendAt = &t
+	}
+	for _, r := range m.Recipients {
+		v.Recipients = append(v.Recipients, recipientView{To: r.To, State: string(r.State), Provider: r.Provider,
+			ProviderID: r.ProviderID, Attempts: r.Attempts, Error: r.Error, Updated: r.Updated})
+	}
+	return v
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	acct := account(r)
+	var req sendRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.badJSON(w, err)
+		return
+	}
+	if dec.More() {
+		s.badJSON(w, errors.New("more than one JSON value in the body"))
+		return
+	}
+	sub := &bridge.Submission{
+		Account:        acct,
+		Channel:        bridge.ChannelHTTP,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Sender:         req.Sender,
+		Text:           req.Text,
+		Template:       req.Template,
+		Params:         req.Params,
+	}
+	if len(sub.IdempotencyKey) > 200 {
+		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "Idempotency-Key", "Idempotency-Key is longer than 200 characters"))
+		return
+	}
+	if req.SendAt != nil {
+		sub.SendAt = *req.SendAt
+	}
+	s.submit(w, r, sub, req.To)
+}
+
+// submit resolves every destination (reporting all bad ones at once) and
+// submits; the SMTP side runs the same bridge calls.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string) {
+	if len(to) == 0 {
+		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "to: at least one phone number is required"))
+		return
+	}
+	var errs []fieldError
+	for i, dest := range to {
+		rcpt, err := s.bridge.Resolve(sub.Account, dest)
+		if err != nil {
+			if status(err) != http.StatusUnprocessableEntity {
+				s.fail(w, r, err)
+				return
+			}
+			var be *bridge.Error
+			msg := err.Error()
+			if errors.As(err, &be) && be.Msg != "" {
+				msg = be.Msg
+			}
+			errs = append(errs, fieldError{Field: fmt.Sprintf("to[%d]", i), Reason: string(bridge.ReasonOf(err)), Message: msg})
+			continue
+		}
+		sub.Recipients = append(sub.Recipients, rcpt)
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			s.metrics.Refused(bridge.ChannelHTTP, bridge.Reason(e.Reason))
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: errs[0].Message, Reason: errs[0].Reason, Field: errs[0].Field, Errors: errs})
+		return
+	}
+	m, err := s.bridge.Submit(r.Context(), sub)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.metrics.Accepted(bridge.ChannelHTTP)
+	s.log.InfoContext(r.Context(), "accepted", "channel", "http", "id", m.ID, "account", sub.Account.Name, "recipients", len(m.Recipients))
+	w.Header().Set("Location", "/v1/messages/"+m.ID)
+	writeJSON(w, http.StatusAccepted, view(m))
+}
+
+func (s *Server) badJSON(w http.ResponseWriter, err error) {
+	s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonInvalid)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("empty body")
+	}
+	writeError(w, http.StatusBadRequest, "malformed_json", "", "malformed JSON: "+err.Error())
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
+	m, err := s.bridge.Message(r.Context(), account(r), mux.Vars(r)["id"])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(m))
+}
+
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request) {
+	m, err := s.bridge.Cancel(r.Context(), account(r), mux.Vars(r)["id"])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(m))
+}

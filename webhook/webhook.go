@@ -1,0 +1,230 @@
+// Package webhook is the HTTP side of smsbridge (gorilla/mux): the JSON
+// send API, alerting receivers, health and metrics. Every refusal is a JSON
+// error naming the reason and, where there is one, the field.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Bridge is what the HTTP side needs from the bridge.
+type Bridge interface {
+	AccountByToken(token string) (*bridge.Account, error)
+	Resolve(acct *bridge.Account, dest string) (bridge.Recipient, error)
+	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
+	Message(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
+	Cancel(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
+}
+
+// Metrics counts what the HTTP side accepts and refuses.
+type Metrics interface {
+	Accepted(channel bridge.Channel)
+	Refused(channel bridge.Channel, reason bridge.Reason)
+	Handler() http.Handler
+}
+
+// Config configures the HTTP side.
+type Config struct {
+	MaxBodyBytes int64 // request bodies larger than this get 413
+	// Ready reports whether the daemon can take work (store reachable,
+	// listeners up); nil means always.
+	Ready func(ctx context.Context) error
+}
+
+// Server routes the HTTP API.
+type Server struct {
+	bridge  Bridge
+	metrics Metrics
+	cfg     Config
+	log     *slog.Logger
+	router  *mux.Router
+}
+
+// New builds the router.
+func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter()}
+	r := s.router
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+	r.HandleFunc("/v1/messages", s.auth(s.postMessage)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/messages/{id}", s.auth(s.getMessage)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/messages/{id}", s.auth(s.deleteMessage)).Methods(http.MethodDelete)
+	// HOOK r.HandleFunc("/v1/hooks/alertmanager", s.auth(s.alertmanager)).Methods(http.MethodPost)
+	// HOOK r.HandleFunc("/v1/hooks/grafana", s.auth(s.grafana)).Methods(http.MethodPost)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "", "no such endpoint")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "", r.Method+" is not allowed here")
+	})
+	return s
+}
+
+// Handler returns the root handler, with the body size limit applied.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		s.router.ServeHTTP(w, r)
+	})
+}
+
+// Routes lists "METHOD /path" for every route, for the OpenAPI check.
+func (s *Server) Routes() []string {
+	var out []string
+	_ = s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, err := route.GetPathTemplate()
+		if err != nil {
+			return nil
+		}
+		methods, _ := route.GetMethods()
+		for _, m := range methods {
+			out = append(out, m+" "+path)
+		}
+		return nil
+	})
+	return out
+}
+
+// NewHTTPServer wraps h with timeouts fit for a public listener.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not_ready", "", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type ctxKey struct{}
+
+// auth resolves the Bearer token to an account.
+func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		acct, err := s.bridge.AccountByToken(strings.TrimSpace(token))
+		if !ok || err != nil {
+			s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonUnknownAccount)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="smsbridge"`)
+			msg := "missing or unknown API token (Authorization: Bearer <token>)"
+			writeError(w, http.StatusUnauthorized, string(bridge.ReasonUnknownAccount), "Authorization", msg)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, acct)))
+	}
+}
+
+func account(r *http.Request) *bridge.Account { return r.Context().Value(ctxKey{}).(*bridge.Account) }
+
+// fieldError is one entry of a 422's error list.
+type fieldError struct {
+	Field   string `json:"field"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+type errorBody struct {
+	Error  string       `json:"error"`
+	Reason string       `json:"reason"`
+	Field  string       `json:"field,omitempty"`
+	Errors []fieldError `json:"errors,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, reason, field, msg string) {
+	writeJSON(w, status, errorBody{Error: msg, Reason: reason, Field: field})
+}
+
+// status maps a bridge error to an HTTP status: the one place that does.
+func status(err error) int {
+	switch bridge.ReasonOf(err) {
+	case bridge.ReasonUnknownAccount:
+		return http.StatusUnauthorized
+	case bridge.ReasonSenderNotAllowed:
+		return http.StatusForbidden
+	case bridge.ReasonBadNumber, bridge.ReasonNoRoute, bridge.ReasonTooLong, bridge.ReasonEmpty,
+		bridge.ReasonTemplateUnknown, bridge.ReasonInvalid, bridge.ReasonTooManyRecipients, bridge.ReasonBadDomain:
+		return http.StatusUnprocessableEntity
+	case bridge.ReasonRateLimited:
+		return http.StatusTooManyRequests
+	case bridge.ReasonNotFound:
+		return http.StatusNotFound
+	case bridge.ReasonStoreUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	if bridge.IsTemporary(err) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusUnprocessableEntity
+}
+
+// fail answers err, counting the refusal.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := status(err)
+	reason := bridge.ReasonOf(err)
+	s.metrics.Refused(bridge.ChannelHTTP, reason)
+	var be *bridge.Error
+	msg, field := "temporary failure, try again later", ""
+	if errors.As(err, &be) && be.Msg != "" {
+		msg, field = be.Msg, be.Field
+	}
+	if code >= 500 {
+		s.log.WarnContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+		msg = "temporary failure, try again later"
+		if reason == bridge.ReasonStoreUnavailable {
+			msg = "cannot store the message now, try again later"
+		}
+	}
+	if wait := bridge.RetryAfterOf(err); wait > 0 || code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		secs := int((wait + time.Second - 1) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	if reason == "" {
+		reason = "internal"
+	}
+	body := errorBody{Error: msg, Reason: string(reason), Field: field}
+	if code == http.StatusUnprocessableEntity {
+		body.Errors = []fieldError{{Field: field, Reason: string(reason), Message: msg}}
+	}
+	writeJSON(w, code, body)
+}
