@@ -92,3 +92,23 @@ func BenchmarkClaimComplete(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "recipients/s")
 }
+
+// BenchmarkEnqueue20 is the load test's shape without SMTP: 20 sessions,
+// each waiting for its commit before submitting the next message.
+func BenchmarkEnqueue20(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "q.db"))
+	text := strings.Repeat("x", 1024)
+	b.SetParallelism(10) // 10 × GOMAXPROCS(2) = 20 sessions
+	commits := s.commits.Load()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Enqueue(context.Background(), benchMessage(text)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)/float64(s.commits.Load()-commits), "msgs/commit")
+}
