@@ -83,6 +83,11 @@ func (b *Bridge) Store() Store { return b.store }
 // Account returns the account that may send as addr.
 func (b *Bridge) Account(addr string) (*Account, error) { return b.accounts.ByEmail(addr) }
 
+// Authenticate checks an SMTP AUTH login.
+func (b *Bridge) Authenticate(user, password string) (*Account, error) {
+	return b.accounts.Authenticate(user, password)
+}
+
 // AccountByToken returns the account an HTTP API token belongs to.
 func (b *Bridge) AccountByToken(token string) (*Account, error) { return b.accounts.ByToken(token) }
 

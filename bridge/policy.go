@@ -3,6 +3,8 @@ package bridge
 import (
 	"crypto/sha256"
 	"encoding/hex"
+
+	"golang.org/x/crypto/bcrypt"
 	"sort"
 	"strings"
 )
@@ -23,6 +25,8 @@ type Account struct {
 	MessagesPerMinute int
 	// OnCall are the numbers alert hooks page by default.
 	OnCall []string
+	// PasswordHash is the bcrypt hash of the SMTP AUTH password.
+	PasswordHash string
 }
 
 // DefaultSender is the sender ID used when none is asked for.
@@ -50,13 +54,15 @@ type Accounts struct {
 	exact  map[string]*Account
 	domain map[string]*Account
 	tokens map[[sha256.Size]byte]*Account
+	names  map[string]*Account
 }
 
 // NewAccounts indexes accounts by their addresses and patterns.
 func NewAccounts(list []Account) *Accounts {
-	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}}
+	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}, names: map[string]*Account{}}
 	for i := range list {
 		acct := &list[i]
+		a.names[acct.Name] = acct
 		for _, h := range acct.TokenSHA256 {
 			var sum [sha256.Size]byte
 			if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
@@ -105,6 +111,25 @@ func (a *Accounts) ByToken(token string) (*Account, error) {
 		return acct, nil
 	}
 	return nil, Permanent(ReasonUnknownAccount, "Authorization", "unknown API token")
+}
+
+// dummyHash makes Authenticate take as long for an unknown user as for a
+// wrong password, so timing does not reveal account names.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+
+// Authenticate checks an SMTP AUTH login: the user name is the account
+// name, the password is checked against its bcrypt hash.
+func (a *Accounts) Authenticate(user, password string) (*Account, error) {
+	acct := a.names[user]
+	hash := dummyHash
+	if acct != nil && acct.PasswordHash != "" {
+		hash = []byte(acct.PasswordHash)
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if acct == nil || acct.PasswordHash == "" || err != nil {
+		return nil, Permanent(ReasonUnknownAccount, "user", "authentication failed")
+	}
+	return acct, nil
 }
 
 // Route sends numbers starting with Prefix through Providers, the first

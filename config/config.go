@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config is the whole configuration file.
@@ -96,6 +97,10 @@ type Account struct {
 	MessagesPerMinute int `toml:"messages_per_minute"`
 	// OnCall are the numbers alert hooks page when the request names none.
 	OnCall []string `toml:"on_call"`
+	// SMTPPasswordHash is the bcrypt hash of the account's SMTP AUTH
+	// password (user name: the account name); make one with
+	// `smsbridge hash-password`.
+	SMTPPasswordHash string `toml:"smtp_password_hash"`
 }
 
 // Limits protects phones and budgets from runaway senders.
@@ -309,6 +314,9 @@ func (c *Config) validate() Problems {
 	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
 		add("smtp.tls_cert", "tls_cert and tls_key must be set together")
 	}
+	if c.SMTP.RequireAuth && c.SMTP.TLSCert == "" {
+		add("smtp.require_auth", "AUTH is offered only over TLS: set smtp.tls_cert and smtp.tls_key")
+	}
 	switch c.SMTP.Text {
 	case "body", "subject", "subject+body":
 	default:
@@ -377,6 +385,11 @@ func (c *Config) validate() Problems {
 			tokens[strings.ToLower(h)] = true
 		}
 		positive(key+".messages_per_minute", int64(a.MessagesPerMinute))
+		if a.SMTPPasswordHash != "" {
+			if _, err := bcrypt.Cost([]byte(a.SMTPPasswordHash)); err != nil {
+				add(key+".smtp_password_hash", "not a bcrypt hash (make one with `smsbridge hash-password`)")
+			}
+		}
 		for j, s := range a.SenderIDs {
 			if !senderID.MatchString(s) {
 				add(fmt.Sprintf("%s.sender_ids[%d]", key, j), "%q is not a sender ID (letters, digits, +, at most 16)", s)

@@ -208,3 +208,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAuthSettings(t *testing.T) {
+	text := strings.Replace(minimal, `domains = ["sms.example.com"]`, "domains = [\"sms.example.com\"]\nrequire_auth = true", 1)
+	text = strings.Replace(text, `sender_ids = ["Ops"]`, "sender_ids = [\"Ops\"]\nsmtp_password_hash = \"hunter2\"\napi_token_sha256 = \"abc\"", 1)
+	_, err := config.Parse(text, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, w := range []string{"smtp.require_auth: AUTH is offered only over TLS", "accounts[0].smtp_password_hash: not a bcrypt hash", "accounts[0].api_token_sha256[0]: must be 64 hex digits"} {
+		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing %q in %v", w, probs)
+		}
+	}
+}

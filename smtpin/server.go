@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -39,6 +40,7 @@ type Config struct {
 // here, where it is used, so tests can see exactly what smtpin depends on.
 type Submitter interface {
 	Account(addr string) (*bridge.Account, error)
+	Authenticate(user, password string) (*bridge.Account, error)
 	Resolve(acct *bridge.Account, dest string) (bridge.Recipient, error)
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
 }
@@ -117,9 +119,65 @@ type session struct {
 	srv    *Server
 	remote string
 
-	from  string
-	acct  *bridge.Account
-	rcpts []bridge.Recipient
+	authed *bridge.Account // set by a successful AUTH
+	from   string
+	acct   *bridge.Account
+	rcpts  []bridge.Recipient
+}
+
+// AuthMechanisms implements smtp.AuthSession. go-smtp offers them only
+// over TLS (AllowInsecureAuth stays false): a password must never cross
+// the network in clear.
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+// Auth implements smtp.AuthSession.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		acct, err := s.srv.bridge.Authenticate(user, pass)
+		if err != nil {
+			s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
+			s.srv.log.Warn("authentication failed", "remote", s.remote, "user", user)
+			return smtp.ErrAuthFailed
+		}
+		s.authed = acct
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user {
+				return smtp.ErrAuthFailed
+			}
+			return check(user, pass)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// loginServer is the server side of the (obsolete but still common) LOGIN
+// mechanism: ask for the user name, then the password.
+type loginServer struct {
+	check func(user, pass string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough
+	case 1:
+		l.user, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(l.user, string(response))
+	}
 }
 
 func (s *session) Reset() {
@@ -129,12 +187,19 @@ func (s *session) Reset() {
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	if s.srv.cfg.RequireAuth {
+	acct := s.authed
+	switch {
+	case acct != nil:
+		// An authenticated account sends as itself whatever the
+		// envelope says; bounces go to the envelope sender.
+	case s.srv.cfg.RequireAuth:
+		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
-	}
-	acct, err := s.srv.bridge.Account(from)
-	if err != nil {
-		return s.refuse("MAIL", err)
+	default:
+		var err error
+		if acct, err = s.srv.bridge.Account(from); err != nil {
+			return s.refuse("MAIL", err)
+		}
 	}
 	s.Reset()
 	s.from, s.acct = from, acct

@@ -2,17 +2,26 @@ package smtpin_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
@@ -37,7 +46,7 @@ func newServer(t *testing.T, cfg smtpin.Config) *server {
 	}
 	p := console.New("console", nil, log)
 	b, err := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+972", Providers: []string{"console"}}},
-		[]bridge.Account{{Name: "a", Emails: []string{"*@example.com"}, SenderIDs: []string{"A"}}},
+		[]bridge.Account{{Name: "a", Emails: []string{"*@example.com"}, SenderIDs: []string{"A"}, PasswordHash: testHash}},
 		bridge.Options{Region: "IL", MaxSegments: 10, MaxRecipients: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -172,14 +181,6 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-func TestRequireAuth(t *testing.T) {
-	s := newServer(t, smtpin.Config{RequireAuth: true})
-	c := dial(t, s.addr)
-	if err := c.Mail("a@example.com", nil); code(err) != "530 5.7.0" {
-		t.Errorf("MAIL without AUTH: %v, want 530 5.7.0", err)
-	}
-}
-
 // A bare "\n.\n" inside the data must not end the message early (SMTP
 // smuggling): it is one message, whose text contains the would-be second one.
 func TestNoSmuggling(t *testing.T) {
@@ -207,3 +208,84 @@ func TestNoSmuggling(t *testing.T) {
 type tlog struct{ t *testing.T }
 
 func (w tlog) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// testHash is bcrypt("correct horse battery"), at the minimum cost to keep tests fast.
+var testHash = func() string {
+	h, err := bcrypt.GenerateFromPassword([]byte("correct horse battery"), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(h)
+}()
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func TestAuth(t *testing.T) {
+	s := newServer(t, smtpin.Config{RequireAuth: true, TLS: selfSigned(t)})
+	if c := dial(t, s.addr); func() bool { ok, _ := c.Extension("AUTH"); return ok }() {
+		t.Fatal("AUTH offered before STARTTLS")
+	}
+	client := func(t *testing.T) *smtp.Client {
+		c, err := smtp.DialStartTLS(s.addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if ok, mechs := c.Extension("AUTH"); !ok || !strings.Contains(mechs, "PLAIN") || !strings.Contains(mechs, "LOGIN") {
+			t.Fatalf("AUTH after STARTTLS = %v %q, want PLAIN and LOGIN", ok, mechs)
+		}
+		return c
+	}
+
+	t.Run("no auth", func(t *testing.T) {
+		c := client(t)
+		if err := c.Mail("a@example.com", nil); code(err) != "530 5.7.0" {
+			t.Errorf("MAIL without AUTH: %v, want 530 5.7.0", err)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		c := client(t)
+		if err := c.Auth(sasl.NewPlainClient("", "a", "wrong")); code(err) != "535 5.7.8" {
+			t.Errorf("AUTH: %v, want 535 5.7.8", err)
+		}
+		if err := c.Auth(sasl.NewPlainClient("", "nobody", "correct horse battery")); code(err) != "535 5.7.8" {
+			t.Errorf("AUTH unknown user: %v, want 535 5.7.8", err)
+		}
+	})
+	for name, auth := range map[string]sasl.Client{
+		"PLAIN": sasl.NewPlainClient("", "a", "correct horse battery"),
+		"LOGIN": sasl.NewLoginClient("a", "correct horse battery"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := client(t)
+			if err := c.Auth(auth); err != nil {
+				t.Fatalf("AUTH: %v", err)
+			}
+			before := s.queued(t)
+			// Authenticated: the account sends whatever the envelope says.
+			if err := c.SendMail("robot@anywhere.example", []string{"0501234567@sms.example.com"},
+				strings.NewReader("Subject: x\r\n\r\nauthenticated\r\n")); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if s.queued(t) != before+1 {
+				t.Error("the mail was not queued")
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -15,8 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	_ "time/tzdata" // provider time zones must load on hosts without zoneinfo
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
@@ -34,6 +38,8 @@ const usage = `usage: smsbridge <command> [flags]
 commands:
   serve         -config FILE [-log-format text|json]   run the daemon
   check-config  -config FILE                           validate a configuration
+  hash-password                                        read a password on stdin, print its bcrypt hash
+                                                       (for [[accounts]] smtp_password_hash)
   version                                              print the version
 `
 
@@ -48,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args, stderr)
 	case "check-config":
 		return checkConfig(args, stdout, stderr)
+	case "hash-password":
+		return hashPassword(os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "smsbridge", versionString())
 		return 0
@@ -143,4 +151,25 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
+}
+
+// hashPassword reads one line (the password) and prints its bcrypt hash.
+func hashPassword(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintln(stderr, "smsbridge: reading the password:", err)
+		return 1
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if len(pass) < 8 {
+		fmt.Fprintln(stderr, "smsbridge: the password must have at least 8 characters")
+		return 1
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), 12)
+	if err != nil {
+		fmt.Fprintln(stderr, "smsbridge:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(hash))
+	return 0
 }

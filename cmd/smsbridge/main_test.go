@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
@@ -222,4 +223,18 @@ func sendPlain(addr, to, msg string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+func TestHashPassword(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := hashPassword(strings.NewReader("correct horse battery\n"), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	hash := strings.TrimSpace(out.String())
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte("correct horse battery")); err != nil {
+		t.Errorf("hash %q does not match: %v", hash, err)
+	}
+	if code := hashPassword(strings.NewReader("short\n"), &out, &errb); code != 1 {
+		t.Errorf("short password: exit %d, want 1", code)
+	}
 }

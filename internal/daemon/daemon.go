@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	for _, a := range cfg.Accounts {
 		accounts = append(accounts, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256,
-			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall})
+			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash})
 	}
 	d.bridge, err = bridge.New(st, provs, routes, accounts, bridge.Options{
 		Region:               cfg.SMTP.DefaultRegion,
