@@ -39,7 +39,14 @@ func ParseNumber(s, region string) (string, error) {
 		phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
 		return "", Permanent(ReasonBadNumber, "to", "%q is not a valid phone number", s)
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	// The lenient check above lets through some nonsense (all zeros after
+	// the country code) that does not survive a round trip; an E.164
+	// number must read back as itself.
+	if again, err := phonenumbers.Parse(e164, region); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", Permanent(ReasonBadNumber, "to", "%q is not a valid phone number", s)
+	}
+	return e164, nil
 }
 
 // ParseDestination reads a destination as written in a mail local part or

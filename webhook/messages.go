@@ -40,6 +40,20 @@ func (t *toList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// decodeSendRequest reads exactly one JSON object with only known fields.
+func decodeSendRequest(body io.Reader) (sendRequest, error) {
+	var req sendRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, err
+	}
+	if dec.More() {
+		return req, errors.New("more than one JSON value in the body")
+	}
+	return req, nil
+}
+
 // messageView is a message as the API shows it.
 type messageView struct {
 	ID         string          `json:"id"`
@@ -78,15 +92,9 @@ func view(m *bridge.Message) messageView {
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	acct := account(r)
-	var req sendRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	req, err := decodeSendRequest(r.Body)
+	if err != nil {
 		s.badJSON(w, err)
-		return
-	}
-	if dec.More() {
-		s.badJSON(w, errors.New("more than one JSON value in the body"))
 		return
 	}
 	sub := &bridge.Submission{
