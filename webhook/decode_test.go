@@ -8,9 +8,9 @@ import (
 
 func TestDecodeSendRequest(t *testing.T) {
 	for body, want := range map[string]int{
-		`{"to": "0501234567", "text": "hi"}`:                   1,
-		`{"to": ["0501234567", "+972 52 765 4321"]}`:           2,
-		`{"to": [], "text": "x"}`:                              0,
+		`{"to": "0501234567", "text": "hi"}`:                  1,
+		`{"to": ["0501234567", "+972 52 765 4321"]}`:          2,
+		`{"to": [], "text": "x"}`:                             0,
 		`{"to": "1", "send_at": "2030-01-02T09:00:00+02:00"}`: 1,
 	} {
 		req, err := decodeSendRequest(strings.NewReader(body))

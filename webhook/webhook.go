@@ -64,8 +64,8 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	r.HandleFunc("/v1/messages", s.auth(s.postMessage)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/messages/{id}", s.auth(s.getMessage)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/messages/{id}", s.auth(s.deleteMessage)).Methods(http.MethodDelete)
-	// HOOK r.HandleFunc("/v1/hooks/alertmanager", s.auth(s.alertmanager)).Methods(http.MethodPost)
-	// HOOK r.HandleFunc("/v1/hooks/grafana", s.auth(s.grafana)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/hooks/alertmanager", s.auth(s.alertmanager)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/hooks/grafana", s.auth(s.grafana)).Methods(http.MethodPost)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", "no such endpoint")
 	})

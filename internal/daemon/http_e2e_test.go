@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -324,5 +325,42 @@ func TestHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+func TestAlertHooks(t *testing.T) {
+	e := newHTTPEnv(t, "")
+	grafana, err := os.ReadFile("../../webhook/alerting/testdata/grafana.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	am, err := os.ReadFile("../../webhook/alerting/testdata/alertmanager-firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Grafana to the numbers in ?to=, Alertmanager to the account's on_call.
+	if r := call(t, "POST", e.base+"/v1/hooks/grafana?to=0507770001,0507770002", opsToken, string(grafana)); r.Status != 202 {
+		t.Fatalf("grafana: %d %v", r.Status, r.Body)
+	}
+	if r := call(t, "POST", e.base+"/v1/hooks/alertmanager", opsToken, string(am)); r.Status != 202 {
+		t.Fatalf("alertmanager: %d %v", r.Status, r.Body)
+	}
+	eventually(t, 5*time.Second, "two provider calls", func() bool { return len(e.voip.Requests()) == 2 })
+	got := map[string]string{}
+	for _, q := range e.voip.Requests() {
+		got[strings.Join(q.To, ",")] = q.Form.Get("msg")
+	}
+	want := map[string]string{
+		"972507770001,972507770002": "[FIRING:2] High memory usage: This alert was triggered for zone us-1 (+1 more)",
+		"972500000001,972500000002": "[FIRING:2] HighLatency: p99 latency above 2s",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("SMS = %v\nwant %v", got, want)
+	}
+	if r := call(t, "POST", e.base+"/v1/hooks/alertmanager", opsToken, `{"status": "firing"}`); r.Status != 400 || r.Body["field"] != "alerts" {
+		t.Errorf("no alerts: %d %v", r.Status, r.Body)
+	}
+	if r := call(t, "POST", e.base+"/v1/hooks/grafana", "", string(grafana)); r.Status != 401 {
+		t.Errorf("no token: %d", r.Status)
 	}
 }

@@ -1,0 +1,438 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+var _ bridge.Store = (*Store)(nil)
+
+const (
+	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.headers,
+		m.sender, m.text, m.template, m.params, m.send_at, m.created`
+	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
+		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+
+	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
+		headers, sender, text, template, params, send_at, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created)
+		VALUES ($1, $2, $3, $4)`
+	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
+		attempts, next_attempt, provider_id, error, updated)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`
+
+	// FOR UPDATE OF r locks the recipients only: two dispatchers may
+	// claim different recipients of one message. SKIP LOCKED makes a
+	// concurrent Claim take the next due rows instead of waiting for
+	// these, and under READ COMMITTED a row another Claim updated since
+	// this statement's snapshot is re-checked against the WHERE clause,
+	// so a recipient claimed a moment ago (its next_attempt now in the
+	// future) is not returned again.
+	selectDue = `SELECT ` + recipientCols + `, ` + messageCols + `
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued' AND r.next_attempt <= $1
+		ORDER BY r.next_attempt, r.id LIMIT $2
+		FOR UPDATE OF r SKIP LOCKED`
+	updateClaimed = `UPDATE recipients SET attempts = $1, next_attempt = $2, updated = $3, claimed_by = $4
+		WHERE id = $5`
+
+	// An outcome without a provider keeps the one recorded.
+	updateOutcome = `UPDATE recipients SET state = $1, provider = coalesce(nullif($2, ''), provider),
+		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL
+		WHERE id = $8`
+)
+
+// Enqueue stores m and its recipients in one transaction and returns once
+// it has committed (durable, with the server's default synchronous_commit
+// = on). A recipient without a State is stored as queued. On success the
+// recipients' IDs and MessageIDs are filled in.
+//
+// The statements go to the server as one pipelined batch: pgx runs a batch
+// as one implicit transaction that commits at its end, so an Enqueue is a
+// single round trip, and a failing statement (a taken id or idempotency
+// key) rolls back those before it.
+//
+// The text of the mail (envelope, headers, sender, text) keeps its bytes
+// exactly; Params and Providers are stored as JSON, which turns invalid
+// UTF-8 in them into U+FFFD.
+func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
+	if m.ID == "" {
+		return bridge.Permanent(bridge.ReasonInvalid, "id", "message has no id")
+	}
+	params, err := encodeMap(m.Params)
+	if err != nil {
+		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
+		raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, millis(m.SendAt), millis(m.Created))
+	if m.IdempotencyKey != "" {
+		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, millis(m.Created))
+	}
+	ids := make([]int64, len(m.Recipients))
+	for i, r := range m.Recipients {
+		providers, err := json.Marshal(nonNil(r.Providers))
+		if err != nil {
+			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
+		}
+		b.Queue(insertRecipient, m.ID, r.To, providers, r.Provider, string(stateOrQueued(r.State)),
+			r.Attempts, millis(r.NextAttempt), r.ProviderID, r.Error, millis(r.Updated)).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if uniqueViolationOn(err, "idempotency_keys") {
+			return bridge.ErrDuplicateKey
+		}
+		return storeErr("enqueueing "+m.ID, err)
+	}
+	for i := range m.Recipients {
+		r := &m.Recipients[i]
+		r.ID, r.MessageID, r.State = ids[i], m.ID, stateOrQueued(r.State)
+	}
+	return nil
+}
+
+// Claim implements bridge.Store. The rows are locked, read and updated in
+// one transaction, with claimed_by set to this Store's instance id.
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var jobs []bridge.Job
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		jobs = nil
+		rows, err := tx.Query(ctx, selectDue, millis(now), limit)
+		if err != nil {
+			return err
+		}
+		msgs := map[string]*bridge.Message{}
+		for rows.Next() {
+			var rr recipientRow
+			var mr messageRow
+			if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
+				rows.Close()
+				return err
+			}
+			r, err := rr.recipient()
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			m := msgs[r.MessageID]
+			if m == nil {
+				if m, err = mr.message(); err != nil {
+					rows.Close()
+					return err
+				}
+				msgs[r.MessageID] = m
+			}
+			jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+
+		updated := millis(now)
+		b := &pgx.Batch{}
+		for i := range jobs {
+			r := &jobs[i].Recipient
+			r.Attempts++
+			next := millis(now.Add(lease(r.Attempts)))
+			b.Queue(updateClaimed, r.Attempts, next, updated, s.instance, r.ID)
+			r.NextAttempt, r.Updated = fromMillis(next), fromMillis(updated)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, storeErr("claiming recipients", err)
+	}
+	return jobs, nil
+}
+
+// Complete implements bridge.Store. An outcome for an unknown recipient
+// fails the whole call with an error wrapping bridge.ErrNotFound.
+//
+// Error and ProviderID are diagnostics from providers; bytes a text
+// column cannot hold (NUL, invalid UTF-8) are replaced rather than let
+// the outcome of a send that happened go unrecorded.
+func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	var unknown int64
+	for _, o := range outcomes {
+		if o.State == "" {
+			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
+		}
+		info, err := encodeMap(o.Info)
+		if err != nil {
+			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
+		}
+		b.Queue(updateOutcome, string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
+			info, millis(o.NextAttempt), millis(o.At), o.RecipientID).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 && unknown == 0 {
+				unknown = o.RecipientID
+			}
+			return nil
+		})
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		unknown = 0
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if unknown != 0 {
+			return fmt.Errorf("recipient %d: %w", unknown, bridge.ErrNotFound)
+		}
+		return nil
+	})
+	return storeErr("recording outcomes", err)
+}
+
+// Recover implements bridge.Store. Unlike a SQLite file, the database is
+// shared by instances that are running: a claim is released only if the
+// instance that took it is this one or is dead, that is, no session holds
+// its advisory lock any longer. Claims of live instances are their sends
+// in progress and stay as they are.
+//
+// This Store's own claims count too because Recover runs at start, before
+// the dispatcher: any claim this instance id holds then was taken by an
+// earlier, dead holder of the same id.
+func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE recipients r SET next_attempt = $1, claimed_by = NULL
+		WHERE r.state = 'queued' AND r.claimed_by IS NOT NULL
+		AND (r.claimed_by = $2 OR NOT EXISTS (
+			SELECT 1 FROM pg_locks l
+			WHERE l.locktype = 'advisory' AND l.granted
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND l.classid = $3::integer::oid AND l.objid = r.claimed_by::oid AND l.objsubid = 2))`,
+		millis(now), s.instance, instanceLockClass)
+	if err != nil {
+		return 0, storeErr("recovering claims", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// MessageByKey implements bridge.Store.
+func (s *Store) MessageByKey(ctx context.Context, account, key string) (*bridge.Message, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT message_id FROM idempotency_keys WHERE account = $1 AND key = $2`,
+		account, key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, storeErr("reading idempotency key", err)
+	}
+	return s.Message(ctx, id)
+}
+
+// Cancel implements bridge.Store. Claimed recipients are in a
+// dispatcher's hands (their send may be under way) and are left alone.
+func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE recipients SET state = 'cancelled', error = 'cancelled', updated = $1
+		WHERE message_id = $2 AND state = 'queued' AND claimed_by IS NULL`, millis(at), messageID)
+	if err != nil {
+		return 0, storeErr("cancelling "+messageID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// NextDue implements bridge.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var next *int64
+	err := s.pool.QueryRow(ctx, `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`).Scan(&next)
+	if err != nil || next == nil {
+		return time.Time{}, false, storeErr("reading next due time", err)
+	}
+	return fromMillis(*next), true, nil
+}
+
+// Stats implements bridge.Store.
+func (s *Store) Stats(ctx context.Context) (bridge.QueueStats, error) {
+	var st bridge.QueueStats
+	var oldest *int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(m.created)
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued'`).Scan(&st.Queued, &oldest)
+	if err != nil {
+		return bridge.QueueStats{}, storeErr("reading queue stats", err)
+	}
+	if oldest != nil {
+		st.OldestQueued = fromMillis(*oldest)
+	}
+	return st, nil
+}
+
+// Message implements bridge.Store.
+func (s *Store) Message(ctx context.Context, id string) (*bridge.Message, error) {
+	m, err := s.message(ctx, id)
+	if err != nil {
+		return nil, storeErr("reading message "+id, err)
+	}
+	return m, nil
+}
+
+func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error) {
+	// REPEATABLE READ: the message and its recipients as of one moment,
+	// not a recipient list that moved on in between.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	var mr messageRow
+	err = tx.QueryRow(ctx, `SELECT `+messageCols+` FROM messages m WHERE m.id = $1`, id).Scan(mr.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := mr.message()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT `+recipientCols+` FROM recipients r WHERE r.message_id = $1 ORDER BY r.id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rr recipientRow
+		if err := rows.Scan(rr.dest()...); err != nil {
+			return nil, err
+		}
+		r, err := rr.recipient()
+		if err != nil {
+			return nil, err
+		}
+		m.Recipients = append(m.Recipients, r)
+	}
+	return m, rows.Err()
+}
+
+// messageRow is a messages row as scanned, before decoding.
+type messageRow struct {
+	m                                                  bridge.Message
+	channel                                            string
+	envelopeFrom, mailMessageID, headers, sender, text []byte
+	params                                             []byte
+	sendAt, created                                    int64
+}
+
+func (r *messageRow) dest() []any {
+	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.headers,
+		&r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created}
+}
+
+func (r *messageRow) message() (*bridge.Message, error) {
+	m := r.m
+	m.Channel = bridge.Channel(r.channel)
+	m.EnvelopeFrom, m.MailMessageID, m.Headers = string(r.envelopeFrom), string(r.mailMessageID), string(r.headers)
+	m.Sender, m.Text = string(r.sender), string(r.text)
+	m.SendAt, m.Created = fromMillis(r.sendAt), fromMillis(r.created)
+	if r.params != nil {
+		if err := json.Unmarshal(r.params, &m.Params); err != nil {
+			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
+		}
+	}
+	return &m, nil
+}
+
+// recipientRow is a recipients row as scanned, before decoding.
+type recipientRow struct {
+	r                    bridge.Recipient
+	providers            []byte
+	state                string
+	nextAttempt, updated int64
+}
+
+func (r *recipientRow) dest() []any {
+	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
+		&r.r.Attempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+}
+
+func (r *recipientRow) recipient() (bridge.Recipient, error) {
+	rc := r.r
+	rc.State = bridge.State(r.state)
+	rc.NextAttempt, rc.Updated = fromMillis(r.nextAttempt), fromMillis(r.updated)
+	if err := json.Unmarshal(r.providers, &rc.Providers); err != nil {
+		return rc, fmt.Errorf("recipient %d: decoding providers: %w", rc.ID, err)
+	}
+	if len(rc.Providers) == 0 {
+		rc.Providers = nil
+	}
+	return rc, nil
+}
+
+// Times are stored as unix milliseconds in UTC; 0 is the zero time.Time
+// (which as unix milliseconds would be a large negative number that no
+// real time ever takes, but 0 reads better in the database). The Unix
+// epoch itself therefore reads back as the zero time.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
+func encodeMap(m map[string]string) ([]byte, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+// raw is s for a bytea column. Never nil: pgx sends a nil []byte as NULL.
+func raw(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return []byte(s)
+}
+
+// cleanText makes s storable in a text column: valid UTF-8 without NUL.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func stateOrQueued(s bridge.State) bridge.State {
+	if s == "" {
+		return bridge.StateQueued
+	}
+	return s
+}

@@ -1,0 +1,59 @@
+package webhook
+
+import (
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/webhook/alerting"
+)
+
+func (s *Server) alertmanager(w http.ResponseWriter, r *http.Request) {
+	s.alert(w, r, alerting.Alertmanager)
+}
+
+func (s *Server) grafana(w http.ResponseWriter, r *http.Request) {
+	s.alert(w, r, alerting.Grafana)
+}
+
+// alert turns one alerting notification into one SMS to the numbers in
+// ?to= (comma-separated or repeated) or the account's on-call numbers.
+func (s *Server) alert(w http.ResponseWriter, r *http.Request, format func([]byte) (string, error)) {
+	acct := account(r)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.badJSON(w, err)
+		return
+	}
+	text, err := format(body)
+	if err != nil {
+		if bridge.ReasonOf(err) == bridge.ReasonInvalid {
+			s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonInvalid)
+			var field string
+			if be, ok := err.(*bridge.Error); ok {
+				field = be.Field
+			}
+			writeError(w, http.StatusBadRequest, "malformed_json", field, err.Error())
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	var to []string
+	for _, v := range r.URL.Query()["to"] {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				to = append(to, n)
+			}
+		}
+	}
+	if len(to) == 0 {
+		to = acct.OnCall
+	}
+	if len(to) == 0 {
+		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "no ?to= numbers and no on_call numbers for account %s", acct.Name))
+		return
+	}
+	s.submit(w, r, &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}, to)
+}
