@@ -8,6 +8,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -60,6 +61,18 @@ type SMTP struct {
 	ReadTimeout     time.Duration `toml:"read_timeout"`
 	WriteTimeout    time.Duration `toml:"write_timeout"`
 	MaxConnections  int           `toml:"max_connections"`
+	// TLSListen is a second listener speaking TLS from the first byte
+	// (SMTPS, port 465); "" is none. It needs tls_cert and tls_key.
+	TLSListen string `toml:"tls_listen"`
+	// MaxConnectionsPerIP caps the open connections from one client
+	// (IPv4 address, IPv6 /64).
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxBadCommands is how many refused commands (bad recipients,
+	// failed AUTH…) a connection may collect before it is dropped.
+	MaxBadCommands int `toml:"max_bad_commands"`
+	// AllowedNetworks are the CIDRs unauthenticated clients may send
+	// from; empty is any. Authenticated clients may send from anywhere.
+	AllowedNetworks []string `toml:"allowed_networks"`
 }
 
 // HTTP configures the HTTP listener (API, callbacks, health).
@@ -261,6 +274,8 @@ func (c *Config) defaults() {
 	defInt(&c.SMTP.MaxRecipients, 100)
 	defInt(&c.SMTP.MaxSegments, 10)
 	defInt(&c.SMTP.MaxConnections, 200)
+	defInt(&c.SMTP.MaxConnectionsPerIP, 20)
+	defInt(&c.SMTP.MaxBadCommands, 10)
 	defDur(&c.SMTP.ReadTimeout, time.Minute)
 	defDur(&c.SMTP.WriteTimeout, time.Minute)
 	def(&c.HTTP.Listen, "127.0.0.1:8025")
@@ -331,6 +346,26 @@ func (c *Config) validate() Problems {
 	positive("smtp.max_recipients", int64(c.SMTP.MaxRecipients))
 	positive("smtp.max_segments", int64(c.SMTP.MaxSegments))
 	positive("smtp.max_connections", int64(c.SMTP.MaxConnections))
+	positive("smtp.max_connections_per_ip", int64(c.SMTP.MaxConnectionsPerIP))
+	positive("smtp.max_bad_commands", int64(c.SMTP.MaxBadCommands))
+	if c.SMTP.TLSListen != "" {
+		checkAddr("smtp.tls_listen", c.SMTP.TLSListen)
+		if c.SMTP.TLSCert == "" {
+			add("smtp.tls_listen", "implicit TLS needs smtp.tls_cert and smtp.tls_key")
+		}
+	}
+	for i, n := range c.SMTP.AllowedNetworks {
+		key := fmt.Sprintf("smtp.allowed_networks[%d]", i)
+		p, err := netip.ParsePrefix(n)
+		switch {
+		case err != nil:
+			add(key, "%q is not a CIDR such as 192.0.2.0/24 or 2001:db8::/32 (a single host is 192.0.2.1/32)", n)
+		case p != p.Masked():
+			// 10.1.2.3/8 means 10.0.0.0/8 to the parser, which is
+			// rarely what was meant: make the operator say which.
+			add(key, "%q has bits set past the prefix length: write %s, or /%d for the single host", n, p.Masked(), p.Addr().BitLen())
+		}
+	}
 
 	checkAddr("http.listen", c.HTTP.Listen)
 	if c.HTTP.PublicURL != "" {

@@ -223,3 +223,58 @@ func TestAuthSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestSMTPHardening(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.MaxConnectionsPerIP != 20 || c.SMTP.MaxBadCommands != 10 || c.SMTP.TLSListen != "" || len(c.SMTP.AllowedNetworks) != 0 {
+		t.Errorf("defaults: per IP %d, bad commands %d, tls_listen %q, networks %v; want 20, 10, \"\", none",
+			c.SMTP.MaxConnectionsPerIP, c.SMTP.MaxBadCommands, c.SMTP.TLSListen, c.SMTP.AllowedNetworks)
+	}
+
+	good := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+tls_listen = "0.0.0.0:465"
+max_connections_per_ip = 5
+max_bad_commands = 3
+allowed_networks = ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]`, 1)
+	c, err = config.Parse(good, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.TLSListen != "0.0.0.0:465" || c.SMTP.MaxConnectionsPerIP != 5 || c.SMTP.MaxBadCommands != 3 || len(c.SMTP.AllowedNetworks) != 3 {
+		t.Errorf("decoded %+v", c.SMTP)
+	}
+
+	bad := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
+tls_listen = "465"
+max_connections_per_ip = -1
+max_bad_commands = -2
+allowed_networks = ["10.0.0.0/8", "10.1.2.3/8", "192.0.2.1", "example.com/24", "10.0.0.0/33"]`, 1)
+	_, err = config.Parse(bad, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v, want config.Problems", err)
+	}
+	want := []string{
+		"smtp.tls_listen: must be host:port",
+		"smtp.tls_listen: implicit TLS needs smtp.tls_cert and smtp.tls_key",
+		"smtp.max_connections_per_ip: must be positive",
+		"smtp.max_bad_commands: must be positive",
+		`smtp.allowed_networks[1]: "10.1.2.3/8" has bits set past the prefix length: write 10.0.0.0/8, or /32`,
+		`smtp.allowed_networks[2]: "192.0.2.1" is not a CIDR`,
+		`smtp.allowed_networks[3]: "example.com/24" is not a CIDR`,
+		`smtp.allowed_networks[4]: "10.0.0.0/33" is not a CIDR`,
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
+		}
+	}
+	if slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, "smtp.allowed_networks[0]") }) {
+		t.Errorf("a good CIDR was refused: %v", probs)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +34,18 @@ type Config struct {
 	Text            string // body, subject or subject+body
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
-	MaxConnections  int
+	// MaxConnections caps open connections over all listeners, and
+	// MaxConnectionsPerIP those from one client (IPv4 address or IPv6
+	// /64); 0 is no cap.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// MaxBadCommands is how many permanent refusals a connection may
+	// collect; the next one is answered 421 and the connection closed.
+	// 0 is no cap.
+	MaxBadCommands int
+	// AllowedNetworks, when not empty, are the only networks
+	// unauthenticated clients may send from.
+	AllowedNetworks []netip.Prefix
 }
 
 // Submitter is the part of the bridge the SMTP side uses. It is declared
@@ -64,6 +76,11 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	domains map[string]bool
+	limits  *connLimiter
+
+	mu        sync.Mutex
+	closed    bool
+	listeners []*guardListener
 }
 
 // New returns a server; call Serve to start it. m may be nil.
@@ -73,7 +90,7 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	}
 	s := &Server{bridge: b, cfg: cfg, metrics: m, log: log, domains: map[string]bool{}}
 	for _, d := range cfg.Domains {
-		s.domains[strings.ToLower(d)] = true
+		s.domains[asciiLower(d)] = true
 	}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname
@@ -85,39 +102,89 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	srv.TLSConfig = cfg.TLS
 	srv.ErrorLog = slogPrinter{log}
 	s.smtp = srv
+	s.limits = newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, s.refusedConnection)
 	return s
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts plain SMTP connections (STARTTLS if configured) on ln
+// until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	if s.cfg.MaxConnections > 0 {
-		ln = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxConnections)}
+	return s.serve(ln, nil)
+}
+
+// ServeTLS accepts implicit-TLS connections (SMTPS, port 465) on ln until
+// Shutdown. The connection caps apply to both listeners together.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("smtpin: implicit TLS needs a TLS configuration")
 	}
-	err := s.smtp.Serve(ln)
-	if errors.Is(err, smtp.ErrServerClosed) {
+	return s.serve(ln, s.cfg.TLS)
+}
+
+func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+	// The caps sit under TLS: go-smtp must see the *tls.Conn itself to
+	// run the handshake and to offer AUTH.
+	gl := &guardListener{Listener: ln, limits: s.limits, tls: tlsCfg}
+	s.mu.Lock()
+	if s.closed {
+		// Shutdown has run: go-smtp would never close this listener.
+		s.mu.Unlock()
+		return gl.Close()
+	}
+	s.listeners = append(s.listeners, gl)
+	s.mu.Unlock()
+	var served net.Listener = gl
+	if tlsCfg != nil {
+		served = tls.NewListener(gl, tlsCfg)
+	}
+	err := s.smtp.Serve(served)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || errors.Is(err, smtp.ErrServerClosed) {
+		// Shutdown closes the listener before go-smtp knows it is
+		// shutting down, so go-smtp may report the closed listener.
 		return nil
 	}
 	return err
 }
 
 // Shutdown stops accepting connections and waits for open sessions to end
-// until ctx is done, then closes them.
+// until ctx is done, then closes them and returns an error wrapping ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Close the listeners here too: one whose Serve had not yet reached
+	// go-smtp when go-smtp shut down would otherwise stay open for good.
+	s.mu.Lock()
+	s.closed = true
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
 	err := s.smtp.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return s.smtp.Close()
+		// go-smtp's Close does nothing once Shutdown has begun, so cut
+		// the remaining sessions off here.
+		s.limits.closeAll()
+		return fmt.Errorf("smtpin: closed the sessions still open after the grace period: %w", err)
 	}
 	return err
 }
 
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{srv: s, remote: c.Conn().RemoteAddr().String()}, nil
+	gc := guardOf(c.Conn())
+	if gc == nil {
+		// Not accepted through serve (cannot happen today); keep the
+		// counts for this session alone.
+		gc = &guardConn{Conn: c.Conn(), addr: remoteAddr(c.Conn()), release: func() {}}
+	}
+	return &session{srv: s, remote: c.Conn().RemoteAddr().String(), conn: gc}, nil
 }
 
 type session struct {
 	srv    *Server
 	remote string
+	conn   *guardConn
 
 	authed *bridge.Account // set by a successful AUTH
 	from   string
@@ -132,12 +199,15 @@ func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.L
 
 // Auth implements smtp.AuthSession.
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	failed := func(user string) error {
+		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
+		s.srv.log.Warn("authentication failed", "remote", s.remote, "user", user)
+		return s.strike(smtp.ErrAuthFailed)
+	}
 	check := func(user, pass string) error {
 		acct, err := s.srv.bridge.Authenticate(user, pass)
 		if err != nil {
-			s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
-			s.srv.log.Warn("authentication failed", "remote", s.remote, "user", user)
-			return smtp.ErrAuthFailed
+			return failed(user)
 		}
 		s.authed = acct
 		return nil
@@ -146,7 +216,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, pass string) error {
 			if identity != "" && identity != user {
-				return smtp.ErrAuthFailed
+				return failed(user)
 			}
 			return check(user, pass)
 		}), nil
@@ -194,7 +264,10 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		// envelope says; bounces go to the envelope sender.
 	case s.srv.cfg.RequireAuth:
 		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
-		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+		return s.strike(&smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"})
+	case !s.srv.allowed(s.conn.addr):
+		return s.refuse("MAIL", bridge.Permanent(bridge.ReasonUnknownAccount, "from",
+			"clients at %s must authenticate to send here", s.conn.addr))
 	default:
 		var err error
 		if acct, err = s.srv.bridge.Account(from); err != nil {
@@ -223,17 +296,39 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 // localPart returns the local part of an address at one of our domains;
-// anything else would be relaying.
+// anything else would be relaying. go-smtp has already stripped a source
+// route (<@a,@b:x@y>) and the quotes of a quoted local part, so
+// "x@evil"@us arrives as x@evil@us. Routing syntax left in the local part
+// (x%evil@us, evil!x@us, x@evil@us) is refused as relaying too: no phone
+// number or phonebook contains it, and an MTA behind us might honour it.
+// The domain must match exactly, ASCII case aside: no trailing dot, no
+// address literal, no subdomain.
 func (s *Server) localPart(addr string) (string, error) {
+	relaying := func() error {
+		return bridge.Permanent(bridge.ReasonBadDomain, "to", "relaying to <%s> denied: only phone numbers at %s", addr, strings.Join(s.cfg.Domains, ", "))
+	}
 	i := strings.LastIndexByte(addr, '@')
 	if i <= 0 {
-		return "", bridge.Permanent(bridge.ReasonBadDomain, "to", "<%s>: not an address at %s", addr, s.cfg.Domains[0])
+		return "", relaying()
 	}
-	local, domain := addr[:i], strings.ToLower(addr[i+1:])
-	if !s.domains[domain] {
-		return "", bridge.Permanent(bridge.ReasonBadDomain, "to", "relaying to <%s> denied: only phone numbers at %s", addr, strings.Join(s.cfg.Domains, ", "))
+	local, domain := addr[:i], addr[i+1:]
+	if !s.domains[asciiLower(domain)] || strings.ContainsAny(local, "@%!:") {
+		return "", relaying()
 	}
 	return local, nil
+}
+
+// asciiLower lower-cases ASCII letters only. strings.ToLower would also
+// fold look-alikes such as the Kelvin sign into "k", letting a domain we
+// do not own compare equal to one we do.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (s *session) Data(r io.Reader) error {
@@ -341,7 +436,27 @@ func (s *session) refuse(stage string, err error) error {
 	s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonOf(err))
 	s.srv.log.Info("refused", "channel", "smtp", "stage", stage, "remote", s.remote,
 		"reason", string(bridge.ReasonOf(err)), "code", e.Code, "err", err)
-	return e
+	return s.strike(e)
+}
+
+var errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many errors"}
+
+// strike counts a permanent refusal against the connection. A client that
+// keeps collecting them is probing (addresses, passwords) rather than
+// sending mail: past the cap its refusal becomes 421 and the connection
+// closes once that reply is out.
+func (s *session) strike(e *smtp.SMTPError) *smtp.SMTPError {
+	limit := s.srv.cfg.MaxBadCommands
+	if e.Code < 500 || limit <= 0 {
+		return e
+	}
+	s.conn.strikes++
+	if s.conn.strikes <= limit {
+		return e
+	}
+	s.conn.hangUp.Store(true)
+	s.srv.log.Warn("too many errors, closing the connection", "channel", "smtp", "remote", s.remote, "refusals", s.conn.strikes)
+	return errTooManyErrors
 }
 
 // Reply maps an error to the SMTP reply a client sees. It is the only place
@@ -400,41 +515,6 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
-}
-
-// limitListener answers connections over the cap with 421 instead of
-// letting them queue unseen in the kernel's backlog.
-type limitListener struct {
-	net.Listener
-	sem chan struct{}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n")
-			_ = c.Close()
-		}
-	}
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }
 
 // slogPrinter adapts slog to go-smtp's Printf logger.

@@ -30,11 +30,19 @@ import (
 )
 
 type server struct {
-	addr  string
-	store *sqlite.Store
+	addr    string
+	tlsAddr string // implicit TLS listener, when cfg.TLS is set
+	store   *sqlite.Store
 }
 
 func newServer(t *testing.T, cfg smtpin.Config) *server {
+	t.Helper()
+	return newServerWith(t, cfg, nil)
+}
+
+// newServerWith runs a server on 127.0.0.1:0, plus an implicit-TLS
+// listener when cfg.TLS is set, counting into m (which may be nil).
+func newServerWith(t *testing.T, cfg smtpin.Config, m smtpin.Metrics) *server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -55,26 +63,44 @@ func newServer(t *testing.T, cfg smtpin.Config) *server {
 		cfg.Domains = []string{"sms.example.com"}
 	}
 	cfg.Text = "body"
-	cfg.ReadTimeout, cfg.WriteTimeout = 5*time.Second, 5*time.Second
-	srv := smtpin.New(b, cfg, nil, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 5 * time.Second
 	}
-	done := make(chan error, 1)
+	cfg.WriteTimeout = 5 * time.Second
+	srv := smtpin.New(b, cfg, m, log)
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	s := &server{store: st}
+	ln := listen()
+	s.addr = ln.Addr().String()
+	done := make(chan error, 2)
 	go func() { done <- srv.Serve(ln) }()
+	serving := 1
+	if cfg.TLS != nil {
+		tln := listen()
+		s.tlsAddr = tln.Addr().String()
+		go func() { done <- srv.ServeTLS(tln) }()
+		serving++
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+		for range serving {
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
 		}
 		st.Close()
 	})
-	return &server{addr: ln.Addr().String(), store: st}
+	return s
 }
 
 func (s *server) queued(t *testing.T) int {
@@ -181,27 +207,57 @@ func TestLimits(t *testing.T) {
 	})
 }
 
-// A bare "\n.\n" inside the data must not end the message early (SMTP
-// smuggling): it is one message, whose text contains the would-be second one.
+// SMTP smuggling: a lone "." between line ends other than CRLF CRLF must
+// not end the message, or a client could hide a second transaction (with
+// another sender's envelope) inside the first one's data, past whatever
+// filtered it upstream. Every variant is one message whose text contains
+// the would-be second one.
 func TestNoSmuggling(t *testing.T) {
-	s := newServer(t, smtpin.Config{})
-	conn, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	script := "EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<0501234567@sms.example.com>\r\nDATA\r\n" +
-		"Subject: one\r\n\r\nfirst\n.\nMAIL FROM:<a@example.com>\nRCPT TO:<0507654321@sms.example.com>\nDATA\nsmuggled\r\n.\r\nQUIT\r\n"
-	if _, err := io.WriteString(conn, script); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(conn)
-	if n := strings.Count(string(b), "queued as"); n != 1 {
-		t.Fatalf("%d messages accepted, want 1:\n%s", n, b)
-	}
-	if q := s.queued(t); q != 1 {
-		t.Errorf("%d recipients queued, want 1", q)
+	for name, end := range map[string]string{
+		`\n.\n`:      "\n.\n",
+		`\r.\r`:      "\r.\r",
+		`\n.\r\n`:    "\n.\r\n",
+		`\r\n.\n`:    "\r\n.\n",
+		`\r.\r\n`:    "\r.\r\n",
+		`\r\n.\r`:    "\r\n.\r",
+		`\n.\n bare`: "\n.\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(t, smtpin.Config{})
+			conn, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			// The smuggled commands end in CRLF so that a server which
+			// took the fake end for real would certainly run them.
+			nl := "\r\n"
+			if strings.HasSuffix(name, "bare") {
+				nl = "\n"
+			}
+			script := "EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<0501234567@sms.example.com>\r\nDATA\r\n" +
+				"Subject: one\r\n\r\nfirst" + end +
+				"MAIL FROM:<a@example.com>" + nl + "RCPT TO:<0507654321@sms.example.com>" + nl + "DATA" + nl + "smuggled" +
+				"\r\n.\r\nQUIT\r\n"
+			if _, err := io.WriteString(conn, script); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(conn)
+			replies := string(b)
+			if n := strings.Count(replies, "\r\n354 "); n != 1 {
+				t.Errorf("%d DATA transactions started, want 1:\n%s", n, replies)
+			}
+			if n := strings.Count(replies, "queued as"); n != 1 {
+				t.Errorf("%d messages accepted, want 1:\n%s", n, replies)
+			}
+			if !strings.HasSuffix(replies, "221 2.0.0 Bye\r\n") {
+				t.Errorf("session did not end with QUIT's reply:\n%s", replies)
+			}
+			if q := s.queued(t); q != 1 {
+				t.Errorf("%d recipients queued, want 1", q)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type Daemon struct {
 	dispatcher *bridge.Dispatcher
 	smtp       *smtpin.Server
 	smtpLn     net.Listener
+	smtpsLn    net.Listener // implicit TLS; nil when smtp.tls_listen is ""
 	http       *http.Server
 	httpLn     net.Listener
 }
@@ -108,30 +110,57 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	var networks []netip.Prefix
+	for _, n := range cfg.SMTP.AllowedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("smtp.allowed_networks: %w", err)
+		}
+		networks = append(networks, p)
+	}
 	d.smtp = smtpin.New(d.bridge, smtpin.Config{
-		Hostname:        cfg.SMTP.Hostname,
-		Domains:         cfg.SMTP.Domains,
-		RequireAuth:     cfg.SMTP.RequireAuth,
-		TLS:             tlsCfg,
-		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
-		MaxRecipients:   cfg.SMTP.MaxRecipients,
-		Text:            cfg.SMTP.Text,
-		ReadTimeout:     cfg.SMTP.ReadTimeout,
-		WriteTimeout:    cfg.SMTP.WriteTimeout,
-		MaxConnections:  cfg.SMTP.MaxConnections,
+		Hostname:            cfg.SMTP.Hostname,
+		Domains:             cfg.SMTP.Domains,
+		RequireAuth:         cfg.SMTP.RequireAuth,
+		TLS:                 tlsCfg,
+		MaxMessageBytes:     cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:       cfg.SMTP.MaxRecipients,
+		Text:                cfg.SMTP.Text,
+		ReadTimeout:         cfg.SMTP.ReadTimeout,
+		WriteTimeout:        cfg.SMTP.WriteTimeout,
+		MaxConnections:      cfg.SMTP.MaxConnections,
+		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
+		MaxBadCommands:      cfg.SMTP.MaxBadCommands,
+		AllowedNetworks:     networks,
 	}, m, log.With("component", "smtp"))
+	// On a bind error, close what is already open.
+	fail := func(err error) (*Daemon, error) {
+		for _, ln := range []net.Listener{d.smtpLn, d.smtpsLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		st.Close()
+		return nil, err
+	}
 	d.smtpLn, err = net.Listen("tcp", cfg.SMTP.Listen)
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("smtp.listen: %w", err)
+		return fail(fmt.Errorf("smtp.listen: %w", err))
+	}
+	if cfg.SMTP.TLSListen != "" {
+		if tlsCfg == nil {
+			return fail(errors.New("smtp.tls_listen: needs smtp.tls_cert and smtp.tls_key"))
+		}
+		if d.smtpsLn, err = net.Listen("tcp", cfg.SMTP.TLSListen); err != nil {
+			return fail(fmt.Errorf("smtp.tls_listen: %w", err))
+		}
 	}
 	api := webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping}, log.With("component", "http"))
 	d.http = webhook.NewHTTPServer(api.Handler())
 	d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
-		d.smtpLn.Close()
-		st.Close()
-		return nil, fmt.Errorf("http.listen: %w", err)
+		return fail(fmt.Errorf("http.listen: %w", err))
 	}
 	return d, nil
 }
@@ -141,6 +170,15 @@ func (d *Daemon) HTTPAddr() string { return d.httpLn.Addr().String() }
 
 // SMTPAddr is the address the SMTP listener is bound to.
 func (d *Daemon) SMTPAddr() string { return d.smtpLn.Addr().String() }
+
+// SMTPTLSAddr is the address the implicit-TLS SMTP listener is bound to,
+// or "" when smtp.tls_listen is not set.
+func (d *Daemon) SMTPTLSAddr() string {
+	if d.smtpsLn == nil {
+		return ""
+	}
+	return d.smtpsLn.Addr().String()
+}
 
 // Store returns the daemon's store.
 func (d *Daemon) Store() *sqlite.Store { return d.store }
@@ -157,7 +195,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -170,6 +208,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	if d.smtpsLn != nil {
+		// The same server: one set of connection caps, and Shutdown
+		// below drains both listeners' sessions.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.smtp.ServeTLS(d.smtpsLn); err != nil {
+				errc <- fmt.Errorf("smtp tls: %w", err)
+				cancel()
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		if err := d.http.Serve(d.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -177,7 +227,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "http", d.HTTPAddr(), "store", d.cfg.Store.Path)
+	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "smtps", d.SMTPTLSAddr(), "http", d.HTTPAddr(), "store", d.cfg.Store.Path)
 
 	<-runCtx.Done()
 	d.log.Info("shutting down", "grace", grace)

@@ -1,0 +1,249 @@
+package smtpin
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Connection policy lives below go-smtp (and below TLS), where a client
+// over a cap can be answered before go-smtp spends a session on it, and
+// where per-connection state survives STARTTLS (which starts a new
+// go-smtp session on the same connection).
+
+const (
+	msgTooManyConns       = "421 4.7.0 too many connections, try again later\r\n"
+	msgTooManyConnsFromIP = "421 4.7.0 too many connections from your address\r\n"
+
+	// rejectTimeout bounds how long answering a refused connection may
+	// take (for the TLS listener that includes a handshake).
+	rejectTimeout = 5 * time.Second
+	// maxRejecting bounds the goroutines answering refused connections,
+	// so a flood of connections cannot turn into a flood of goroutines;
+	// past it a refused connection is closed without a word.
+	maxRejecting = 64
+)
+
+// connLimiter counts open connections, in all and per client, across all
+// of a Server's listeners.
+type connLimiter struct {
+	total     chan struct{} // nil: no overall cap
+	perClient int           // 0: no per-client cap
+	rejecting chan struct{}
+	refused   func() // counts a refused connection in the metrics
+
+	mu     sync.Mutex
+	active map[netip.Prefix]int
+	conns  map[*guardConn]struct{}
+}
+
+func newConnLimiter(total, perClient int, refused func()) *connLimiter {
+	l := &connLimiter{perClient: perClient, refused: refused,
+		rejecting: make(chan struct{}, maxRejecting), active: map[netip.Prefix]int{}, conns: map[*guardConn]struct{}{}}
+	if total > 0 {
+		l.total = make(chan struct{}, total)
+	}
+	return l
+}
+
+// clientKey is what the per-client cap counts by: the IPv4 address, or
+// the IPv6 /64, since one IPv6 host usually holds a whole /64 and could
+// otherwise pick a fresh address for every connection.
+func clientKey(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// remoteAddr is the client's IP address, or the zero Addr for a
+// connection that has none (such as a pipe in a test).
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// admit takes a slot for c, or returns the reply refusing it.
+func (l *connLimiter) admit(c net.Conn) (*guardConn, string) {
+	if l.total != nil {
+		select {
+		case l.total <- struct{}{}:
+		default:
+			return nil, msgTooManyConns
+		}
+	}
+	addr := remoteAddr(c)
+	key := netip.Prefix{}
+	if addr.IsValid() {
+		key = clientKey(addr)
+	}
+	l.mu.Lock()
+	if l.perClient > 0 && addr.IsValid() && l.active[key] >= l.perClient {
+		l.mu.Unlock()
+		if l.total != nil {
+			<-l.total
+		}
+		return nil, msgTooManyConnsFromIP
+	}
+	gc := &guardConn{Conn: c, addr: addr}
+	gc.release = func() { l.release(gc, key) }
+	l.active[key]++
+	l.conns[gc] = struct{}{}
+	l.mu.Unlock()
+	return gc, ""
+}
+
+func (l *connLimiter) release(gc *guardConn, key netip.Prefix) {
+	l.mu.Lock()
+	if l.active[key]--; l.active[key] <= 0 {
+		delete(l.active, key)
+	}
+	delete(l.conns, gc)
+	l.mu.Unlock()
+	if l.total != nil {
+		<-l.total
+	}
+}
+
+// closeAll closes every open connection.
+func (l *connLimiter) closeAll() {
+	l.mu.Lock()
+	open := make([]*guardConn, 0, len(l.conns))
+	for c := range l.conns {
+		open = append(open, c)
+	}
+	l.mu.Unlock()
+	// Close releases the slot, which takes l.mu.
+	for _, c := range open {
+		_ = c.Close()
+	}
+}
+
+// reject answers a refused connection with msg and closes it, without
+// holding up the accept loop: a TLS client needs a handshake first, which
+// a slow or hostile client could drag out.
+func (l *connLimiter) reject(c net.Conn, msg string, tlsCfg *tls.Config) {
+	l.refused()
+	select {
+	case l.rejecting <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.rejecting }()
+		_ = c.SetDeadline(time.Now().Add(rejectTimeout))
+		if tlsCfg != nil {
+			c = tls.Server(c, tlsCfg)
+		}
+		_, _ = io.WriteString(c, msg)
+		_ = c.Close()
+	}()
+}
+
+// guardListener applies a connLimiter to a listener.
+type guardListener struct {
+	net.Listener
+	limits *connLimiter
+	tls    *tls.Config // set when the connections will speak TLS at once
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		gc, refusal := l.limits.admit(c)
+		if refusal == "" {
+			return gc, nil
+		}
+		l.limits.reject(c, refusal, l.tls)
+	}
+}
+
+// Close is idempotent: both Server.Shutdown and go-smtp close the
+// listener, and only the first close's result means anything.
+func (l *guardListener) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
+}
+
+// guardConn is one admitted connection. It holds what must outlive a
+// go-smtp session: the count of refused commands, and the decision to
+// hang up.
+type guardConn struct {
+	net.Conn
+	addr    netip.Addr
+	release func()
+	once    sync.Once
+
+	// strikes counts the permanent refusals on this connection. Only
+	// the connection's own goroutine touches it.
+	strikes int
+	// hangUp closes the connection once the reply being written has
+	// gone out, so the client reads why it is being dropped.
+	hangUp atomic.Bool
+}
+
+func (c *guardConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.hangUp.Load() {
+		_ = c.Close()
+	}
+	return n, err
+}
+
+func (c *guardConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// guardOf finds the guardConn under c, looking through TLS.
+func guardOf(c net.Conn) *guardConn {
+	for {
+		switch v := c.(type) {
+		case *guardConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// allowed reports whether an unauthenticated client at addr may send.
+func (s *Server) allowed(addr netip.Addr) bool {
+	if len(s.cfg.AllowedNetworks) == 0 {
+		return true
+	}
+	for _, p := range s.cfg.AllowedNetworks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedConnection is what an over-cap connection counts as in metrics:
+// the client is being throttled.
+func (s *Server) refusedConnection() {
+	s.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
+}
