@@ -6,15 +6,15 @@ import (
 	"strings"
 
 	"github.com/smsbridge/smsbridge/bridge"
-	"github.com/smsbridge/smsbridge/webhook/alerting"
+	"github.com/smsbridge/smsbridge/webhook/alerts"
 )
 
 func (s *Server) alertmanager(w http.ResponseWriter, r *http.Request) {
-	s.alert(w, r, alerting.Alertmanager)
+	s.alert(w, r, alerts.Alertmanager)
 }
 
 func (s *Server) grafana(w http.ResponseWriter, r *http.Request) {
-	s.alert(w, r, alerting.Grafana)
+	s.alert(w, r, alerts.Grafana)
 }
 
 // alert turns one alerting notification into one SMS to the numbers in

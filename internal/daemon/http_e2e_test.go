@@ -330,11 +330,11 @@ func TestHealthAndMetrics(t *testing.T) {
 
 func TestAlertHooks(t *testing.T) {
 	e := newHTTPEnv(t, "")
-	grafana, err := os.ReadFile("../../webhook/alerting/testdata/grafana.json")
+	grafana, err := os.ReadFile("../../webhook/alerts/testdata/grafana_firing.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	am, err := os.ReadFile("../../webhook/alerting/testdata/alertmanager-firing.json")
+	am, err := os.ReadFile("../../webhook/alerts/testdata/alertmanager_firing.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestAlertHooks(t *testing.T) {
 	}
 	want := map[string]string{
 		"972507770001,972507770002": "[FIRING:2] High memory usage: This alert was triggered for zone us-1 (+1 more)",
-		"972500000001,972500000002": "[FIRING:2] HighLatency: p99 latency above 2s",
+		"972500000001,972500000002": "[FIRING] ProbeFailure: BlackBox Probe Failure: https://server.example.org",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("SMS = %v\nwant %v", got, want)

@@ -1,0 +1,207 @@
+// Package alerts turns alerting webhook payloads (Prometheus Alertmanager,
+// Grafana unified alerting) into one short SMS text per notification.
+//
+// The package is pure: it parses bytes and returns a string, so the HTTP
+// side decides routing, authentication and recipients.
+package alerts
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// MaxRunes caps the text: every extra segment costs money, and a pager
+// message only has to say what broke and where to look.
+const MaxRunes = 300
+
+// payload holds the fields of an Alertmanager (version "4") notification
+// that the text needs. Grafana's contact point payload is a superset, so it
+// shares the type; fields not listed here (values, URLs, fingerprints) are
+// ignored by encoding/json, which keeps us tolerant of new versions.
+type payload struct {
+	Status            string            `json:"status"`
+	Alerts            []alert           `json:"alerts"`
+	GroupLabels       map[string]string `json:"groupLabels"`
+	CommonLabels      map[string]string `json:"commonLabels"`
+	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	TruncatedAlerts   int               `json:"truncatedAlerts"`
+
+	// Grafana only; documented as "will be deprecated soon", so they are
+	// last-resort fallbacks.
+	Title   string `json:"title"`
+	Message string `json:"message"`
+}
+
+type alert struct {
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// Alertmanager parses a Prometheus Alertmanager webhook payload and returns
+// the SMS text, e.g. "[FIRING:2] HighLatency: p99 above 2s on api-1 (+1 more)".
+// Malformed payloads yield a permanent *bridge.Error naming the JSON field.
+func Alertmanager(body []byte) (string, error) {
+	p, err := decode(body)
+	if err != nil {
+		return "", err
+	}
+	return p.text(false), nil
+}
+
+// Grafana parses a Grafana unified alerting webhook contact point payload
+// and returns the SMS text in the same format as Alertmanager. It also falls
+// back to Grafana's top-level title and message when alerts carry no name or
+// annotations.
+func Grafana(body []byte) (string, error) {
+	p, err := decode(body)
+	if err != nil {
+		return "", err
+	}
+	return p.text(true), nil
+}
+
+func decode(body []byte) (*payload, error) {
+	var p payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			e := bridge.Permanent(bridge.ReasonInvalid, te.Field, "%s: want JSON %s, got %s", te.Field, te.Type, te.Value)
+			e.Err = err
+			return nil, e
+		}
+		// A syntax error has no field; "body" tells the caller the document
+		// itself is broken rather than one value in it.
+		e := bridge.Permanent(bridge.ReasonInvalid, "body", "the body is not valid JSON")
+		e.Err = err
+		return nil, e
+	}
+	if strings.TrimSpace(p.Status) == "" {
+		return nil, bridge.Permanent(bridge.ReasonInvalid, "status", `status is missing; want "firing" or "resolved"`)
+	}
+	if len(p.Alerts) == 0 {
+		return nil, bridge.Permanent(bridge.ReasonInvalid, "alerts", "alerts is missing or empty; nothing to notify about")
+	}
+	return &p, nil
+}
+
+// text renders the notification as one line, capped at MaxRunes.
+func (p *payload) text(grafana bool) string {
+	status := strings.ToUpper(clean(p.Status))
+
+	// The group status is "firing" while any alert fires, so resolved alerts
+	// riding along in a firing group are left out of the count and summary.
+	var group []alert
+	for _, a := range p.Alerts {
+		if a.Status == "" || strings.EqualFold(clean(a.Status), status) {
+			group = append(group, a)
+		}
+	}
+	if len(group) == 0 {
+		group = p.Alerts
+	}
+	first := group[0]
+	// Alerts dropped by max_alerts are still alerts the reader should know about.
+	more := len(group) - 1 + max(p.TruncatedAlerts, 0)
+
+	var b strings.Builder
+	b.WriteString("[" + status)
+	if len(group) > 1 {
+		b.WriteString(":" + strconv.Itoa(len(group)))
+	}
+	b.WriteString("]")
+
+	name := firstOf(first.Labels["alertname"], p.GroupLabels["alertname"], p.CommonLabels["alertname"])
+	if name == "" && grafana {
+		name = stripStatusPrefix(clean(p.Title))
+	}
+	summary, perAlert := p.summary(first, more > 0, grafana)
+
+	if name != "" {
+		b.WriteString(" " + name)
+		if summary != "" {
+			b.WriteString(":")
+		}
+	}
+	if summary != "" {
+		b.WriteString(" " + summary)
+	}
+	// A group-wide summary already speaks for every alert; otherwise say how
+	// many are hidden behind the first one.
+	if more > 0 && perAlert {
+		b.WriteString(" (+" + strconv.Itoa(more) + " more)")
+	}
+	return truncate(b.String(), MaxRunes)
+}
+
+// summary picks the describing sentence and reports whether it came from a
+// single alert (so the caller appends "+N more").
+func (p *payload) summary(first alert, several, grafana bool) (text string, perAlert bool) {
+	if several {
+		if s := firstOf(p.CommonAnnotations["summary"], p.CommonAnnotations["description"]); s != "" {
+			return s, false
+		}
+	}
+	if s := firstOf(first.Annotations["summary"], first.Annotations["description"]); s != "" {
+		return s, true
+	}
+	if grafana {
+		for line := range strings.Lines(p.Message) {
+			if s := clean(line); s != "" {
+				return s, false
+			}
+		}
+	}
+	return "", true
+}
+
+// firstOf returns the first value that is not blank, cleaned.
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if s := clean(v); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// clean collapses runs of whitespace and control characters (which a
+// handset would render as garbage) into single spaces and trims the ends.
+func clean(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+}
+
+// stripStatusPrefix drops the "[FIRING:2] " Grafana puts at the front of its
+// title, since the text carries its own status.
+func stripStatusPrefix(title string) string {
+	if strings.HasPrefix(title, "[") {
+		if i := strings.Index(title, "]"); i > 0 {
+			return strings.TrimSpace(title[i+1:])
+		}
+	}
+	return title
+}
+
+// truncate cuts s to at most n runes, on a rune boundary, ending with "…"
+// when anything was dropped.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, count := 0, 0
+	for i = range s {
+		if count == n-1 {
+			break
+		}
+		count++
+	}
+	return strings.TrimRight(s[:i], " ") + "…"
+}
