@@ -36,6 +36,9 @@ type Config struct {
 // Store selects and configures persistence.
 type Store struct {
 	Path string `toml:"path"` // SQLite file
+	// URL selects PostgreSQL instead ("postgres://user@host/db"), shared
+	// by several instances; SQLite stays the default when it is empty.
+	URL Secret `toml:"url"`
 }
 
 // Log configures logging.
@@ -313,6 +316,9 @@ func (c *Config) validate() Problems {
 		add("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}
 
+	if u := c.Store.URL.Value(); u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		add("store.url", "must be a postgres:// URL")
+	}
 	checkAddr("smtp.listen", c.SMTP.Listen)
 	if len(c.SMTP.Domains) == 0 {
 		add("smtp.domains", "at least one domain is required")

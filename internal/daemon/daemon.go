@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/metrics"
@@ -28,7 +29,7 @@ import (
 type Daemon struct {
 	cfg        *config.Config
 	log        *slog.Logger
-	store      *sqlite.Store
+	store      Store
 	bridge     *bridge.Bridge
 	dispatcher *bridge.Dispatcher
 	smtp       *smtpin.Server
@@ -50,7 +51,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		}
 		provs = append(provs, p)
 	}
-	st, err := sqlite.Open(ctx, cfg.Store.Path, log)
+	st, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -181,7 +182,29 @@ func (d *Daemon) SMTPTLSAddr() string {
 }
 
 // Store returns the daemon's store.
-func (d *Daemon) Store() *sqlite.Store { return d.store }
+func (d *Daemon) Store() Store { return d.store }
+
+// Store is a bridge.Store that can say whether it takes writes (/readyz).
+type Store interface {
+	bridge.Store
+	Ping(ctx context.Context) error
+}
+
+// storeName says which store is in use without printing a URL's password.
+func storeName(cfg config.Store) string {
+	if cfg.URL.Value() != "" {
+		return "postgres"
+	}
+	return cfg.Path
+}
+
+// openStore opens PostgreSQL when store.url is set, else the SQLite file.
+func openStore(ctx context.Context, cfg config.Store, log *slog.Logger) (Store, error) {
+	if u := cfg.URL.Value(); u != "" {
+		return postgres.Open(ctx, u, log.With("component", "store"))
+	}
+	return sqlite.Open(ctx, cfg.Path, log.With("component", "store"))
+}
 
 // Bridge returns the daemon's bridge.
 func (d *Daemon) Bridge() *bridge.Bridge { return d.bridge }
@@ -227,7 +250,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "smtps", d.SMTPTLSAddr(), "http", d.HTTPAddr(), "store", d.cfg.Store.Path)
+	d.log.Info("smsbridge running", "smtp", d.SMTPAddr(), "smtps", d.SMTPTLSAddr(), "http", d.HTTPAddr(), "store", storeName(d.cfg.Store))
 
 	<-runCtx.Done()
 	d.log.Info("shutting down", "grace", grace)

@@ -2,14 +2,10 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,59 +15,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/storetest"
+	"github.com/smsbridge/smsbridge/internal/pgtest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// serverURL is the server the tests create their databases on.
-func serverURL() string {
-	if u := os.Getenv("SMSBRIDGE_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
+func serverURL() string { return pgtest.ServerURL() }
 
-// admin connects to serverURL, skipping the test if there is no server,
-// except in CI, where a skipped store test must not pass for a passed one.
-func admin(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL())
-	if err != nil {
-		msg := fmt.Sprintf("no PostgreSQL server (set SMSBRIDGE_TEST_POSTGRES to a URL of one): %v", err)
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	tb.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func admin(tb testing.TB) *pgx.Conn { return pgtest.Admin(tb) }
 
-// newDatabase creates an empty database, dropped when tb ends, and
-// returns its URL and name.
-func newDatabase(tb testing.TB) (dbURL, name string) {
-	tb.Helper()
-	conn := admin(tb)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name = "smsbridge_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("dropping %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(serverURL())
-	if err != nil || u.Scheme == "" {
-		return serverURL() + " dbname=" + name, name // key=value form
-	}
-	u.Path = "/" + name
-	return u.String(), name
-}
+func newDatabase(tb testing.TB) (dbURL, name string) { return pgtest.NewDatabase(tb) }
 
 func openTest(tb testing.TB, dbURL string) *Store {
 	tb.Helper()
