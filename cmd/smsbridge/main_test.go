@@ -79,53 +79,9 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfgPath := filepath.Join(dir, "smsbridge.toml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-[store]
-path = %q
-[smtp]
-listen = %q
-domains = ["sms.example.com"]
-[queue]
-retry_min = "100ms"
-retry_max = "500ms"
-send_timeout = "2s"
-[[accounts]]
-name = "a"
-emails = ["*@example.com"]
-sender_ids = ["+17134567890"]
-[[providers]]
-name = "voip"
-type = "voipcom"
-base_url = %q
-api_key = "k"
-api_password = "p"
-numbers = ["+17134567890"]
-batch_size = 1
-[[routes]]
-prefix = "+"
-provider = "voip"
-`, filepath.Join(dir, "q.db"), addr, fake.URL)), 0o600)
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("[store]\npath = %q\n", filepath.Join(dir, "q.db"))+daemonConfig(addr, fake.URL)), 0o600)
 
-	startDaemon := func() *exec.Cmd {
-		cmd := daemonCmd("serve", "-config", cfgPath)
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				return cmd
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("daemon did not listen: %s", logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	startDaemon := func() *exec.Cmd { return spawn(t, addr, "serve", "-config", cfgPath) }
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
@@ -236,5 +192,61 @@ func TestHashPassword(t *testing.T) {
 	}
 	if code := hashPassword(strings.NewReader("short\n"), &out, &errb); code != 1 {
 		t.Errorf("short password: exit %d, want 1", code)
+	}
+}
+
+// daemonConfig is the daemon configuration the process tests share: SMTP on
+// addr, one voip-communications provider at url, fast retries, one
+// recipient per call; the store section is the test's own.
+func daemonConfig(addr, url string) string {
+	return fmt.Sprintf(`
+[smtp]
+listen = %q
+domains = ["sms.example.com"]
+[http]
+listen = "127.0.0.1:0"
+[queue]
+retry_min = "100ms"
+retry_max = "500ms"
+send_timeout = "2s"
+[[accounts]]
+name = "a"
+emails = ["*@example.com"]
+sender_ids = ["+17134567890"]
+[[providers]]
+name = "voip"
+type = "voipcom"
+base_url = %q
+api_key = "k"
+api_password = "p"
+numbers = ["+17134567890"]
+batch_size = 1
+[[routes]]
+prefix = "+"
+provider = "voip"
+`, addr, url)
+}
+
+// spawn starts the daemon binary (this test binary, see TestMain) with
+// args and waits until it accepts connections on addr.
+func spawn(t *testing.T, addr string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := daemonCmd(args...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("daemon did not listen on %s: %s", addr, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
