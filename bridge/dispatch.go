@@ -26,8 +26,13 @@ type DispatchOptions struct {
 	// Observe, if set, is told of each provider call: how long it took and
 	// what came of each recipient (for metrics).
 	Observe func(provider string, took time.Duration, outcomes []Outcome)
-	Now     func() time.Time
-	Log     *slog.Logger
+	// BreakerThreshold is how many consecutive calls to a provider may
+	// fail as a whole (down, timing out) before its circuit opens
+	// (default 5). BreakerChanged, if set, is told when one opens or closes.
+	BreakerThreshold int
+	BreakerChanged   func(provider string, open bool)
+	Now              func() time.Time
+	Log              *slog.Logger
 }
 
 // Dispatcher takes due recipients from the store and sends them. Each
@@ -40,6 +45,7 @@ type Dispatcher struct {
 	providers map[string]Provider
 	opt       DispatchOptions
 	sem       map[string]chan struct{}
+	breakers  map[string]*breaker
 	wake      chan struct{}
 	capacity  int // recipients claimed and not yet completed, at most
 }
@@ -64,6 +70,9 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 	if opt.FailoverAfter <= 0 {
 		opt.FailoverAfter = 3
 	}
+	if opt.BreakerThreshold <= 0 {
+		opt.BreakerThreshold = 5
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -75,6 +84,7 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		providers: map[string]Provider{},
 		opt:       opt,
 		sem:       map[string]chan struct{}{},
+		breakers:  map[string]*breaker{},
 		wake:      make(chan struct{}, 1),
 		capacity:  opt.Workers * 8,
 	}
@@ -83,8 +93,14 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		if n <= 0 {
 			n = 4
 		}
-		d.providers[p.Name()] = p
-		d.sem[p.Name()] = make(chan struct{}, n)
+		name := p.Name()
+		d.providers[name] = p
+		d.sem[name] = make(chan struct{}, n)
+		var changed func(bool)
+		if opt.BreakerChanged != nil {
+			changed = func(open bool) { opt.BreakerChanged(name, open) }
+		}
+		d.breakers[name] = newBreaker(opt.BreakerThreshold, opt.RetryMin, opt.RetryMax, changed)
 	}
 	return d
 }
@@ -157,31 +173,53 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 
 	pending := 0 // claimed, not completed
 	var queue []batch
+	ready := -1         // index in queue of a batch holding its provider's slot
+	claimNeeded := true // something changed since the last claim
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		if len(queue) == 0 && pending < d.capacity {
-			queue = d.claim(ctx, d.capacity-pending)
-			for _, b := range queue {
+		if claimNeeded && pending < d.capacity {
+			claimed := d.claim(ctx, d.capacity-pending)
+			for _, b := range claimed {
 				pending += len(b.jobs)
+			}
+			queue = append(queue, claimed...)
+			claimNeeded = false
+		}
+		// A batch goes to a worker only with a slot of its provider's
+		// concurrency limit in hand, so a slow provider's batches wait
+		// here instead of holding workers other providers need.
+		if ready < 0 {
+			for i, b := range queue {
+				if d.acquire(b.provider) {
+					ready = i
+					break
+				}
 			}
 		}
 		var out chan batch
 		var next batch
-		if len(queue) > 0 {
-			out, next = batches, queue[0]
-		} else {
+		if ready >= 0 {
+			out, next = batches, queue[ready]
+		} else if len(queue) == 0 {
 			timer.Reset(d.idle(ctx))
 		}
 		select {
 		case <-ctx.Done():
 		case out <- next:
-			queue = queue[1:]
+			queue = append(queue[:ready], queue[ready+1:]...)
+			ready = -1
 		case n := <-done:
 			pending -= n
+			claimNeeded = true
 		case <-d.wake:
+			claimNeeded = true
 		case <-timer.C:
+			claimNeeded = true
 		}
+	}
+	if ready >= 0 {
+		d.release(queue[ready].provider)
 	}
 	// Claimed but never started: they stay queued and are retried after
 	// their lease; nothing is lost.
@@ -196,6 +234,27 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		case <-workersDone:
 			return
 		}
+	}
+}
+
+// acquire takes a slot of a provider's concurrency limit if one is free.
+// A provider no longer configured has no limit.
+func (d *Dispatcher) acquire(provider string) bool {
+	sem := d.sem[provider]
+	if sem == nil {
+		return true
+	}
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *Dispatcher) release(provider string) {
+	if sem := d.sem[provider]; sem != nil {
+		<-sem
 	}
 }
 
@@ -244,8 +303,11 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
 	return out
 }
 
-// send makes one provider call for a batch and records every outcome.
+// send makes one provider call for a batch and records every outcome. The
+// batch holds a slot of its provider's concurrency limit (see Run), which
+// send gives back.
 func (d *Dispatcher) send(ctx context.Context, b batch) {
+	defer d.release(b.provider)
 	now := d.opt.Now()
 	outcomes := make([]Outcome, 0, len(b.jobs))
 	var live []Job
@@ -321,22 +383,23 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 	}
 }
 
-// call runs one provider call under its concurrency limit and timeout, and
+// call runs one provider call under its timeout and circuit breaker, and
 // checks the provider kept its contract.
 func (d *Dispatcher) call(ctx context.Context, p Provider, req *SendRequest) ([]Result, error) {
-	sem := d.sem[p.Name()]
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, Temporary(ReasonProviderDown, ctx.Err(), "shutting down")
+	br := d.breakers[p.Name()]
+	if ok, next := br.allow(d.opt.Now()); !ok {
+		return nil, &Error{Reason: ReasonProviderDown, Temp: true, RetryAfter: next.Sub(d.opt.Now()),
+			Msg: p.Name() + ": circuit open after repeated failures; not calling it until " + next.UTC().Format(time.RFC3339)}
 	}
-	defer func() { <-sem }()
 	cctx, cancel := context.WithTimeout(ctx, d.opt.SendTimeout)
 	defer cancel()
 	start := d.opt.Now()
 	results, err := p.Send(cctx, req)
 	if err == nil && len(results) != len(req.To) {
 		err = Temporary(ReasonProviderDown, nil, "%s returned %d results for %d recipients", p.Name(), len(results), len(req.To))
+	}
+	if ctx.Err() == nil { // a call cut off by our shutdown says nothing of the provider
+		br.record(d.opt.Now(), err != nil && IsTemporary(err))
 	}
 	d.opt.Log.DebugContext(ctx, "provider call", "provider", p.Name(), "message", req.MessageID,
 		"recipients", len(req.To), "took", d.opt.Now().Sub(start), "err", err)

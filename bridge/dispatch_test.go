@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -303,5 +304,83 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// down fails every call as a provider that is down does: slowly.
+type down struct {
+	name  string
+	delay time.Duration
+	mu    sync.Mutex
+	calls int
+	up    bool
+}
+
+func (p *down) Name() string { return p.name }
+func (p *down) Send(ctx context.Context, req *bridge.SendRequest) ([]bridge.Result, error) {
+	p.mu.Lock()
+	p.calls++
+	up := p.up
+	p.mu.Unlock()
+	if up {
+		return make([]bridge.Result, len(req.To)), nil
+	}
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+	}
+	return nil, bridge.Temporary(bridge.ReasonProviderDown, nil, "%s: timeout", p.name)
+}
+
+func (p *down) Calls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// A provider that is down neither slows sends through another provider nor
+// keeps being called: its circuit opens, and closes when it is back.
+func TestDispatchCircuitBreaker(t *testing.T) {
+	slow := &down{name: "slow", delay: time.Second}
+	fast := &scripted{name: "fast"}
+	var mu sync.Mutex
+	states := []string{}
+	e := newEnv(t, bridge.DispatchOptions{
+		Workers: 4, SendTimeout: 200 * time.Millisecond, BreakerThreshold: 3,
+		RetryMin: 300 * time.Millisecond, RetryMax: 300 * time.Millisecond, MaxAge: time.Hour,
+		BreakerChanged: func(p string, open bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			states = append(states, fmt.Sprintf("%s:%v", p, open))
+		},
+	}, []bridge.Route{{Prefix: "+97250", Providers: []string{"slow"}}, {Prefix: "+97252", Providers: []string{"fast"}}}, slow, fast)
+
+	for i := range 12 {
+		e.submit(t, "x", time.Time{}, fmt.Sprintf("050%07d", i))
+	}
+	start := time.Now()
+	for i := range 12 {
+		e.submit(t, "y", time.Time{}, fmt.Sprintf("052%07d", i))
+	}
+	eventually(t, 3*time.Second, "the healthy provider's sends", func() bool { return len(fast.Calls()) == 12 })
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("sends through the healthy provider took %v while the other was down", took)
+	}
+	time.Sleep(200 * time.Millisecond)
+	calls := slow.Calls()
+	if calls > 3+4 { // threshold, plus those already in flight when it tripped
+		t.Errorf("%d calls to a provider that is down; the circuit should stop them", calls)
+	}
+	slow.mu.Lock()
+	slow.up = true
+	slow.mu.Unlock()
+	eventually(t, 5*time.Second, "recovery", func() bool {
+		st, err := e.store.Stats(t.Context())
+		return err == nil && st.Queued == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(states, " ") != "slow:true slow:false" {
+		t.Errorf("breaker states = %v, want open then closed", states)
 	}
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	retries  *prometheus.CounterVec
 	inbound  *prometheus.CounterVec
 	bounces  prometheus.Counter
+	circuit  *prometheus.GaugeVec
 }
 
 // StatsFunc reads the queue for the depth and age gauges.
@@ -56,6 +57,9 @@ func New(stats StatsFunc) *Metrics {
 		bounces: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smsbridge_bounces_total", Help: "Delivery-status notifications sent to senders.",
 		}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "smsbridge_provider_circuit_open", Help: "1 while a provider's circuit breaker is open (it is not being called).",
+		}, []string{"provider"}),
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "smsbridge_queue_depth", Help: "Recipients waiting to be sent.",
@@ -75,7 +79,7 @@ func New(stats StatsFunc) *Metrics {
 		}
 		return time.Since(st.OldestQueued).Seconds()
 	})
-	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.bounces, depth, age,
+	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.bounces, m.circuit, depth, age,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -114,3 +118,12 @@ func (m *Metrics) Inbound(provider string) { m.inbound.WithLabelValues(provider)
 
 // Bounce counts a delivery-status notification sent.
 func (m *Metrics) Bounce() { m.bounces.Inc() }
+
+// Circuit records a provider's circuit breaker opening or closing.
+func (m *Metrics) Circuit(provider string, open bool) {
+	v := 0.0
+	if open {
+		v = 1
+	}
+	m.circuit.WithLabelValues(provider).Set(v)
+}

@@ -70,14 +70,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		concurrency[pc.Name] = pc.Concurrency
 	}
 	d.dispatcher = bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
-		Workers:     cfg.Queue.Workers,
-		RetryMin:    cfg.Queue.RetryMin,
-		RetryMax:    cfg.Queue.RetryMax,
-		MaxAge:      cfg.Queue.MaxAge,
-		SendTimeout: cfg.Queue.SendTimeout,
-		Concurrency: concurrency,
-		Observe:     m.Attempt,
-		Log:         log.With("component", "dispatcher"),
+		Workers:        cfg.Queue.Workers,
+		RetryMin:       cfg.Queue.RetryMin,
+		RetryMax:       cfg.Queue.RetryMax,
+		MaxAge:         cfg.Queue.MaxAge,
+		SendTimeout:    cfg.Queue.SendTimeout,
+		Concurrency:    concurrency,
+		Observe:        m.Attempt,
+		BreakerChanged: m.Circuit,
+		Log:            log.With("component", "dispatcher"),
 	})
 	var routes []bridge.Route
 	for _, r := range cfg.Routes {
