@@ -129,29 +129,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	if want < 20 {
 		t.Fatalf("only %d messages acknowledged; the test is not exercising anything", want)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	var got map[string]int
-	for {
-		got = map[string]int{}
-		for _, r := range fake.Requests() {
-			for _, to := range r.To {
-				got[to]++
-			}
-		}
-		missing := 0
-		for num := range acked {
-			if got[num] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	got := awaitDelivered(t, fake, acked, 30*time.Second)
 	dups := 0
 	for _, n := range got {
 		dups += n - 1
@@ -248,5 +226,33 @@ func spawn(t *testing.T, addr string, args ...string) *exec.Cmd {
 			t.Fatalf("daemon did not listen on %s: %s", addr, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// awaitDelivered waits until every acknowledged number reached the fake
+// provider and returns how often each number arrived.
+func awaitDelivered(t *testing.T, fake *providertest.Voipcom, acked map[string]bool, timeout time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := map[string]int{}
+		for _, r := range fake.Requests() {
+			for _, to := range r.To {
+				got[to]++
+			}
+		}
+		missing := 0
+		for num := range acked {
+			if got[num] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, len(acked))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -64,29 +64,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 	wg.Wait()
 	aCmd.Wait()
 
-	deadline := time.Now().Add(60 * time.Second)
-	var got map[string]int
-	for {
-		got = map[string]int{}
-		for _, r := range fake.Requests() {
-			for _, to := range r.To {
-				got[to]++
-			}
-		}
-		missing := 0
-		for num := range acked {
-			if got[num] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, len(acked))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	got := awaitDelivered(t, fake, acked, 60*time.Second)
 	dups := 0
 	for _, n := range got {
 		dups += n - 1
