@@ -38,6 +38,7 @@ const usage = `usage: smsbridge <command> [flags]
 commands:
   serve         -config FILE [-log-format text|json]   run the daemon
   check-config  -config FILE                           validate a configuration
+  migrate-store -from sqlite:PATH -to postgres://…    copy messages and queue to PostgreSQL
   hash-password                                        read a password on stdin, print its bcrypt hash
                                                        (for [[accounts]] smtp_password_hash)
   version                                              print the version
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args, stderr)
 	case "check-config":
 		return checkConfig(args, stdout, stderr)
+	case "migrate-store":
+		return migrateStore(args, stdout, stderr)
 	case "hash-password":
 		return hashPassword(os.Stdin, stdout, stderr)
 	case "version":
