@@ -272,7 +272,9 @@ func TestRateLimits(t *testing.T) {
 
 func TestAccountRateLimit(t *testing.T) {
 	e := newHTTPEnv(t, "")
-	// messages_per_minute = 50: a burst of 60 distinct phones.
+	// messages_per_minute = 50: a burst of 60 distinct phones. The bucket
+	// refills at 50 a minute meanwhile, so a slow run may admit a few more.
+	start := time.Now()
 	ok, limited := 0, 0
 	for i := range 60 {
 		r := call(t, "POST", e.base+"/v1/messages", opsToken, fmt.Sprintf(`{"to": "05020%05d", "text": "burst"}`, i))
@@ -285,8 +287,9 @@ func TestAccountRateLimit(t *testing.T) {
 			t.Fatalf("%d %v", r.Status, r.Body)
 		}
 	}
-	if ok != 50 || limited != 10 {
-		t.Errorf("accepted %d, limited %d; want 50 and 10", ok, limited)
+	refilled := int(time.Since(start).Seconds() * 50 / 60)
+	if ok < 50 || ok > 50+refilled || ok+limited != 60 {
+		t.Errorf("accepted %d, limited %d in %v; want 50 (+%d refilled) and the rest limited", ok, limited, time.Since(start), refilled)
 	}
 }
 

@@ -28,12 +28,12 @@ func Kinds(typ string) (any, bool) {
 	return nil, false
 }
 
-// newProvider builds the provider a config entry describes. base_url is
+// newProvider builds the provider a config entry describes. Each provider
+// package tags its own log records with its name. base_url is
 // both a common key and each type's own; the common one has been
 // validated, the type's struct carries it to the client.
 func newProvider(p config.Provider, log *slog.Logger) (bridge.Provider, error) {
 	hc := &http.Client{Timeout: p.Timeout}
-	log = log.With("provider", p.Name)
 	switch s := p.Settings.(type) {
 	case *console.Config:
 		return console.New(p.Name, s, log), nil

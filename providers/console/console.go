@@ -22,7 +22,7 @@ type Provider struct {
 
 // New returns a console provider.
 func New(name string, _ *Config, log *slog.Logger) *Provider {
-	return &Provider{name: name, log: log}
+	return &Provider{name: name, log: log.With("provider", name)}
 }
 
 func (p *Provider) Name() string  { return p.name }
