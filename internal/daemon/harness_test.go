@@ -28,11 +28,17 @@ func start(t *testing.T, cfgText string) *daemon.Daemon {
 // startBench is start for tests and benchmarks alike.
 func startBench(t testing.TB, cfgText string) *daemon.Daemon {
 	t.Helper()
+	return startStore(t, cfgText, filepath.Join(t.TempDir(), "smsbridge.db"))
+}
+
+// startStore is start with the SQLite file at storePath.
+func startStore(t testing.TB, cfgText, storePath string) *daemon.Daemon {
+	t.Helper()
 	cfg, err := config.Parse(cfgText, daemon.Kinds)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	cfg.Store.Path = filepath.Join(t.TempDir(), "smsbridge.db")
+	cfg.Store.Path = storePath
 	cfg.SMTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
