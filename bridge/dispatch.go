@@ -177,14 +177,20 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	claimNeeded := true // something changed since the last claim
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var lastClaim time.Time
 	for ctx.Err() == nil {
-		if claimNeeded && pending < d.capacity {
+		// Claim when the queue has run dry, or now and then while what
+		// is queued waits for busy providers (so other providers' work
+		// is not stuck behind it). Claiming on every completion instead
+		// costs a store write each and slowed dispatch fivefold.
+		if claimNeeded && pending < d.capacity &&
+			(len(queue) == 0 || time.Since(lastClaim) > 20*time.Millisecond) {
 			claimed := d.claim(ctx, d.capacity-pending)
 			for _, b := range claimed {
 				pending += len(b.jobs)
 			}
 			queue = append(queue, claimed...)
-			claimNeeded = false
+			claimNeeded, lastClaim = false, time.Now()
 		}
 		// A batch goes to a worker only with a slot of its provider's
 		// concurrency limit in hand, so a slow provider's batches wait

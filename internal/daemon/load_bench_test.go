@@ -21,6 +21,7 @@ sender_ids = ["Load"]
 [[providers]]
 name = "console"
 type = "console"
+concurrency = 16
 [[routes]]
 prefix = "+"
 provider = "console"
