@@ -4,10 +4,8 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 	"log/slog"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,32 +25,9 @@ var migrationFiles embed.FS
 // lock.
 const migrateLockKey int64 = 0x736d736272696467
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != len(ms)+1 {
-			return nil, fmt.Errorf("migration %s: want a name starting %04d_", e.Name(), len(ms)+1)
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	return ms, nil
+func migrations() ([]storeutil.Migration, error) {
+	return storeutil.Migrations(migrationFiles, "migrations")
 }
 
 // migrate applies the migrations the database has not had yet, all in
@@ -63,7 +38,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var applied []migration
+	var applied []storeutil.Migration
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// Taken before the version table is even looked at: CREATE TABLE
 		// IF NOT EXISTS itself races between two sessions.
@@ -84,11 +59,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 			return fmt.Errorf("database schema version %d is newer than this program knows (%d); upgrade smsbridge", current, len(ms))
 		}
 		for _, m := range ms[current:] {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 			applied = append(applied, m)
 		}
@@ -98,7 +73,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		return err
 	}
 	for _, m := range applied { // only once committed
-		log.InfoContext(ctx, "applied store migration", "version", m.version, "name", m.name)
+		log.InfoContext(ctx, "applied store migration", "version", m.Version, "name", m.Name)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
 var _ bridge.Store = (*Store)(nil)
@@ -75,18 +76,18 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
-		raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, millis(m.SendAt), millis(m.Created))
+		raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
 	if m.IdempotencyKey != "" {
-		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, millis(m.Created))
+		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
 	}
 	ids := make([]int64, len(m.Recipients))
 	for i, r := range m.Recipients {
-		providers, err := json.Marshal(nonNil(r.Providers))
+		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
 		if err != nil {
 			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
 		}
-		b.Queue(insertRecipient, m.ID, r.To, providers, r.Provider, string(stateOrQueued(r.State)),
-			r.Attempts, millis(r.NextAttempt), r.ProviderID, r.Error, millis(r.Updated)).
+		b.Queue(insertRecipient, m.ID, r.To, providers, r.Provider, string(storeutil.StateOrQueued(r.State)),
+			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -97,7 +98,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
-		r.ID, r.MessageID, r.State = ids[i], m.ID, stateOrQueued(r.State)
+		r.ID, r.MessageID, r.State = ids[i], m.ID, storeutil.StateOrQueued(r.State)
 	}
 	return nil
 }
@@ -111,7 +112,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 	var jobs []bridge.Job
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		jobs = nil
-		rows, err := tx.Query(ctx, selectDue, millis(now), limit)
+		rows, err := tx.Query(ctx, selectDue, storeutil.Millis(now), limit)
 		if err != nil {
 			return err
 		}
@@ -145,14 +146,14 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 			return nil
 		}
 
-		updated := millis(now)
+		updated := storeutil.Millis(now)
 		b := &pgx.Batch{}
 		for i := range jobs {
 			r := &jobs[i].Recipient
 			r.Attempts++
-			next := millis(now.Add(lease(r.Attempts)))
+			next := storeutil.Millis(now.Add(lease(r.Attempts)))
 			b.Queue(updateClaimed, r.Attempts, next, updated, s.instance, r.ID)
-			r.NextAttempt, r.Updated = fromMillis(next), fromMillis(updated)
+			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -183,7 +184,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
 		}
 		b.Queue(updateOutcome, string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
-			info, millis(o.NextAttempt), millis(o.At), o.RecipientID).Exec(func(tag pgconn.CommandTag) error {
+			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID).Exec(func(tag pgconn.CommandTag) error {
 			if tag.RowsAffected() == 0 && unknown == 0 {
 				unknown = o.RecipientID
 			}
@@ -220,7 +221,7 @@ func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
 			WHERE l.locktype = 'advisory' AND l.granted
 			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND l.classid = $3::integer::oid AND l.objid = r.claimed_by::oid AND l.objsubid = 2))`,
-		millis(now), s.instance, instanceLockClass)
+		storeutil.Millis(now), s.instance, instanceLockClass)
 	if err != nil {
 		return 0, storeErr("recovering claims", err)
 	}
@@ -245,7 +246,7 @@ func (s *Store) MessageByKey(ctx context.Context, account, key string) (*bridge.
 // dispatcher's hands (their send may be under way) and are left alone.
 func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE recipients SET state = 'cancelled', error = 'cancelled', updated = $1
-		WHERE message_id = $2 AND state = 'queued' AND claimed_by IS NULL`, millis(at), messageID)
+		WHERE message_id = $2 AND state = 'queued' AND claimed_by IS NULL`, storeutil.Millis(at), messageID)
 	if err != nil {
 		return 0, storeErr("cancelling "+messageID, err)
 	}
@@ -259,7 +260,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	if err != nil || next == nil {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}
-	return fromMillis(*next), true, nil
+	return storeutil.FromMillis(*next), true, nil
 }
 
 // Stats implements bridge.Store.
@@ -273,7 +274,7 @@ func (s *Store) Stats(ctx context.Context) (bridge.QueueStats, error) {
 		return bridge.QueueStats{}, storeErr("reading queue stats", err)
 	}
 	if oldest != nil {
-		st.OldestQueued = fromMillis(*oldest)
+		st.OldestQueued = storeutil.FromMillis(*oldest)
 	}
 	return st, nil
 }
@@ -346,7 +347,7 @@ func (r *messageRow) message() (*bridge.Message, error) {
 	m.Channel = bridge.Channel(r.channel)
 	m.EnvelopeFrom, m.MailMessageID, m.Headers = string(r.envelopeFrom), string(r.mailMessageID), string(r.headers)
 	m.Sender, m.Text = string(r.sender), string(r.text)
-	m.SendAt, m.Created = fromMillis(r.sendAt), fromMillis(r.created)
+	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
 	if r.params != nil {
 		if err := json.Unmarshal(r.params, &m.Params); err != nil {
 			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
@@ -369,34 +370,7 @@ func (r *recipientRow) dest() []any {
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {
-	rc := r.r
-	rc.State = bridge.State(r.state)
-	rc.NextAttempt, rc.Updated = fromMillis(r.nextAttempt), fromMillis(r.updated)
-	if err := json.Unmarshal(r.providers, &rc.Providers); err != nil {
-		return rc, fmt.Errorf("recipient %d: decoding providers: %w", rc.ID, err)
-	}
-	if len(rc.Providers) == 0 {
-		rc.Providers = nil
-	}
-	return rc, nil
-}
-
-// Times are stored as unix milliseconds in UTC; 0 is the zero time.Time
-// (which as unix milliseconds would be a large negative number that no
-// real time ever takes, but 0 reads better in the database). The Unix
-// epoch itself therefore reads back as the zero time.
-func millis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMillis(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
+	return storeutil.Recipient(r.r, r.state, r.providers, r.nextAttempt, r.updated)
 }
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
@@ -421,18 +395,4 @@ func cleanText(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func stateOrQueued(s bridge.State) bridge.State {
-	if s == "" {
-		return bridge.StateQueued
-	}
-	return s
 }

@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 	"log/slog"
-	"strconv"
-	"strings"
 )
 
 // Schema changes are files migrations/NNNN_name.sql, numbered from 1
@@ -19,32 +17,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations in order.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != len(ms)+1 {
-			return nil, fmt.Errorf("migration %s: want a name starting %04d_", e.Name(), len(ms)+1)
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	return ms, nil
+func migrations() ([]storeutil.Migration, error) {
+	return storeutil.Migrations(migrationFiles, "migrations")
 }
 
 // migrate applies the migrations db has not had yet, each in its own
@@ -58,10 +33,10 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	for _, m := range ms {
 		applied, err := apply(ctx, db, m, len(ms))
 		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if applied {
-			log.InfoContext(ctx, "applied store migration", "version", m.version, "name", m.name)
+			log.InfoContext(ctx, "applied store migration", "version", m.Version, "name", m.Name)
 		}
 	}
 	return nil
@@ -70,7 +45,7 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 // apply runs m unless the database already has it. The version is read
 // inside the (immediate, so write-locked) transaction: two processes
 // opening a new database at once cannot both apply the same migration.
-func apply(ctx context.Context, db *sql.DB, m migration, latest int) (applied bool, err error) {
+func apply(ctx context.Context, db *sql.DB, m storeutil.Migration, latest int) (applied bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -83,14 +58,14 @@ func apply(ctx context.Context, db *sql.DB, m migration, latest int) (applied bo
 	if current > latest {
 		return false, fmt.Errorf("database schema version %d is newer than this program knows (%d); upgrade smsbridge", current, latest)
 	}
-	if current >= m.version {
+	if current >= m.Version {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, err
 	}
 	// PRAGMA takes no bound parameters; the version is our own integer.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.Version)); err != nil {
 		return false, err
 	}
 	return true, tx.Commit()

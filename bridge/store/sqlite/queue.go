@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
 var _ bridge.Store = (*Store)(nil)
@@ -56,15 +57,15 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID,
-		m.Headers, m.Sender, m.Text, m.Template, params, millis(m.SendAt), millis(m.Created)}
+		m.Headers, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
-		providers, err := json.Marshal(nonNil(r.Providers))
+		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
 		if err != nil {
 			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
 		}
-		rcptArgs[i] = []any{m.ID, r.To, string(providers), r.Provider, string(stateOrQueued(r.State)),
-			r.Attempts, millis(r.NextAttempt), r.ProviderID, r.Error, millis(r.Updated)}
+		rcptArgs[i] = []any{m.ID, r.To, string(providers), r.Provider, string(storeutil.StateOrQueued(r.State)),
+			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)}
 	}
 
 	ids := make([]int64, len(rcptArgs))
@@ -74,7 +75,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		}
 		if m.IdempotencyKey != "" {
 			_, err := tx.exec(ctx, `INSERT INTO idempotency_keys (account, key, message_id, created)
-				VALUES (?, ?, ?, ?)`, m.Account, m.IdempotencyKey, m.ID, millis(m.Created))
+				VALUES (?, ?, ?, ?)`, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
 			if isConstraint(err) {
 				return bridge.ErrDuplicateKey
 			}
@@ -98,7 +99,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	for i := range m.Recipients {
 		r := &m.Recipients[i]
-		r.ID, r.MessageID, r.State = ids[i], m.ID, stateOrQueued(r.State)
+		r.ID, r.MessageID, r.State = ids[i], m.ID, storeutil.StateOrQueued(r.State)
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 	var jobs []bridge.Job
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		jobs = nil
-		rows, err := tx.query(ctx, selectDue, millis(now), limit)
+		rows, err := tx.query(ctx, selectDue, storeutil.Millis(now), limit)
 		if err != nil {
 			return storeErr("selecting due recipients", err)
 		}
@@ -143,15 +144,15 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 		}
 		rows.Close()
 
-		updated := millis(now)
+		updated := storeutil.Millis(now)
 		for i := range jobs {
 			r := &jobs[i].Recipient
 			r.Attempts++
-			next := millis(now.Add(lease(r.Attempts)))
+			next := storeutil.Millis(now.Add(lease(r.Attempts)))
 			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, next, updated, r.ID); err != nil {
 				return storeErr("claiming recipient", err)
 			}
-			r.NextAttempt, r.Updated = fromMillis(next), fromMillis(updated)
+			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
 		}
 		return nil
 	})
@@ -177,7 +178,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
 		}
 		args[i] = []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
-			millis(o.NextAttempt), millis(o.At), o.RecipientID}
+			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID}
 	}
 	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		for i, a := range args {
@@ -201,7 +202,7 @@ func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		res, err := tx.exec(ctx, `UPDATE recipients SET next_attempt = ?, claimed = 0
-			WHERE state = 'queued' AND claimed = 1`, millis(now))
+			WHERE state = 'queued' AND claimed = 1`, storeutil.Millis(now))
 		if err != nil {
 			return storeErr("recovering claims", err)
 		}
@@ -231,7 +232,7 @@ func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		res, err := tx.exec(ctx, `UPDATE recipients SET state = 'cancelled', error = 'cancelled', updated = ?
-			WHERE message_id = ? AND state = 'queued' AND claimed = 0`, millis(at), messageID)
+			WHERE message_id = ? AND state = 'queued' AND claimed = 0`, storeutil.Millis(at), messageID)
 		if err != nil {
 			return storeErr("cancelling "+messageID, err)
 		}
@@ -248,7 +249,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	if err != nil || !next.Valid {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}
-	return fromMillis(next.Int64), true, nil
+	return storeutil.FromMillis(next.Int64), true, nil
 }
 
 // Stats implements bridge.Store.
@@ -262,7 +263,7 @@ func (s *Store) Stats(ctx context.Context) (bridge.QueueStats, error) {
 		return bridge.QueueStats{}, storeErr("reading queue stats", err)
 	}
 	if oldest.Valid {
-		st.OldestQueued = fromMillis(oldest.Int64)
+		st.OldestQueued = storeutil.FromMillis(oldest.Int64)
 	}
 	return st, nil
 }
@@ -332,7 +333,7 @@ func (r *messageRow) dest() []any {
 func (r *messageRow) message() (*bridge.Message, error) {
 	m := r.m
 	m.Channel = bridge.Channel(r.channel)
-	m.SendAt, m.Created = fromMillis(r.sendAt), fromMillis(r.created)
+	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
 	if r.params.Valid {
 		if err := json.Unmarshal([]byte(r.params.String), &m.Params); err != nil {
 			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
@@ -354,33 +355,7 @@ func (r *recipientRow) dest() []any {
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {
-	rc := r.r
-	rc.State = bridge.State(r.state)
-	rc.NextAttempt, rc.Updated = fromMillis(r.nextAttempt), fromMillis(r.updated)
-	if err := json.Unmarshal([]byte(r.providers), &rc.Providers); err != nil {
-		return rc, fmt.Errorf("recipient %d: decoding providers: %w", rc.ID, err)
-	}
-	if len(rc.Providers) == 0 {
-		rc.Providers = nil
-	}
-	return rc, nil
-}
-
-// Times are stored as unix milliseconds in UTC; 0 is the zero time.Time
-// (which as unix milliseconds would be a large negative number that no
-// real time ever takes, but 0 reads better in the database).
-func millis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMillis(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
+	return storeutil.Recipient(r.r, r.state, []byte(r.providers), r.nextAttempt, r.updated)
 }
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
@@ -393,18 +368,4 @@ func encodeMap(m map[string]string) (any, error) {
 		return nil, err
 	}
 	return string(b), nil
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func stateOrQueued(s bridge.State) bridge.State {
-	if s == "" {
-		return bridge.StateQueued
-	}
-	return s
 }
