@@ -42,6 +42,11 @@ type Message struct {
 	EnvelopeFrom string
 	// MailMessageID is the Message-ID header of the mail, kept to thread replies.
 	MailMessageID string
+	// ReplyTo is the address the phone's replies are mailed to: the mail's
+	// Reply-To or From (not the envelope sender, which may be a bounce
+	// address), or what an HTTP client named. "" means replies are not
+	// routed to anyone for this message.
+	ReplyTo string
 	// Headers is the original mail header block, attached to bounces.
 	Headers string
 	// IdempotencyKey, if set, is unique per account: enqueueing a second

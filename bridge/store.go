@@ -69,6 +69,15 @@ type Outcome struct {
 	NextAttempt time.Time // for a retry: when to try next
 	Info        map[string]string
 	At          time.Time
+
+	// Conversation, if set, files the recipient under a conversation (see
+	// ConversationTouch); stores that also implement Conversations
+	// record it in the same transaction.
+	Conversation *ConversationTouch
+	// Mail, if set, is queued in the same transaction (a bounce for this
+	// and possibly other recipients of the message), so a failure is
+	// never recorded without its notification.
+	Mail *OutMail
 }
 
 // QueueStats describes the queue for metrics and readiness.

@@ -1,0 +1,212 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+	"time"
+)
+
+// Conversation is one phone talking with one of our sender IDs or numbers.
+// It remembers who mailed that phone last, so that the phone's replies
+// reach that person (within the reply window).
+type Conversation struct {
+	ID    string // ConversationID(Phone, Our)
+	Phone string // the other side, E.164
+	Our   string // our sender ID or number; "" when the provider did not say
+
+	// The person who last wrote to Phone from Our and whose SMS went out:
+	// where replies go, and the Message-ID their mail had (for threading).
+	Account       string
+	ReplyTo       string
+	MailMessageID string
+	LastOut       time.Time // when that person wrote (their message's creation)
+
+	Created time.Time
+	Updated time.Time // the last message either way
+}
+
+// ConversationID is the stable id of the conversation between phone and
+// our sender: derived, not allocated, so every instance of the daemon
+// files the same pair under the same id without asking the store first.
+func ConversationID(phone, our string) string {
+	sum := sha256.Sum256([]byte(phone + "\x00" + strings.ToLower(our)))
+	return "c" + idEncoding.EncodeToString(sum[:])[:20]
+}
+
+// ConversationTouch files a recipient under its conversation when its
+// outcome is recorded (Outcome.Conversation). With ReplyTo set (an SMS that
+// reached the provider on behalf of a person), it also makes that person
+// the one replies go to, unless someone wrote later (At is compared with
+// the conversation's LastOut).
+type ConversationTouch struct {
+	ID            string
+	Phone         string
+	Our           string
+	Account       string
+	ReplyTo       string
+	MailMessageID string
+	At            time.Time // the message's creation
+}
+
+// Inbound is one SMS received from a phone.
+type Inbound struct {
+	ID       string // ours (NewID)
+	Provider string // the configured provider name it came through
+	// DedupeKey identifies the message at the provider (its message id,
+	// or a digest of the request when it has none): the same key from the
+	// same provider is recorded once, however often the provider retries.
+	DedupeKey    string
+	From         string // the phone, E.164
+	To           string // our number or sender ID as the provider gave it; may be ""
+	Text         string
+	Received     time.Time // when the provider received it (or we did)
+	Raw          string    // the request as received, secrets removed
+	Conversation string    // the conversation it belongs to
+	// MailTo is where it was mailed ("" when only logged).
+	MailTo  string
+	Created time.Time
+}
+
+// MailKind says why a mail is queued for the smarthost.
+type MailKind string
+
+const (
+	MailReply  MailKind = "reply"  // an inbound SMS mailed to a person
+	MailBounce MailKind = "bounce" // a delivery-status notification
+)
+
+// MailState is where one queued mail stands.
+type MailState string
+
+const (
+	MailQueued MailState = "queued"
+	MailSent   MailState = "sent"
+	MailFailed MailState = "failed"
+)
+
+// OutMail is one mail waiting for (or past) delivery to the smarthost.
+// Data is the complete message; it is built before it is queued so that
+// a retry sends exactly the same bytes.
+type OutMail struct {
+	ID          string
+	Kind        MailKind
+	Ref         string // the inbound or message id it is about
+	From        string // envelope sender; "" is the null sender (bounces)
+	To          string // one envelope recipient
+	Data        []byte
+	State       MailState
+	Attempts    int
+	NextAttempt time.Time
+	Error       string
+	Created     time.Time
+	Updated     time.Time
+}
+
+// Direction says which way a logged SMS went.
+type Direction string
+
+const (
+	Outbound Direction = "out"
+	DirIn    Direction = "in"
+)
+
+// LogEntry is one SMS in a conversation's log, either way.
+type LogEntry struct {
+	At        time.Time
+	Direction Direction
+	Phone     string
+	Our       string
+	Account   string // out: the account that sent it
+	Text      string // out: the text, or "template <code>" for a template send
+	State     State  // out: the recipient's state; in: "" (received)
+	Error     string // out: last error
+
+	MessageID   string // out: our message id
+	RecipientID int64  // out
+	InboundID   string // in: our id
+	MailTo      string // in: where the reply mail went
+}
+
+// ConversationFilter selects conversations to list, newest activity first.
+type ConversationFilter struct {
+	Phone   string    // E.164, or "" for all
+	Account string    // the account that last wrote, or ""
+	Since   time.Time // updated at or after; zero for all
+	// Before pages: only conversations updated strictly before it (the
+	// Updated of the last one on the previous page); zero for the first.
+	Before time.Time
+	Limit  int
+}
+
+// DeliveryReport is a provider's word on one sent SMS.
+type DeliveryReport struct {
+	Provider   string
+	ProviderID string // the id the provider gave when it accepted the send
+	To         string // E.164; "" when the report is for every recipient under ProviderID
+	State      State  // StateDelivered or StateUndelivered (StateSent: no news yet)
+	Detail     string // the provider's own status word or reason
+	At         time.Time
+}
+
+// Conversations keeps the conversation log: inbound SMS, the conversations
+// they and outbound recipients are filed under, delivery reports, and the
+// cursors and leases of pollers. Stores implement it beside Store.
+type Conversations interface {
+	// RecordInbound stores in, creates its conversation if needed (and
+	// marks it updated), queues mail (if not nil) and sets cursor (if not
+	// nil), all in one transaction. If an inbound with the same Provider
+	// and DedupeKey exists it changes nothing (the cursor is still set)
+	// and returns ErrDuplicateKey.
+	RecordInbound(ctx context.Context, in *Inbound, mail *OutMail, cursor *Cursor) error
+
+	// Conversation returns one conversation, or ErrNotFound.
+	Conversation(ctx context.Context, id string) (*Conversation, error)
+	// LatestConversation returns the conversation of phone with our, or
+	// with our == "", the one of phone updated last; ErrNotFound if none.
+	LatestConversation(ctx context.Context, phone, our string) (*Conversation, error)
+	// ListConversations returns conversations matching f, newest first.
+	ListConversations(ctx context.Context, f ConversationFilter) ([]Conversation, error)
+	// ConversationLog returns the SMS of a conversation both ways, oldest
+	// first, at most limit (the newest limit when there are more).
+	ConversationLog(ctx context.Context, id string, limit int) ([]LogEntry, error)
+
+	// Report applies a delivery report to the recipients it names that
+	// are sent (or already reported: a later report wins), and returns
+	// how many it changed.
+	Report(ctx context.Context, r DeliveryReport) (int, error)
+	// Outstanding returns the distinct provider ids of recipients sent
+	// through provider at or after since that still wait for a report,
+	// oldest first, at most limit.
+	Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error)
+
+	// Cursor returns a poller's saved position, "" when it has none.
+	Cursor(ctx context.Context, name string) (string, error)
+	// Lease makes holder the only runner of the job called name until
+	// now+ttl, if nobody else holds it or their lease has run out; it
+	// reports whether holder has it. Holding it already renews it.
+	Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+}
+
+// Cursor is a poller's position, saved with what it fetched.
+type Cursor struct {
+	Name  string
+	Value string
+}
+
+// MailQueue is the durable queue of mail for the smarthost.
+type MailQueue interface {
+	// QueueMail stores mail (bounces that are not part of an outcome).
+	QueueMail(ctx context.Context, mail *OutMail) error
+	// ClaimMail returns up to limit queued mails due at now, oldest
+	// first, incrementing Attempts and pushing NextAttempt to now+lease
+	// in the same transaction (as Store.Claim does for SMS).
+	ClaimMail(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]OutMail, error)
+	// CompleteMail records one attempt's outcome: MailSent, MailFailed,
+	// or MailQueued with NextAttempt for a retry.
+	CompleteMail(ctx context.Context, id string, state MailState, errText string, next, at time.Time) error
+	// Mail returns one queued or delivered mail, or ErrNotFound.
+	Mail(ctx context.Context, id string) (*OutMail, error)
+	// MailStats reports how many mails wait and the oldest one's creation.
+	MailStats(ctx context.Context) (QueueStats, error)
+}
