@@ -107,8 +107,8 @@ type OutMail struct {
 type Direction string
 
 const (
-	Outbound Direction = "out"
-	DirIn    Direction = "in"
+	DirOut Direction = "out"
+	DirIn  Direction = "in"
 )
 
 // LogEntry is one SMS in a conversation's log, either way.
