@@ -20,6 +20,7 @@ type Conversation struct {
 	Account       string
 	ReplyTo       string
 	MailMessageID string
+	Subject       string    // their mail's Subject, for "Re: ..." on replies
 	LastOut       time.Time // when that person wrote (their message's creation)
 
 	Created time.Time
@@ -46,6 +47,7 @@ type ConversationTouch struct {
 	Account       string
 	ReplyTo       string
 	MailMessageID string
+	Subject       string
 	At            time.Time // the message's creation
 }
 
