@@ -23,6 +23,18 @@ type Options struct {
 	// the dispatcher.
 	Enqueued func()
 	Log      *slog.Logger
+
+	// ReplyWindow is how long after someone wrote to a phone its replies
+	// go to them (default 7 days); CatchAll gets the replies nobody is
+	// waiting for ("" logs them only).
+	ReplyWindow time.Duration
+	CatchAll    string
+	// Composer builds reply and bounce mails; nil means nothing is mailed
+	// (no smarthost): inbound SMS are only logged.
+	Composer Composer
+	// MailQueued, if set, is called after mail is queued, to wake the
+	// mail worker.
+	MailQueued func()
 }
 
 // Bridge validates submissions from any front end and commits them to the
@@ -49,6 +61,9 @@ func New(store Store, providers []Provider, routes []Route, accounts []Account, 
 	}
 	if opt.MaxSegments <= 0 {
 		opt.MaxSegments = 10
+	}
+	if opt.ReplyWindow <= 0 {
+		opt.ReplyWindow = 7 * 24 * time.Hour
 	}
 	b := &Bridge{
 		store:     store,
@@ -299,7 +314,7 @@ func (b *Bridge) Message(ctx context.Context, acct *Account, id string) (*Messag
 	if err != nil {
 		return nil, err
 	}
-	if m.Account != acct.Name {
+	if m.Account != acct.Name && !acct.Admin {
 		return nil, ErrNotFound // another account's message does not exist for you
 	}
 	return m, nil

@@ -20,6 +20,13 @@ type DispatchOptions struct {
 	FailoverAfter int
 	// Concurrency limits simultaneous calls per provider name (default 4).
 	Concurrency map[string]int
+	// Touch, if set, names the conversation each recorded outcome files its
+	// recipient under (Bridge.Touch); it is stored with the outcome.
+	Touch func(m *Message, r Recipient, o Outcome) *ConversationTouch
+	// Bounce, if set, builds the notification for recipients of m that
+	// failed for good (Bridge.Bounce); it is queued with their outcomes,
+	// in the same transaction, so no failure goes untold. nil: none.
+	Bounce func(m *Message, failed []Failure) *OutMail
 	// Final, if set, is called once for every recipient that reaches a
 	// final state through this dispatcher (for bounces and metrics).
 	Final func(ctx context.Context, m *Message, o Outcome)
@@ -373,6 +380,7 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 			outcomes = append(outcomes, d.retryOrFail(j, b.provider, rerr, now))
 		}
 	}
+	d.annotate(b, outcomes)
 	// Recording outcomes must survive shutdown: the send already happened.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -386,6 +394,36 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 		if o.State.Final() && d.opt.Final != nil {
 			d.opt.Final(cctx, b.msg, o)
 		}
+	}
+}
+
+// annotate adds to a batch's outcomes what is stored with them: the
+// conversation of each recipient and one bounce for those that failed.
+func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
+	if d.opt.Touch == nil && d.opt.Bounce == nil {
+		return
+	}
+	byID := make(map[int64]Recipient, len(b.jobs))
+	for _, j := range b.jobs {
+		byID[j.Recipient.ID] = j.Recipient
+	}
+	var failed []Failure
+	first := -1
+	for i := range outcomes {
+		o := &outcomes[i]
+		r := byID[o.RecipientID]
+		if d.opt.Touch != nil {
+			o.Conversation = d.opt.Touch(b.msg, r, *o)
+		}
+		if o.State == StateFailed {
+			if first < 0 {
+				first = i
+			}
+			failed = append(failed, Failure{To: r.To, Provider: o.Provider, Reason: o.Reason, Error: o.Error, At: o.At})
+		}
+	}
+	if first >= 0 && d.opt.Bounce != nil {
+		outcomes[first].Mail = d.opt.Bounce(b.msg, failed)
 	}
 }
 
@@ -448,7 +486,7 @@ func (d *Dispatcher) retryOrFail(j Job, provider string, err error, now time.Tim
 }
 
 func (d *Dispatcher) fail(j Job, provider string, err error, now time.Time) Outcome {
-	return Outcome{RecipientID: j.Recipient.ID, State: StateFailed, Provider: provider, Error: err.Error(), At: now}
+	return Outcome{RecipientID: j.Recipient.ID, State: StateFailed, Provider: provider, Error: err.Error(), Reason: ReasonOf(err), At: now}
 }
 
 // deadline is when a recipient expires: max_age after it became due.

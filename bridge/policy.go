@@ -27,6 +27,8 @@ type Account struct {
 	OnCall []string
 	// PasswordHash is the bcrypt hash of the SMTP AUTH password.
 	PasswordHash string
+	// Admin accounts read every conversation and message, not only their own.
+	Admin bool
 }
 
 // DefaultSender is the sender ID used when none is asked for.

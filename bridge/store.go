@@ -66,6 +66,7 @@ type Outcome struct {
 	Provider    string    // the provider used (may change on failover)
 	ProviderID  string    // set when State is StateSent
 	Error       string    // reason for a retry or a failure
+	Reason      Reason    // why it failed (not stored; picks a bounce's status)
 	NextAttempt time.Time // for a retry: when to try next
 	Info        map[string]string
 	At          time.Time

@@ -8,10 +8,12 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type Config struct {
 	HTTP      HTTP       `toml:"http"`
 	Queue     Queue      `toml:"queue"`
 	Limits    Limits     `toml:"limits"`
+	Replies   Replies    `toml:"replies"`
 	Accounts  []Account  `toml:"accounts"`
 	Providers []Provider `toml:"-"` // decoded in two steps, see Load
 	Routes    []Route    `toml:"routes"`
@@ -104,6 +107,9 @@ type Account struct {
 	SenderIDs []string `toml:"sender_ids"`
 	// AllowPhonebooks lets the account send to whole provider phonebooks.
 	AllowPhonebooks bool `toml:"allow_phonebooks"`
+	// Admin accounts may read every conversation and message through the
+	// HTTP API; others read only their own.
+	Admin bool `toml:"admin"`
 	// APITokenSHA256 holds the hex SHA-256 of each HTTP API token of the
 	// account (a string or a list, so tokens can be rotated). The config
 	// never holds a token itself.
@@ -118,6 +124,32 @@ type Account struct {
 	// `smsbridge hash-password`.
 	SMTPPasswordHash string `toml:"smtp_password_hash"`
 }
+
+// Replies configures mail going out: replies from phones and bounces.
+type Replies struct {
+	// Smarthost is the host:port replies and bounces are handed to; empty
+	// means inbound SMS are only logged and no bounces are sent.
+	Smarthost    string `toml:"smarthost"`
+	TLS          string `toml:"tls"` // starttls (when offered), required, implicit or none
+	Username     string `toml:"username"`
+	Password     Secret `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// FromDomain is the domain of reply senders (<phone>@from_domain);
+	// default: the first smtp.domains entry, so answering reaches us.
+	FromDomain string `toml:"from_domain"`
+	// Subject of a reply when the conversation has no subject to answer
+	// ("Re: ..."); {phone} and {to} are replaced.
+	Subject     string        `toml:"subject"`
+	ReplyWindow time.Duration `toml:"reply_window"` // how long the last writer gets the replies
+	CatchAll    string        `toml:"catch_all"`    // replies nobody is waiting for; "" logs them only
+	Bounces     *bool         `toml:"bounces"`      // RFC 3464 notices of failed SMS (default true)
+	RetryMin    time.Duration `toml:"retry_min"`
+	RetryMax    time.Duration `toml:"retry_max"`
+	MaxAge      time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
+}
+
+// SendBounces reports whether failed SMS are reported by mail.
+func (r Replies) SendBounces() bool { return r.Smarthost != "" && (r.Bounces == nil || *r.Bounces) }
 
 // Limits protects phones and budgets from runaway senders.
 type Limits struct {
@@ -158,6 +190,20 @@ type Provider struct {
 	BaseURL     string        `toml:"base_url"`
 	Concurrency int           `toml:"concurrency"` // simultaneous calls to this provider
 	Timeout     time.Duration `toml:"timeout"`     // HTTP client timeout for one call
+
+	// InboundSecret guards this provider's callback URLs
+	// (/v1/providers/<name>/inbound and /status, ?secret=...); without
+	// one those URLs answer 404.
+	InboundSecret     Secret `toml:"inbound_secret"`
+	InboundSecretFile string `toml:"inbound_secret_file"`
+	// InboundFields and StatusFields name extra request fields for the
+	// logical fields of an inbound SMS (from, to, text, id, received) and
+	// of a delivery report (id, to, status, detail).
+	InboundFields map[string][]string `toml:"inbound_fields"`
+	StatusFields  map[string][]string `toml:"status_fields"`
+	// PollInterval is how often providers without callbacks (ippanel)
+	// are asked for inbound SMS and delivery reports; 0 turns polling off.
+	PollInterval time.Duration `toml:"poll_interval"`
 	// Settings is the pointer returned by Kinds for Type, decoded from the
 	// same table. Nil for types without settings.
 	Settings any `toml:"-"`
@@ -292,6 +338,15 @@ func (c *Config) defaults() {
 		defInt(&c.Providers[i].Concurrency, 4)
 		defDur(&c.Providers[i].Timeout, 30*time.Second)
 	}
+	def(&c.Replies.TLS, "starttls")
+	if len(c.SMTP.Domains) > 0 {
+		def(&c.Replies.FromDomain, c.SMTP.Domains[0])
+	}
+	def(&c.Replies.Subject, "SMS from {phone}")
+	defDur(&c.Replies.ReplyWindow, 7*24*time.Hour)
+	defDur(&c.Replies.RetryMin, time.Minute)
+	defDur(&c.Replies.RetryMax, time.Hour)
+	defDur(&c.Replies.MaxAge, 5*24*time.Hour)
 }
 
 var (
@@ -453,6 +508,35 @@ func (c *Config) validate() Problems {
 			}
 		}
 		positive(key+".concurrency", int64(p.Concurrency))
+		if sec, err := ResolveSecret("inbound_secret", p.InboundSecret, p.InboundSecretFile); err != nil {
+			add(key, "%v", err) // the error starts with the key that is wrong
+		} else {
+			c.Providers[i].InboundSecret = sec
+			if sec != "" && len(sec.Value()) < 16 {
+				add(key+".inbound_secret", "must be at least 16 characters: it is the only thing guarding the callback URLs")
+			}
+		}
+		for name, fields := range map[string]map[string][]string{"inbound_fields": p.InboundFields, "status_fields": p.StatusFields} {
+			known := inboundFieldNames
+			if name == "status_fields" {
+				known = statusFieldNames
+			}
+			for f, names := range fields {
+				if !slices.Contains(known, f) {
+					add(key+"."+name+"."+f, "unknown field; the fields are %s", strings.Join(known, ", "))
+				}
+				if len(names) == 0 {
+					add(key+"."+name+"."+f, "name at least one request field")
+				}
+			}
+		}
+		if p.PollInterval < 0 {
+			add(key+".poll_interval", "must be positive")
+		} else if p.PollInterval > 0 && p.PollInterval < time.Second {
+			add(key+".poll_interval", "must be at least 1s")
+		} else if p.PollInterval > 0 && p.Type != "ippanel" {
+			add(key+".poll_interval", "only ippanel providers are polled; %s calls back (inbound_secret)", p.Type)
+		}
 		if v, ok := p.Settings.(interface{ Validate() error }); ok {
 			for _, err := range flatten(v.Validate()) {
 				probs = append(probs, key+"."+err.Error())
@@ -462,6 +546,8 @@ func (c *Config) validate() Problems {
 	if len(c.Providers) == 0 {
 		add("providers", "at least one provider is required")
 	}
+
+	probs = append(probs, c.Replies.validate()...)
 
 	if len(c.Routes) == 0 {
 		add("routes", "at least one route is required")
@@ -483,6 +569,61 @@ func (c *Config) validate() Problems {
 				add(fmt.Sprintf("%s.fallback[%d]", key, j), "unknown provider %q", f)
 			}
 		}
+	}
+	return probs
+}
+
+// The logical fields of provider callbacks that inbound_fields and
+// status_fields may name more request fields for.
+var (
+	inboundFieldNames = []string{"from", "to", "text", "id", "received"}
+	statusFieldNames  = []string{"id", "to", "status", "detail"}
+)
+
+func (r *Replies) validate() Problems {
+	var probs Problems
+	add := func(key, format string, args ...any) {
+		probs = append(probs, "replies."+key+": "+fmt.Sprintf(format, args...))
+	}
+	if r.Smarthost != "" {
+		if _, _, err := net.SplitHostPort(r.Smarthost); err != nil {
+			add("smarthost", "must be host:port: %v", err)
+		}
+	}
+	switch r.TLS {
+	case "starttls", "required", "implicit", "none":
+	default:
+		add("tls", "must be starttls, required, implicit or none, not %q", r.TLS)
+	}
+	pw, err := ResolveSecret("password", r.Password, r.PasswordFile)
+	if err != nil {
+		add("password", "%v", err)
+	}
+	r.Password = pw
+	if (r.Username == "") != (pw == "") {
+		add("username", "username and password must be set together")
+	}
+	if r.Username != "" && r.TLS == "none" {
+		add("tls", "AUTH sends the password: use starttls, required or implicit")
+	}
+	if r.FromDomain == "" || strings.ContainsAny(r.FromDomain, "@ \t<>") {
+		add("from_domain", "%q is not a domain name", r.FromDomain)
+	}
+	if strings.ContainsAny(r.Subject, "\r\n") {
+		add("subject", "must be one line")
+	}
+	if r.CatchAll != "" {
+		if a, err := mail.ParseAddress(r.CatchAll); err != nil || a.Name != "" {
+			add("catch_all", "%q is not a mail address", r.CatchAll)
+		}
+	}
+	for key, d := range map[string]time.Duration{"reply_window": r.ReplyWindow, "retry_min": r.RetryMin, "retry_max": r.RetryMax, "max_age": r.MaxAge} {
+		if d < 0 {
+			add(key, "must be positive")
+		}
+	}
+	if r.RetryMin > r.RetryMax {
+		add("retry_min", "must not exceed replies.retry_max (%s)", r.RetryMax)
 	}
 	return probs
 }

@@ -1,0 +1,164 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// InboxPoller is a provider without inbound callbacks whose received SMS
+// are fetched instead.
+type InboxPoller interface {
+	// PollInbox returns the SMS received after the one whose DedupeKey is
+	// after ("" for the start), oldest first. Each one's DedupeKey is the
+	// cursor from which the next poll goes on.
+	PollInbox(ctx context.Context, after string) ([]Inbound, error)
+}
+
+// ReportPoller is a provider whose delivery reports are fetched.
+type ReportPoller interface {
+	// PollReports returns what the provider knows of the SMS it accepted
+	// under providerID.
+	PollReports(ctx context.Context, providerID string) ([]DeliveryReport, error)
+}
+
+// PollOptions configures a Poller.
+type PollOptions struct {
+	Interval time.Duration
+	// Holder names this daemon instance: of several instances sharing a
+	// store, only the one holding the job's lease polls, and another takes
+	// over when it stops renewing (after three intervals).
+	Holder string
+	// ReportsFor is how long after sending a delivery report is still
+	// asked for (default 48h).
+	ReportsFor time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Poller fetches one provider's inbound SMS and delivery reports.
+type Poller struct {
+	b        *Bridge
+	cs       Conversations
+	provider string
+	inbox    InboxPoller  // nil if the provider has none
+	reports  ReportPoller // nil if the provider has none
+	opt      PollOptions
+}
+
+// NewPoller returns a poller for the provider named name, which must be
+// one of the bridge's providers and implement InboxPoller, ReportPoller or
+// both.
+func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
+	cs, err := b.conversations()
+	if err != nil {
+		return nil, err
+	}
+	p := b.providers[name]
+	ip, _ := p.(InboxPoller)
+	rp, _ := p.(ReportPoller)
+	if ip == nil && rp == nil {
+		return nil, errors.New("bridge: provider " + name + " cannot be polled")
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = time.Minute
+	}
+	if opt.ReportsFor <= 0 {
+		opt.ReportsFor = 48 * time.Hour
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = b.opt.Log
+	}
+	return &Poller{b: b, cs: cs, provider: name, inbox: ip, reports: rp, opt: opt}, nil
+}
+
+// Run polls every interval until ctx ends.
+func (p *Poller) Run(ctx context.Context) {
+	t := time.NewTicker(p.opt.Interval)
+	defer t.Stop()
+	for {
+		p.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll runs one round, if this instance holds the job's lease. Errors are
+// logged: the next round tries again from the saved cursor.
+func (p *Poller) Poll(ctx context.Context) {
+	job := "poll:" + p.provider
+	ok, err := p.cs.Lease(ctx, job, p.opt.Holder, p.opt.Now(), 3*p.opt.Interval)
+	if err != nil {
+		p.opt.Log.WarnContext(ctx, "taking the poll lease", "provider", p.provider, "err", err)
+		return
+	}
+	if !ok {
+		return // another instance polls
+	}
+	if p.inbox != nil {
+		if err := p.pollInbox(ctx); err != nil && ctx.Err() == nil {
+			p.opt.Log.WarnContext(ctx, "polling inbound SMS", "provider", p.provider, "err", err)
+		}
+	}
+	if p.reports != nil {
+		if err := p.pollReports(ctx); err != nil && ctx.Err() == nil {
+			p.opt.Log.WarnContext(ctx, "polling delivery reports", "provider", p.provider, "err", err)
+		}
+	}
+}
+
+func (p *Poller) pollInbox(ctx context.Context) error {
+	name := "inbox:" + p.provider
+	after, err := p.cs.Cursor(ctx, name)
+	if err != nil {
+		return err
+	}
+	msgs, err := p.inbox.PollInbox(ctx, after)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		in := msgs[i]
+		in.Provider = p.provider
+		// The cursor moves with each message, in its transaction: a crash
+		// between two leaves neither a gap nor a message counted twice.
+		if _, err := p.b.receive(ctx, &in, &Cursor{Name: name, Value: in.DedupeKey}); err != nil {
+			var e *Error
+			if errors.As(err, &e) && !e.Temp {
+				// A message we can never take (no sender) must not stop
+				// the ones after it; the next one moves the cursor past it.
+				p.opt.Log.WarnContext(ctx, "skipping an inbound SMS", "provider", p.provider, "id", in.DedupeKey, "err", err)
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Poller) pollReports(ctx context.Context) error {
+	ids, err := p.cs.Outstanding(ctx, p.provider, p.opt.Now().Add(-p.opt.ReportsFor), 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		reports, err := p.reports.PollReports(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, r := range reports {
+			r.Provider, r.ProviderID = p.provider, id
+			if _, err := p.b.Report(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

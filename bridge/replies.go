@@ -1,0 +1,309 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/mail"
+	"strings"
+	"time"
+)
+
+// Composer builds the mails the bridge sends people. It lives outside the
+// domain (package mailout) so that MIME stays out of it.
+type Composer interface {
+	// Reply mails in, received in conversation c, to the address to.
+	Reply(c *Conversation, in *Inbound, to string) (*OutMail, error)
+	// Bounce reports to m's envelope sender that its recipients in
+	// failed will never receive it.
+	Bounce(m *Message, failed []Failure) (*OutMail, error)
+}
+
+// Failure is one recipient of a message that failed for good.
+type Failure struct {
+	To       string // E.164 or phonebook target
+	Provider string
+	Reason   Reason
+	Error    string
+	At       time.Time
+}
+
+// conversations is the store's conversation log, if it keeps one.
+func (b *Bridge) conversations() (Conversations, error) {
+	c, ok := b.store.(Conversations)
+	if !ok {
+		return nil, Permanent(ReasonInvalid, "", "this store keeps no conversation log")
+	}
+	return c, nil
+}
+
+// OurKey is how a sender ID or a phone number is compared: numbers in
+// E.164 (providers write them international with or without "+", or
+// nationally with a leading 0), sender IDs as written. Outbound and
+// inbound meet on this key. Digits are not read as a national number
+// without that 0: libphonenumber would happily make +972989121234567 of
+// an Iranian 989121234567.
+func (b *Bridge) OurKey(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	digits := strings.TrimPrefix(s, "+")
+	if strings.Trim(digits, "0123456789 -") != "" || len(digits) < 6 {
+		return s // an alphanumeric sender ID or a short code
+	}
+	if !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "0") {
+		s = "+" + s // international digits without the plus
+	}
+	if n, err := ParseNumber(s, b.opt.Region); err == nil {
+		return n
+	}
+	return s
+}
+
+// Touch is the conversation an outcome files its recipient under: called
+// by the dispatcher for every outcome it records (DispatchOptions.Touch).
+// Phonebook targets belong to no conversation.
+func (b *Bridge) Touch(m *Message, r Recipient, o Outcome) *ConversationTouch {
+	if !strings.HasPrefix(r.To, "+") || o.State == StateQueued {
+		return nil
+	}
+	our := b.OurKey(m.Sender)
+	t := &ConversationTouch{ID: ConversationID(r.To, our), Phone: r.To, Our: our, Account: m.Account, At: m.Created}
+	if o.State == StateSent {
+		// Only an SMS that went out makes its writer the one replies go to.
+		t.ReplyTo = m.ReplyTo
+		t.MailMessageID = m.MailMessageID
+		t.Subject = subjectOf(m.Headers)
+	}
+	return t
+}
+
+// subjectOf reads the decoded Subject from a mail's header block.
+func subjectOf(headers string) string {
+	if headers == "" {
+		return ""
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(strings.TrimRight(headers, "\r\n") + "\r\n\r\n"))
+	if err != nil {
+		return ""
+	}
+	s := msg.Header.Get("Subject")
+	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
+		s = d
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Bounce builds the delivery-status notification for recipients of m that
+// failed in one dispatcher round (DispatchOptions.Bounce). It returns nil
+// when nobody is to be told: mail with the null sender (RFC 3464 §2: never
+// answer a bounce with a bounce), HTTP submissions (the client polls), or
+// no smarthost.
+func (b *Bridge) Bounce(m *Message, failed []Failure) *OutMail {
+	if b.opt.Composer == nil || m.Channel != ChannelSMTP || m.EnvelopeFrom == "" || len(failed) == 0 {
+		return nil
+	}
+	mail, err := b.opt.Composer.Bounce(m, failed)
+	if err != nil {
+		b.opt.Log.Error("building a bounce", "message", m.ID, "err", err)
+		return nil
+	}
+	return mail
+}
+
+// Receive records an SMS from a phone and mails it to whoever the phone is
+// answering (see route). It reports dup when the provider had delivered
+// the same message before; nothing is recorded or mailed twice.
+func (b *Bridge) Receive(ctx context.Context, in *Inbound) (dup bool, err error) {
+	return b.receive(ctx, in, nil)
+}
+
+func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor) (dup bool, err error) {
+	cs, err := b.conversations()
+	if err != nil {
+		return false, err
+	}
+	from := strings.Join(strings.Fields(in.From), " ")
+	if from == "" {
+		return false, Permanent(ReasonInvalid, "from", "inbound SMS without a sender")
+	}
+	// Providers write the phone international without "+" (or with it);
+	// an alphanumeric sender (an operator's notice) is kept as given: it
+	// is logged and goes to the catch-all.
+	from = b.OurKey(from)
+	now := b.opt.Now()
+	in.From = from
+	in.To = b.OurKey(in.To)
+	in.Text = strings.ToValidUTF8(in.Text, "\uFFFD")
+	if in.ID == "" {
+		in.ID = NewID()
+	}
+	if in.Received.IsZero() || in.Received.After(now.Add(time.Hour)) {
+		in.Received = now // none given, or a provider clock gone astray
+	}
+	in.Created = now
+	if in.DedupeKey == "" {
+		return false, Permanent(ReasonInvalid, "id", "inbound SMS without a dedupe key")
+	}
+
+	c, err := cs.LatestConversation(ctx, in.From, in.To)
+	if errors.Is(err, ErrNotFound) && in.To != "" {
+		c = nil // a phone writing first to one of our numbers
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if c == nil {
+		c = &Conversation{ID: ConversationID(in.From, in.To), Phone: in.From, Our: in.To}
+	}
+	in.Conversation = c.ID
+	in.MailTo = b.route(c, in.Received)
+
+	var out *OutMail
+	if in.MailTo != "" && b.opt.Composer != nil {
+		if out, err = b.opt.Composer.Reply(c, in, in.MailTo); err != nil {
+			return false, fmt.Errorf("building the reply mail: %w", err)
+		}
+	} else {
+		in.MailTo = ""
+	}
+	err = cs.RecordInbound(ctx, in, out, cursor)
+	if errors.Is(err, ErrDuplicateKey) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	b.opt.Log.InfoContext(ctx, "inbound SMS", "id", in.ID, "provider", in.Provider, "conversation", in.Conversation,
+		"mailed", in.MailTo != "")
+	if out != nil && b.opt.MailQueued != nil {
+		b.opt.MailQueued()
+	}
+	return false, nil
+}
+
+// route says who gets a reply received at: the person who last wrote to
+// the phone if that was within the reply window, else the catch-all.
+func (b *Bridge) route(c *Conversation, at time.Time) string {
+	if c.ReplyTo != "" && at.Sub(c.LastOut) <= b.opt.ReplyWindow {
+		return c.ReplyTo
+	}
+	return b.opt.CatchAll
+}
+
+// Report applies a provider's delivery report to the log.
+func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
+	cs, err := b.conversations()
+	if err != nil {
+		return 0, err
+	}
+	if r.ProviderID == "" {
+		return 0, Permanent(ReasonInvalid, "id", "delivery report without the provider's message id")
+	}
+	switch r.State {
+	case StateDelivered, StateUndelivered:
+	case StateSent:
+		return 0, nil // no news
+	default:
+		return 0, Permanent(ReasonInvalid, "status", "delivery state %q is neither delivered nor undelivered", r.State)
+	}
+	if r.To != "" {
+		to, err := ParseNumber(r.To, b.opt.Region)
+		if err != nil {
+			return 0, Permanent(ReasonBadNumber, "to", "%q is not a phone number", r.To)
+		}
+		r.To = to
+	}
+	if r.At.IsZero() {
+		r.At = b.opt.Now()
+	}
+	return cs.Report(ctx, r)
+}
+
+// ReplySender is the sender ID an answer to one of our reply mails goes
+// out from: the number the phone wrote to, found through the conversation
+// id in the Message-ID our reply mail had (mailRefs are the answer's
+// In-Reply-To and References). It returns "" when the mail answers none of
+// ours, or when acct may not use that sender.
+func (b *Bridge) ReplySender(ctx context.Context, acct *Account, phone string, mailRefs []string) string {
+	cs, err := b.conversations()
+	if err != nil {
+		return ""
+	}
+	for i := len(mailRefs) - 1; i >= 0; i-- { // the nearest ancestor first
+		id, ok := ConversationOfMailID(mailRefs[i])
+		if !ok {
+			continue
+		}
+		c, err := cs.Conversation(ctx, id)
+		if err != nil || c.Phone != phone {
+			continue
+		}
+		for _, s := range acct.SenderIDs {
+			if b.OurKey(s) == c.Our {
+				return s
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
+// ReplyMailID is the Message-ID (without brackets) of the mail that
+// carries inbound SMS in: it names the conversation, so an answer to it
+// is sent from the number the phone wrote to.
+func ReplyMailID(in *Inbound, domain string) string {
+	return in.ID + "." + in.Conversation + "@" + domain
+}
+
+// ConversationOfMailID reads the conversation id out of a ReplyMailID.
+func ConversationOfMailID(id string) (string, bool) {
+	id = strings.Trim(strings.TrimSpace(id), "<>")
+	local, _, ok := strings.Cut(id, "@")
+	if !ok {
+		return "", false
+	}
+	_, conv, ok := strings.Cut(local, ".")
+	if !ok || len(conv) != 21 || conv[0] != 'c' {
+		return "", false
+	}
+	return conv, true
+}
+
+// Conversations lists the conversations acct may read.
+func (b *Bridge) Conversations(ctx context.Context, acct *Account, f ConversationFilter) ([]Conversation, error) {
+	cs, err := b.conversations()
+	if err != nil {
+		return nil, err
+	}
+	if f.Phone != "" {
+		if f.Phone, err = ParseNumber(f.Phone, b.opt.Region); err != nil {
+			return nil, Permanent(ReasonBadNumber, "phone", "%q is not a phone number", f.Phone)
+		}
+	}
+	if !acct.Admin {
+		if f.Account != "" && f.Account != acct.Name {
+			return nil, nil // another account's conversations do not exist for you
+		}
+		f.Account = acct.Name
+	}
+	return cs.ListConversations(ctx, f)
+}
+
+// ConversationLog returns one conversation and its log, if acct may read it.
+func (b *Bridge) ConversationLog(ctx context.Context, acct *Account, id string, limit int) (*Conversation, []LogEntry, error) {
+	cs, err := b.conversations()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cs.Conversation(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !acct.Admin && c.Account != acct.Name {
+		return nil, nil, ErrNotFound
+	}
+	log, err := cs.ConversationLog(ctx, id, limit)
+	return c, log, err
+}
