@@ -35,6 +35,10 @@ type Options struct {
 	// MailQueued, if set, is called after mail is queued, to wake the
 	// mail worker.
 	MailQueued func()
+	// Received and Reported, if set, are told of each inbound SMS recorded
+	// and each delivery report applied (for metrics).
+	Received func(provider string)
+	Reported func(provider string, state State)
 }
 
 // Bridge validates submissions from any front end and commits them to the
@@ -158,6 +162,11 @@ type Submission struct {
 	EnvelopeFrom  string
 	MailMessageID string
 	Headers       string
+	// ReplyTo is where the phone's replies are mailed (Message.ReplyTo).
+	ReplyTo string
+	// MailRefs are the mail's In-Reply-To and References: an answer to one
+	// of our reply mails goes out from the number the phone wrote to.
+	MailRefs []string
 	// IdempotencyKey makes a retried submission return the first one's
 	// message (HTTP Idempotency-Key).
 	IdempotencyKey string
@@ -183,6 +192,9 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		return nil, Permanent(ReasonTooManyRecipients, "to", "%d recipients; at most %d", len(s.Recipients), b.opt.MaxRecipients)
 	}
 	sender := strings.TrimSpace(s.Sender)
+	if sender == "" && len(s.MailRefs) > 0 && len(s.Recipients) == 1 {
+		sender = b.ReplySender(ctx, s.Account, s.Recipients[0].To, s.MailRefs)
+	}
 	switch {
 	case sender != "" && !s.Account.MaySend(sender):
 		return nil, Permanent(ReasonSenderNotAllowed, "sender", "sender ID %q is not allowed for account %s", sender, s.Account.Name)
@@ -217,6 +229,7 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		EnvelopeFrom:   s.EnvelopeFrom,
 		MailMessageID:  s.MailMessageID,
 		Headers:        s.Headers,
+		ReplyTo:        s.ReplyTo,
 		Sender:         sender,
 		Text:           s.Text,
 		Template:       s.Template,

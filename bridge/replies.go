@@ -177,6 +177,9 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor) (dup 
 	}
 	b.opt.Log.InfoContext(ctx, "inbound SMS", "id", in.ID, "provider", in.Provider, "conversation", in.Conversation,
 		"mailed", in.MailTo != "")
+	if b.opt.Received != nil {
+		b.opt.Received(in.Provider)
+	}
 	if out != nil && b.opt.MailQueued != nil {
 		b.opt.MailQueued()
 	}
@@ -218,7 +221,11 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 	if r.At.IsZero() {
 		r.At = b.opt.Now()
 	}
-	return cs.Report(ctx, r)
+	n, err := cs.Report(ctx, r)
+	if err == nil && n > 0 && b.opt.Reported != nil {
+		b.opt.Reported(r.Provider, r.State)
+	}
+	return n, err
 }
 
 // ReplySender is the sender ID an answer to one of our reply mails goes

@@ -278,3 +278,95 @@ allowed_networks = ["10.0.0.0/8", "10.1.2.3/8", "192.0.2.1", "example.com/24", "
 		t.Errorf("a good CIDR was refused: %v", probs)
 	}
 }
+
+func TestTwoWaySettings(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Replies
+	if r.FromDomain != "sms.example.com" || r.ReplyWindow != 7*24*time.Hour || r.TLS != "starttls" ||
+		r.MaxAge != 5*24*time.Hour || r.Subject != "SMS from {phone}" || r.SendBounces() {
+		t.Errorf("defaults: %+v (bounces %v); want from_domain of smtp.domains[0], 168h window, starttls, 120h, no bounces without a smarthost", r, r.SendBounces())
+	}
+
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("callback-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := minimal + fmt.Sprintf(`
+[replies]
+smarthost = "mail.example.com:587"
+username = "bridge"
+password = "pw"
+catch_all = "sms-inbox@example.com"
+reply_window = "48h"
+[[providers]]
+name = "v"
+type = "console"
+inbound_secret_file = %q
+inbound_fields = { from = ["caller"], text = ["sms_body", "body2"] }
+[[providers]]
+name = "ipp"
+type = "console"
+`, secretFile)
+	good = strings.Replace(good, "name = \"ipp\"\ntype = \"console\"", "name = \"ipp\"\ntype = \"ippanel\"", 1)
+	ippKinds := func(typ string) (any, bool) {
+		if typ == "ippanel" {
+			return nil, true
+		}
+		return kinds(typ)
+	}
+	good += "poll_interval = \"30s\"\n"
+	c, err = config.Parse(good, ippKinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Replies.SendBounces() || c.Replies.Password.Value() != "pw" || c.Replies.ReplyWindow != 48*time.Hour {
+		t.Errorf("replies: %+v", c.Replies)
+	}
+	if c.Providers[1].InboundSecret.Value() != "callback-secret-0123456789" || c.Providers[1].InboundFields["text"][1] != "body2" {
+		t.Errorf("provider v: %+v", c.Providers[1])
+	}
+	if c.Providers[2].PollInterval != 30*time.Second {
+		t.Errorf("poll_interval = %v", c.Providers[2].PollInterval)
+	}
+
+	bad := minimal + `
+[replies]
+smarthost = "mail.example.com"
+tls = "maybe"
+username = "bridge"
+catch_all = "Ops <ops@example.com>"
+subject = "two\nlines"
+reply_window = "-1h"
+[[providers]]
+name = "v"
+type = "console"
+inbound_secret = "short"
+inbound_fields = { sender = ["x"], text = [] }
+poll_interval = "30s"
+`
+	_, err = config.Parse(bad, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v, want config.Problems", err)
+	}
+	for _, w := range []string{
+		"replies.smarthost: must be host:port",
+		`replies.tls: must be starttls, required, implicit or none, not "maybe"`,
+		"replies.username: username and password must be set together",
+		`replies.catch_all: "Ops <ops@example.com>" is not a mail address`,
+		"replies.subject: must be one line",
+		"replies.reply_window: must be positive",
+		"providers[1].inbound_secret: must be at least 16 characters",
+		"providers[1].inbound_fields.sender: unknown field",
+		"providers[1].inbound_fields.text: name at least one request field",
+		"providers[1].poll_interval: only ippanel providers are polled",
+	} {
+		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
+		}
+	}
+}

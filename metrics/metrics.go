@@ -24,7 +24,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	inbound  *prometheus.CounterVec
-	bounces  prometheus.Counter
+	mails    *prometheus.CounterVec
+	reports  *prometheus.CounterVec
 	circuit  *prometheus.GaugeVec
 }
 
@@ -54,9 +55,12 @@ func New(stats StatsFunc) *Metrics {
 		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsbridge_inbound_messages_total", Help: "SMS received from phones, by provider.",
 		}, []string{"provider"}),
-		bounces: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smsbridge_bounces_total", Help: "Delivery-status notifications sent to senders.",
-		}),
+		mails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_mails_total", Help: "Mail delivery attempts to the smarthost, by kind (reply, bounce) and outcome (sent, retry, failed).",
+		}, []string{"kind", "outcome"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_delivery_reports_total", Help: "Delivery reports applied, by provider and state.",
+		}, []string{"provider", "state"}),
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsbridge_provider_circuit_open", Help: "1 while a provider's circuit breaker is open (it is not being called).",
 		}, []string{"provider"}),
@@ -79,7 +83,7 @@ func New(stats StatsFunc) *Metrics {
 		}
 		return time.Since(st.OldestQueued).Seconds()
 	})
-	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.bounces, m.circuit, depth, age,
+	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit, depth, age,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -116,8 +120,19 @@ func (m *Metrics) Attempt(provider string, took time.Duration, outcomes []bridge
 // Inbound counts an SMS received from a phone.
 func (m *Metrics) Inbound(provider string) { m.inbound.WithLabelValues(provider).Inc() }
 
-// Bounce counts a delivery-status notification sent.
-func (m *Metrics) Bounce() { m.bounces.Inc() }
+// Mail counts one attempt to hand a mail to the smarthost.
+func (m *Metrics) Mail(kind bridge.MailKind, state bridge.MailState) {
+	outcome := string(state)
+	if state == bridge.MailQueued {
+		outcome = "retry"
+	}
+	m.mails.WithLabelValues(string(kind), outcome).Inc()
+}
+
+// Report counts a delivery report applied to the log.
+func (m *Metrics) Report(provider string, state bridge.State) {
+	m.reports.WithLabelValues(provider, string(state)).Inc()
+}
 
 // Circuit records a provider's circuit breaker opening or closing.
 func (m *Metrics) Circuit(provider string, open bool) {

@@ -556,3 +556,25 @@ func (w *htmlWriter) endLine() {
 	}
 	w.space = false
 }
+
+// ReplyAddress is where the phone's answers to this mail are mailed: the
+// Reply-To or From address (the person), not the envelope sender, which
+// for many senders is a bounce address. envelopeFrom is the fallback.
+func (m *Mail) ReplyAddress(envelopeFrom string) string {
+	for _, key := range []string{"Reply-To", "From"} {
+		if list, err := m.Header.AddressList(key); err == nil && len(list) > 0 && list[0].Address != "" {
+			return list[0].Address
+		}
+	}
+	return envelopeFrom
+}
+
+// Refs are the ids of the mails this one answers: References, then
+// In-Reply-To (the nearest ancestor last).
+func (m *Mail) Refs() []string {
+	refs := append([]string(nil), m.References...)
+	if m.InReplyTo != "" && (len(refs) == 0 || refs[len(refs)-1] != m.InReplyTo) {
+		refs = append(refs, m.InReplyTo)
+	}
+	return refs
+}

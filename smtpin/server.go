@@ -386,6 +386,8 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 		EnvelopeFrom:  s.from,
 		MailMessageID: m.MessageID,
 		Headers:       m.RawHeader,
+		ReplyTo:       m.ReplyAddress(s.from),
+		MailRefs:      m.Refs(),
 		Sender:        strings.TrimSpace(m.Header.Get(HeaderSender)),
 		Template:      strings.TrimSpace(m.Header.Get(HeaderTemplate)),
 		Recipients:    s.rcpts,
