@@ -1,0 +1,304 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
+)
+
+// composer records what the bridge asks to mail, and builds a stand-in
+// message (the real one is mailout's; here only the routing is tested).
+type composer struct {
+	mu      sync.Mutex
+	replies []string // "to: text"
+	bounces [][]bridge.Failure
+}
+
+func (c *composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to string) (*bridge.OutMail, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replies = append(c.replies, to+": "+in.Text)
+	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: in.ID, From: "bridge@sms.example.com", To: to,
+		Data: []byte("Subject: reply\r\n\r\n" + in.Text + "\r\n")}, nil
+}
+
+func (c *composer) Bounce(m *bridge.Message, failed []bridge.Failure) (*bridge.OutMail, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bounces = append(c.bounces, failed)
+	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailBounce, Ref: m.ID, To: m.EnvelopeFrom,
+		Data: []byte("Subject: bounce\r\n\r\nfailed\r\n")}, nil
+}
+
+type twoWay struct {
+	store *sqlite.Store
+	b     *bridge.Bridge
+	comp  *composer
+	now   time.Time
+	prov  *scripted
+	disp  *bridge.Dispatcher
+}
+
+func newTwoWay(t *testing.T, catchAll string) *twoWay {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	w := &twoWay{store: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC), prov: &scripted{name: "p", batch: 10}}
+	accounts := []bridge.Account{
+		{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"972500000001", "Ops"}},
+		{Name: "other", Emails: []string{"*@other.example"}, SenderIDs: []string{"Other"}},
+	}
+	routes := []bridge.Route{{Prefix: "+", Providers: []string{"p"}}}
+	w.b, err = bridge.New(st, []bridge.Provider{w.prov}, routes, accounts, bridge.Options{Region: "IL", Log: log,
+		ReplyWindow: 24 * time.Hour, CatchAll: catchAll, Composer: w.comp, Now: func() time.Time { return w.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.disp = bridge.NewDispatcher(st, []bridge.Provider{w.prov}, bridge.DispatchOptions{Log: log,
+		RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
+		Now: func() time.Time { return w.now }, Touch: w.b.Touch, Bounce: w.b.Bounce})
+	return w
+}
+
+// mail submits a mail from person to phone, as smtpin would, and runs the
+// dispatcher until it is sent.
+func (w *twoWay) mail(t *testing.T, person, msgID, phone, text string, refs ...string) *bridge.Message {
+	t.Helper()
+	acct, err := w.b.Account(person)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.b.Resolve(acct, phone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.b.Submit(t.Context(), &bridge.Submission{Account: acct, Channel: bridge.ChannelSMTP, EnvelopeFrom: "bounces+" + person,
+		ReplyTo: person, MailMessageID: msgID, MailRefs: refs, Headers: "Subject: =?utf-8?q?Caf=C3=A9?= plans\r\nFrom: " + person + "\r\n",
+		Text: text, Recipients: []bridge.Recipient{r}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.drain(t)
+	return m
+}
+
+// drain runs the dispatcher until nothing is due.
+func (w *twoWay) drain(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.disp.Run(ctx, time.Second); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := w.store.Stats(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Queued == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recipients still queued", st.Queued)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func (w *twoWay) receive(t *testing.T, from, to, text, key string) *bridge.Inbound {
+	t.Helper()
+	in := &bridge.Inbound{Provider: "p", DedupeKey: key, From: from, To: to, Text: text, Raw: "raw " + key}
+	if _, err := w.b.Receive(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func TestReplyGoesToTheLastWriterWithinTheWindow(t *testing.T) {
+	w := newTwoWay(t, "desk@example.com")
+	w.mail(t, "alice@example.com", "a1@example.com", "050-123-4567", "Meeting at 10?")
+	w.now = w.now.Add(time.Hour)
+	w.mail(t, "bob@example.com", "b1@example.com", "+972501234567", "Actually at 11")
+
+	// The provider writes our number without "+", the phone's nationally.
+	w.now = w.now.Add(time.Hour)
+	in := w.receive(t, "0501234567", "972500000001", "OK, 11", "m1")
+	if in.MailTo != "bob@example.com" {
+		t.Errorf("reply mailed to %q, want the last writer bob@example.com", in.MailTo)
+	}
+	conv, err := w.store.Conversation(t.Context(), in.Conversation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv.Phone != "+972501234567" || conv.Our != "+972500000001" || conv.MailMessageID != "b1@example.com" || conv.Subject != "Café plans" {
+		t.Errorf("conversation %+v", conv)
+	}
+
+	// The same callback again (a provider retry) is recorded once.
+	dup, err := w.b.Receive(t.Context(), &bridge.Inbound{Provider: "p", DedupeKey: "m1", From: "0501234567", To: "972500000001", Text: "OK, 11"})
+	if err != nil || !dup {
+		t.Fatalf("second delivery: dup=%v err=%v, want a duplicate", dup, err)
+	}
+
+	// Past the window the catch-all gets it.
+	w.now = w.now.Add(25 * time.Hour)
+	in2 := w.receive(t, "+972501234567", "+972500000001", "Anyone there?", "m2")
+	if in2.MailTo != "desk@example.com" {
+		t.Errorf("late reply mailed to %q, want the catch-all", in2.MailTo)
+	}
+	// Queued for the smarthost: one mail per recorded reply, none for the
+	// duplicate.
+	mails, err := w.store.ClaimMail(t.Context(), w.now, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range mails {
+		got = append(got, m.To+": "+strings.TrimSpace(strings.SplitN(string(m.Data), "\r\n\r\n", 2)[1]))
+	}
+	if len(got) != 2 || got[0] != "bob@example.com: OK, 11" || got[1] != "desk@example.com: Anyone there?" {
+		t.Errorf("queued mail %q", got)
+	}
+
+	log, err := w.store.ConversationLog(t.Context(), in.Conversation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range log {
+		dirs = append(dirs, string(e.Direction)+":"+e.Text)
+	}
+	want := "out:Meeting at 10?|out:Actually at 11|in:OK, 11|in:Anyone there?"
+	if strings.Join(dirs, "|") != want {
+		t.Errorf("log = %q, want %q", strings.Join(dirs, "|"), want)
+	}
+}
+
+func TestReplyWithoutCatchAllIsOnlyLogged(t *testing.T) {
+	w := newTwoWay(t, "")
+	in := w.receive(t, "+972507654321", "", "Who is this?", "x1")
+	if in.MailTo != "" || len(w.comp.replies) != 0 {
+		t.Errorf("a reply nobody waits for was mailed to %q", in.MailTo)
+	}
+	if in.Conversation == "" {
+		t.Fatal("not filed under a conversation")
+	}
+	log, err := w.store.ConversationLog(t.Context(), in.Conversation, 0)
+	if err != nil || len(log) != 1 || log[0].Text != "Who is this?" {
+		t.Errorf("log = %+v, %v", log, err)
+	}
+}
+
+func TestAnswerGoesOutFromTheNumberThePhoneWroteTo(t *testing.T) {
+	w := newTwoWay(t, "")
+	w.mail(t, "alice@example.com", "a1@example.com", "+972501234567", "Hi")
+	in := w.receive(t, "+972501234567", "+972500000001", "Hello back", "r1")
+	mailID := bridge.ReplyMailID(in, "sms.example.com")
+
+	// alice's default sender would be the first one as well; make the
+	// conversation's number differ from the default by answering as an
+	// account whose default is another ID.
+	m := w.mail(t, "alice@example.com", "a2@example.com", "+972501234567", "Great", "a1@example.com", mailID)
+	if m.Sender != "972500000001" {
+		t.Errorf("answer sent from %q, want the conversation's number as the account writes it", m.Sender)
+	}
+
+	// Another account may not borrow it: it gets its own default.
+	m2 := w.mail(t, "carol@other.example", "c1@other.example", "+972501234567", "Me too", mailID)
+	if m2.Sender != "Other" {
+		t.Errorf("other account sent from %q, want its default", m2.Sender)
+	}
+	if id, ok := bridge.ConversationOfMailID("<" + mailID + ">"); !ok || id != in.Conversation {
+		t.Errorf("ConversationOfMailID = %q %v, want %q", id, ok, in.Conversation)
+	}
+}
+
+func TestPermanentFailureQueuesOneBounce(t *testing.T) {
+	w := newTwoWay(t, "")
+	w.prov.errs = []error{bridge.Permanent(bridge.ReasonProviderRejected, "", "number blacklisted")}
+	m := w.mail(t, "alice@example.com", "a1@example.com", "+972501234567", "Hi")
+	got, err := w.store.Message(t.Context(), m.ID)
+	if err != nil || got.Recipients[0].State != bridge.StateFailed {
+		t.Fatalf("recipient %+v, %v", got.Recipients, err)
+	}
+	if len(w.comp.bounces) != 1 || w.comp.bounces[0][0].To != "+972501234567" || w.comp.bounces[0][0].Reason != bridge.ReasonProviderRejected {
+		t.Fatalf("bounces %+v", w.comp.bounces)
+	}
+	mails, err := w.store.ClaimMail(t.Context(), w.now.Add(time.Minute), 10, time.Minute)
+	if err != nil || len(mails) != 1 || mails[0].Kind != bridge.MailBounce || mails[0].To != "bounces+alice@example.com" {
+		t.Fatalf("queued mail %+v, %v", mails, err)
+	}
+	// The failed recipient is in the log, but does not make alice the
+	// one replies go to: the phone never got her SMS.
+	conv, err := w.store.LatestConversation(t.Context(), "+972501234567", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv.ReplyTo != "" {
+		t.Errorf("failed SMS routed replies to %q", conv.ReplyTo)
+	}
+}
+
+func TestNoBounceForNullSenderOrHTTP(t *testing.T) {
+	w := newTwoWay(t, "")
+	m := &bridge.Message{ID: "x", Channel: bridge.ChannelSMTP}
+	if w.b.Bounce(m, []bridge.Failure{{To: "+972501234567"}}) != nil {
+		t.Error("a bounce for mail from the null sender")
+	}
+	m = &bridge.Message{ID: "y", Channel: bridge.ChannelHTTP, EnvelopeFrom: "a@example.com"}
+	if w.b.Bounce(m, []bridge.Failure{{To: "+972501234567"}}) != nil {
+		t.Error("a bounce for an HTTP submission")
+	}
+}
+
+func TestReportMovesSentToDelivered(t *testing.T) {
+	w := newTwoWay(t, "")
+	m := w.mail(t, "alice@example.com", "a1@example.com", "+972501234567", "Hi")
+	n, err := w.b.Report(t.Context(), bridge.DeliveryReport{Provider: "p", ProviderID: "p-+972501234567", State: bridge.StateDelivered})
+	if err != nil || n != 1 {
+		t.Fatalf("Report = %d, %v; want 1 recipient", n, err)
+	}
+	got, _ := w.store.Message(t.Context(), m.ID)
+	if got.Recipients[0].State != bridge.StateDelivered {
+		t.Errorf("state %s, want delivered", got.Recipients[0].State)
+	}
+	if _, err := w.b.Report(t.Context(), bridge.DeliveryReport{Provider: "p", ProviderID: "", State: bridge.StateDelivered}); bridge.ReasonOf(err) != bridge.ReasonInvalid {
+		t.Errorf("report without id: %v", err)
+	}
+	var e *bridge.Error
+	if _, err := w.b.Report(t.Context(), bridge.DeliveryReport{Provider: "p", ProviderID: "x", State: "maybe"}); !errors.As(err, &e) || e.Field != "status" {
+		t.Errorf("unknown state: %v", err)
+	}
+}
+
+func TestOurKey(t *testing.T) {
+	w := newTwoWay(t, "")
+	for in, want := range map[string]string{
+		"972500000001":  "+972500000001",
+		"+972500000001": "+972500000001",
+		"050-000-0001":  "+972500000001",
+		"989121234567":  "+989121234567", // not +972989121234567
+		"Ops":           "Ops",
+		" 3000505 ":     "+3000505",
+		"":              "",
+		"12345":         "12345", // short code
+	} {
+		if got := w.b.OurKey(in); got != want {
+			t.Errorf("OurKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
