@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,14 +46,20 @@ type Options struct {
 // store. SMTP and HTTP call the same methods, so the same rules give the
 // same answers on both.
 type Bridge struct {
-	store     Store
-	providers map[string]Provider
-	routes    *Routes
-	accounts  *Accounts
-	opt       Options
-
-	perAccount     map[string]*limiters // by account name
+	store Store
+	opt   Options
+	// policy is swapped whole by Reload: a submission sees one consistent
+	// set of accounts, routes and providers from start to end.
+	policy         atomic.Pointer[policy]
 	perDestination *limiters
+}
+
+// policy is what SIGHUP reloads: who may send, and where SMS go.
+type policy struct {
+	providers  map[string]Provider
+	routes     *Routes
+	accounts   *Accounts
+	perAccount map[string]*limiters // by account name
 }
 
 // New assembles a Bridge. Every provider named by a route must be given.
@@ -69,51 +76,72 @@ func New(store Store, providers []Provider, routes []Route, accounts []Account, 
 	if opt.ReplyWindow <= 0 {
 		opt.ReplyWindow = 7 * 24 * time.Hour
 	}
-	b := &Bridge{
-		store:     store,
-		providers: map[string]Provider{},
-		routes:    NewRoutes(routes),
-		accounts:  NewAccounts(accounts),
-		opt:       opt,
-	}
-	for _, p := range providers {
-		b.providers[p.Name()] = p
-	}
-	b.perAccount = map[string]*limiters{}
-	for _, a := range accounts {
-		if a.MessagesPerMinute > 0 {
-			b.perAccount[a.Name] = newLimiters(a.MessagesPerMinute)
-		}
-	}
+	b := &Bridge{store: store, opt: opt}
 	if opt.DestinationPerMinute > 0 {
 		b.perDestination = newLimiters(opt.DestinationPerMinute)
 	}
-	for _, name := range b.routes.All() {
-		if b.providers[name] == nil {
-			return nil, fmt.Errorf("bridge: route names unknown provider %q", name)
-		}
+	if err := b.Reload(providers, routes, accounts); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
+
+// Reload replaces the accounts, routes and providers, for submissions that
+// start after it returns; those under way finish with the old ones. Every
+// provider a route names must be given, or nothing changes. An account
+// whose rate limit stays the same keeps its bucket, so a reload does not
+// hand out a fresh allowance.
+func (b *Bridge) Reload(providers []Provider, routes []Route, accounts []Account) error {
+	pol := &policy{
+		providers:  map[string]Provider{},
+		routes:     NewRoutes(routes),
+		accounts:   NewAccounts(accounts),
+		perAccount: map[string]*limiters{},
+	}
+	for _, p := range providers {
+		pol.providers[p.Name()] = p
+	}
+	for _, name := range pol.routes.All() {
+		if pol.providers[name] == nil {
+			return fmt.Errorf("bridge: route names unknown provider %q", name)
+		}
+	}
+	old := b.policy.Load()
+	for _, a := range accounts {
+		if a.MessagesPerMinute <= 0 {
+			continue
+		}
+		if old != nil && old.perAccount[a.Name] != nil && old.perAccount[a.Name].perMinute == a.MessagesPerMinute {
+			pol.perAccount[a.Name] = old.perAccount[a.Name]
+			continue
+		}
+		pol.perAccount[a.Name] = newLimiters(a.MessagesPerMinute)
+	}
+	b.policy.Store(pol)
+	return nil
+}
+
+func (b *Bridge) pol() *policy { return b.policy.Load() }
 
 // Store returns the bridge's store (for read endpoints and the CLI).
 func (b *Bridge) Store() Store { return b.store }
 
 // Account returns the account that may send as addr.
-func (b *Bridge) Account(addr string) (*Account, error) { return b.accounts.ByEmail(addr) }
+func (b *Bridge) Account(addr string) (*Account, error) { return b.pol().accounts.ByEmail(addr) }
 
 // Authenticate checks an SMTP AUTH login.
 func (b *Bridge) Authenticate(user, password string) (*Account, error) {
-	return b.accounts.Authenticate(user, password)
+	return b.pol().accounts.Authenticate(user, password)
 }
 
 // AccountByToken returns the account an HTTP API token belongs to.
-func (b *Bridge) AccountByToken(token string) (*Account, error) { return b.accounts.ByToken(token) }
+func (b *Bridge) AccountByToken(token string) (*Account, error) { return b.pol().accounts.ByToken(token) }
 
 // Resolve turns a destination as written by a person (a phone number or a
 // phonebook form, see ParseDestination) into a routed Recipient, or says
 // why it can never be sent. It is called at RCPT time.
 func (b *Bridge) Resolve(acct *Account, dest string) (Recipient, error) {
+	pol := b.pol()
 	to, err := ParseDestination(dest, b.opt.Region)
 	if err != nil {
 		return Recipient{}, err
@@ -125,9 +153,9 @@ func (b *Bridge) Resolve(acct *Account, dest string) (Recipient, error) {
 		}
 		// Phonebooks live at one provider: the first routed provider
 		// that accepts phonebook targets.
-		candidates = b.routes.All()
+		candidates = pol.routes.All()
 	} else {
-		candidates = b.routes.Lookup(to)
+		candidates = pol.routes.Lookup(to)
 	}
 	if len(candidates) == 0 {
 		return Recipient{}, Permanent(ReasonNoRoute, "to", "no route for %s", to)
@@ -135,7 +163,7 @@ func (b *Bridge) Resolve(acct *Account, dest string) (Recipient, error) {
 	var usable []string
 	var firstErr error
 	for _, name := range candidates {
-		if c, ok := b.providers[name].(RecipientChecker); ok {
+		if c, ok := pol.providers[name].(RecipientChecker); ok {
 			if err := c.CheckRecipient(to); err != nil {
 				if firstErr == nil {
 					firstErr = err
@@ -185,6 +213,7 @@ type Submission struct {
 // provider accepts) and commits it to the store. It returns only once the
 // message is durable; the caller may then acknowledge it.
 func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
+	pol := b.pol()
 	if len(s.Recipients) == 0 {
 		return nil, Permanent(ReasonInvalid, "to", "no recipients")
 	}
@@ -244,18 +273,18 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 			continue // the same number twice gets one SMS
 		}
 		seen[r.To] = true
-		r, err := b.checkRequest(r, req)
+		r, err := b.checkRequest(pol, r, req)
 		if err != nil {
 			return nil, err
 		}
 		r.State = StateQueued
 		r.NextAttempt = now
-		if !sendAt.IsZero() && !schedulesNatively(b.providers[r.Provider], req) {
+		if !sendAt.IsZero() && !schedulesNatively(pol.providers[r.Provider], req) {
 			r.NextAttempt = sendAt
 		}
 		m.Recipients = append(m.Recipients, r)
 	}
-	if err := b.admit(now, s.Account, m.Recipients); err != nil {
+	if err := b.admit(pol, now, s.Account, m.Recipients); err != nil {
 		return nil, err
 	}
 	if err := b.store.Enqueue(ctx, m); err != nil {
@@ -273,8 +302,8 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 
 // admit applies the account's and each destination's rate limit. It runs
 // last, so refused submissions do not use up anyone's allowance.
-func (b *Bridge) admit(now time.Time, acct *Account, rcpts []Recipient) error {
-	reqs := []limitReq{{l: b.perAccount[acct.Name], key: acct.Name, n: len(rcpts)}}
+func (b *Bridge) admit(pol *policy, now time.Time, acct *Account, rcpts []Recipient) error {
+	reqs := []limitReq{{l: pol.perAccount[acct.Name], key: acct.Name, n: len(rcpts)}}
 	for _, r := range rcpts {
 		reqs = append(reqs, limitReq{l: b.perDestination, key: r.To, n: 1})
 	}
@@ -289,6 +318,7 @@ func (b *Bridge) admit(now time.Time, acct *Account, rcpts []Recipient) error {
 // yet, and those a provider holds for a scheduled send where its API can
 // cancel them. It returns the message as it stands afterwards.
 func (b *Bridge) Cancel(ctx context.Context, acct *Account, id string) (*Message, error) {
+	pol := b.pol()
 	m, err := b.store.Message(ctx, id)
 	if err != nil {
 		return nil, err
@@ -303,7 +333,7 @@ func (b *Bridge) Cancel(ctx context.Context, acct *Account, id string) (*Message
 	var outcomes []Outcome
 	if m.SendAt.After(now) {
 		for _, r := range m.Recipients {
-			c, ok := b.providers[r.Provider].(Canceller)
+			c, ok := pol.providers[r.Provider].(Canceller)
 			if r.State != StateSent || !ok || r.ProviderID == "" {
 				continue
 			}
@@ -336,11 +366,11 @@ func (b *Bridge) Message(ctx context.Context, acct *Account, id string) (*Messag
 // checkRequest keeps the recipient's providers that accept the content,
 // so a sender ID or template one provider refuses falls over to another
 // that accepts it; with none left, the first refusal is the answer.
-func (b *Bridge) checkRequest(r Recipient, req *SendRequest) (Recipient, error) {
+func (b *Bridge) checkRequest(pol *policy, r Recipient, req *SendRequest) (Recipient, error) {
 	var usable []string
 	var firstErr error
 	for _, name := range r.Providers {
-		p := b.providers[name]
+		p := pol.providers[name]
 		if c, ok := p.(RequestChecker); ok {
 			preq := req
 			if !req.SendAt.IsZero() && !schedulesNatively(p, req) {

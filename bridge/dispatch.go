@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,13 +49,19 @@ type DispatchOptions struct {
 // crash at any moment leaves every recipient either sent or due again
 // later: at-least-once, never lost, never retried in a hot loop.
 type Dispatcher struct {
-	store     Store
+	store    Store
+	opt      DispatchOptions
+	set      atomic.Pointer[providerSet] // swapped by SetProviders
+	wake     chan struct{}
+	capacity int // recipients claimed and not yet completed, at most
+}
+
+// providerSet is the providers a dispatcher sends through, with each one's
+// concurrency slots and circuit breaker.
+type providerSet struct {
 	providers map[string]Provider
-	opt       DispatchOptions
 	sem       map[string]chan struct{}
 	breakers  map[string]*breaker
-	wake      chan struct{}
-	capacity  int // recipients claimed and not yet completed, at most
 }
 
 // NewDispatcher returns a dispatcher over store and providers.
@@ -87,29 +94,46 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		opt.Log = slog.Default()
 	}
 	d := &Dispatcher{
-		store:     store,
-		providers: map[string]Provider{},
-		opt:       opt,
-		sem:       map[string]chan struct{}{},
-		breakers:  map[string]*breaker{},
-		wake:      make(chan struct{}, 1),
-		capacity:  opt.Workers * 8,
+		store:    store,
+		opt:      opt,
+		wake:     make(chan struct{}, 1),
+		capacity: opt.Workers * 8,
 	}
+	d.SetProviders(providers, opt.Concurrency)
+	return d
+}
+
+// SetProviders replaces the providers (on a configuration reload). A
+// provider that stays keeps its circuit breaker, and its concurrency slots
+// if its limit is unchanged; sends under way finish with what they
+// started with.
+func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]int) {
+	old := d.set.Load()
+	set := &providerSet{providers: map[string]Provider{}, sem: map[string]chan struct{}{}, breakers: map[string]*breaker{}}
 	for _, p := range providers {
-		n := opt.Concurrency[p.Name()]
+		name := p.Name()
+		n := concurrency[name]
 		if n <= 0 {
 			n = 4
 		}
-		name := p.Name()
-		d.providers[name] = p
-		d.sem[name] = make(chan struct{}, n)
-		var changed func(bool)
-		if opt.BreakerChanged != nil {
-			changed = func(open bool) { opt.BreakerChanged(name, open) }
+		set.providers[name] = p
+		if old != nil && old.sem[name] != nil && cap(old.sem[name]) == n {
+			set.sem[name] = old.sem[name]
+		} else {
+			set.sem[name] = make(chan struct{}, n)
 		}
-		d.breakers[name] = newBreaker(opt.BreakerThreshold, opt.RetryMin, opt.RetryMax, changed)
+		if old != nil && old.breakers[name] != nil {
+			set.breakers[name] = old.breakers[name]
+			continue
+		}
+		var changed func(bool)
+		if d.opt.BreakerChanged != nil {
+			changed = func(open bool) { d.opt.BreakerChanged(name, open) }
+		}
+		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, d.opt.RetryMin, d.opt.RetryMax, changed)
 	}
-	return d
+	d.set.Store(set)
+	d.Wake()
 }
 
 // Wake makes the dispatcher look for due work now (after an enqueue).
@@ -125,6 +149,7 @@ type batch struct {
 	msg      *Message
 	provider string
 	jobs     []Job
+	slot     chan struct{} // the concurrency slots it holds one of (nil: none)
 }
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
@@ -203,8 +228,8 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		// concurrency limit in hand, so a slow provider's batches wait
 		// here instead of holding workers other providers need.
 		if ready < 0 {
-			for i, b := range queue {
-				if d.acquire(b.provider) {
+			for i := range queue {
+				if d.acquire(&queue[i]) {
 					ready = i
 					break
 				}
@@ -232,7 +257,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		}
 	}
 	if ready >= 0 {
-		d.release(queue[ready].provider)
+		release(queue[ready])
 	}
 	// Claimed but never started: they stay queued and are retried after
 	// their lease; nothing is lost.
@@ -250,24 +275,27 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	}
 }
 
-// acquire takes a slot of a provider's concurrency limit if one is free.
-// A provider no longer configured has no limit.
-func (d *Dispatcher) acquire(provider string) bool {
-	sem := d.sem[provider]
+// acquire takes a slot of b's provider's concurrency limit if one is free.
+// A provider no longer configured has no limit. The batch keeps the slots
+// it took one of, so a reload that changes the limit meanwhile gives it
+// back to the right place.
+func (d *Dispatcher) acquire(b *batch) bool {
+	sem := d.set.Load().sem[b.provider]
 	if sem == nil {
 		return true
 	}
 	select {
 	case sem <- struct{}{}:
+		b.slot = sem
 		return true
 	default:
 		return false
 	}
 }
 
-func (d *Dispatcher) release(provider string) {
-	if sem := d.sem[provider]; sem != nil {
-		<-sem
+func release(b batch) {
+	if b.slot != nil {
+		<-b.slot
 	}
 }
 
@@ -297,12 +325,13 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
 		}
 		return nil
 	}
+	set := d.set.Load()
 	var out []batch
 	index := map[[2]string]int{}
 	for _, j := range jobs {
 		key := [2]string{j.Message.ID, j.Recipient.Provider}
 		max := 1
-		if b, ok := d.providers[j.Recipient.Provider].(Batcher); ok && b.MaxBatch() > 1 {
+		if b, ok := set.providers[j.Recipient.Provider].(Batcher); ok && b.MaxBatch() > 1 {
 			max = b.MaxBatch()
 		}
 		i, ok := index[key]
@@ -320,7 +349,8 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
 // batch holds a slot of its provider's concurrency limit (see Run), which
 // send gives back.
 func (d *Dispatcher) send(ctx context.Context, b batch) {
-	defer d.release(b.provider)
+	defer release(b)
+	set := d.set.Load()
 	now := d.opt.Now()
 	outcomes := make([]Outcome, 0, len(b.jobs))
 	var live []Job
@@ -332,7 +362,7 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 		}
 		live = append(live, j)
 	}
-	p := d.providers[b.provider]
+	p := set.providers[b.provider]
 	if len(live) > 0 && p == nil {
 		// Its provider was removed from the configuration.
 		err := &Error{Reason: ReasonNoRoute, Msg: "provider " + b.provider + " is no longer configured"}
@@ -359,7 +389,7 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 			req.To = append(req.To, j.Recipient.To)
 		}
 		start := d.opt.Now()
-		results, err := d.call(ctx, p, req)
+		results, err := d.call(ctx, set.breakers[b.provider], p, req)
 		now = d.opt.Now()
 		first := len(outcomes)
 		defer func() {
@@ -429,8 +459,7 @@ func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
 
 // call runs one provider call under its timeout and circuit breaker, and
 // checks the provider kept its contract.
-func (d *Dispatcher) call(ctx context.Context, p Provider, req *SendRequest) ([]Result, error) {
-	br := d.breakers[p.Name()]
+func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) ([]Result, error) {
 	if ok, next := br.allow(d.opt.Now()); !ok {
 		return nil, &Error{Reason: ReasonProviderDown, Temp: true, RetryAfter: next.Sub(d.opt.Now()),
 			Msg: p.Name() + ": circuit open after repeated failures; not calling it until " + next.UTC().Format(time.RFC3339)}

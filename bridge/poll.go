@@ -55,7 +55,7 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := b.providers[name]
+	p := b.pol().providers[name]
 	ip, _ := p.(InboxPoller)
 	rp, _ := p.(ReportPoller)
 	if ip == nil && rp == nil {

@@ -1,6 +1,7 @@
 // Package webhook is the HTTP side of smsbridge (gorilla/mux): the JSON
-// send API, alerting receivers, health and metrics. Every refusal is a JSON
-// error naming the reason and, where there is one, the field.
+// send API, the conversation log, provider callbacks (inbound SMS and
+// delivery reports), alerting receivers, health and metrics. Every refusal
+// is a JSON error naming the reason and, where there is one, the field.
 package webhook
 
 import (
@@ -25,6 +26,27 @@ type Bridge interface {
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
 	Message(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
 	Cancel(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
+	Inbox
+	ConversationReader
+}
+
+// Inbox takes what providers report through their callbacks.
+type Inbox interface {
+	// Receive records an inbound SMS (parsing in.From, filing it under
+	// its conversation, queueing the reply mail) and sets in.ID. dup is
+	// true, with a nil error, when the provider already delivered an
+	// inbound with the same Provider and DedupeKey.
+	Receive(ctx context.Context, in *bridge.Inbound) (dup bool, err error)
+	// Report applies a delivery report and returns how many recipients
+	// it changed.
+	Report(ctx context.Context, r bridge.DeliveryReport) (int, error)
+}
+
+// ConversationReader reads the conversation log on behalf of an account;
+// it decides what the account may see (ReasonNotFound for the rest).
+type ConversationReader interface {
+	Conversations(ctx context.Context, acct *bridge.Account, f bridge.ConversationFilter) ([]bridge.Conversation, error)
+	ConversationLog(ctx context.Context, acct *bridge.Account, id string, limit int) (*bridge.Conversation, []bridge.LogEntry, error)
 }
 
 // Metrics counts what the HTTP side accepts and refuses.
@@ -40,15 +62,29 @@ type Config struct {
 	// Ready reports whether the daemon can take work (store reachable,
 	// listeners up); nil means always.
 	Ready func(ctx context.Context) error
+	// Callbacks enables /v1/providers/{name}/inbound and .../status for
+	// the providers named; a provider missing here or without a secret
+	// gets 404.
+	Callbacks map[string]Callback
+}
+
+// Callback configures the callback endpoints of one provider.
+type Callback struct {
+	// Secret must be given as ?secret= in the callback URL configured at
+	// the provider.
+	Secret        string
+	InboundFields InboundFields
+	StatusFields  StatusFields
 }
 
 // Server routes the HTTP API.
 type Server struct {
-	bridge  Bridge
-	metrics Metrics
-	cfg     Config
-	log     *slog.Logger
-	router  *mux.Router
+	bridge    Bridge
+	metrics   Metrics
+	cfg       Config
+	log       *slog.Logger
+	router    *mux.Router
+	callbacks map[string]callback
 }
 
 // New builds the router.
@@ -56,7 +92,7 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter()}
+	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter(), callbacks: callbacks(cfg.Callbacks)}
 	r := s.router
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
@@ -66,6 +102,11 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	r.HandleFunc("/v1/messages/{id}", s.auth(s.deleteMessage)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/hooks/alertmanager", s.auth(s.alertmanager)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/hooks/grafana", s.auth(s.grafana)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/conversations", s.auth(s.listConversations)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/conversations/{id}", s.auth(s.getConversation)).Methods(http.MethodGet)
+	// Providers authenticate with the secret in the URL, not a token.
+	r.HandleFunc("/v1/providers/{name}/inbound", s.providerInbound).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/v1/providers/{name}/status", s.providerStatus).Methods(http.MethodGet, http.MethodPost)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", "no such endpoint")
 	})
@@ -197,9 +238,14 @@ func status(err error) int {
 
 // fail answers err, counting the refusal.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonOf(err))
+	s.answerError(w, r, err)
+}
+
+// answerError answers err without counting it as a refused submission.
+func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) {
 	code := status(err)
 	reason := bridge.ReasonOf(err)
-	s.metrics.Refused(bridge.ChannelHTTP, reason)
 	var be *bridge.Error
 	msg, field := "temporary failure, try again later", ""
 	if errors.As(err, &be) && be.Msg != "" {

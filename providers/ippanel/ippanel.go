@@ -32,6 +32,9 @@
 // Provider ids are the API's message_outbox_id, in decimal. A webservice
 // call to several numbers may answer with a single bulk id; every recipient
 // of that call then gets it (see Send).
+//
+// The API has no callbacks: Inbox polls the SMS received on the account's
+// numbers and Recipients the delivery state of one bulk (report.go).
 package ippanel
 
 import (
@@ -62,14 +65,16 @@ const sendTimeLayout = "2006-01-02 15:04:05"
 
 // Provider is an IPPanel Edge account. It is safe for concurrent use.
 type Provider struct {
-	name      string
-	token     string
-	numbers   []string
-	batch     int
-	sendURL   string
-	cancelURL string
-	hc        *http.Client
-	log       *slog.Logger
+	name          string
+	token         string
+	numbers       []string
+	batch         int
+	sendURL       string
+	cancelURL     string
+	inboxURL      string
+	recipientsURL string
+	hc            *http.Client
+	log           *slog.Logger
 }
 
 var (
@@ -96,14 +101,16 @@ func New(name string, cfg *Config, hc *http.Client, log *slog.Logger) (*Provider
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Provider{
-		name:      name,
-		token:     cfg.token.Value(),
-		numbers:   slices.Clone(cfg.Numbers),
-		batch:     cfg.BatchSize,
-		sendURL:   cfg.BaseURL + "/api/send",
-		cancelURL: cfg.BaseURL + "/api/send/cancel",
-		hc:        hc,
-		log:       log,
+		name:          name,
+		token:         cfg.token.Value(),
+		numbers:       slices.Clone(cfg.Numbers),
+		batch:         cfg.BatchSize,
+		sendURL:       cfg.BaseURL + "/api/send",
+		cancelURL:     cfg.BaseURL + "/api/send/cancel",
+		inboxURL:      cfg.BaseURL + "/api/report/messages-inbox",
+		recipientsURL: cfg.BaseURL + "/api/report/recipients",
+		hc:            hc,
+		log:           log,
 	}, nil
 }
 
@@ -413,8 +420,21 @@ func (p *Provider) do(ctx context.Context, url string, body any) (*providers.Res
 	if err != nil {
 		return nil, envelope{}, fmt.Errorf("%s: %w", p.name, err)
 	}
-	hreq.Header.Set("Authorization", p.token) // as is: the API does not want "Bearer"
 	hreq.Header.Set("Content-Type", "application/json")
+	return p.roundTrip(ctx, hreq)
+}
+
+// get GETs url and interprets the answer, as do does.
+func (p *Provider) get(ctx context.Context, url string) (*providers.Response, envelope, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, envelope{}, fmt.Errorf("%s: %w", p.name, err)
+	}
+	return p.roundTrip(ctx, hreq)
+}
+
+func (p *Provider) roundTrip(ctx context.Context, hreq *http.Request) (*providers.Response, envelope, error) {
+	hreq.Header.Set("Authorization", p.token) // as is: the API does not want "Bearer"
 	hreq.Header.Set("Accept", "application/json")
 	resp, err := providers.Do(ctx, p.hc, p.name, hreq)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -52,6 +53,15 @@ type IPPanel struct {
 	cancelled  []int64
 	inbox      []ippanelInbound
 	nextInbox  int64
+	reports    []IPPanelReportRequest
+}
+
+// IPPanelReportRequest is one valid call to a report endpoint
+// (messages-inbox or recipients).
+type IPPanelReportRequest struct {
+	Path  string         // below the base URL: "/api/report/messages-inbox"
+	Query url.Values     // recipients: bulk_id, page, per_page
+	Body  map[string]any // messages-inbox: the decoded JSON body (numbers as json.Number)
 }
 
 // IPPanelRequest is one accepted send.
@@ -134,15 +144,27 @@ func (f *IPPanel) Cancelled() []int64 {
 	return slices.Clone(f.cancelled)
 }
 
-// AddInbound stores an SMS received from the phone `from` on our `number`
-// and returns its messages_inbox_id.
+// AddInbound stores an SMS received now from the phone `from` on our
+// `number` and returns its messages_inbox_id.
 func (f *IPPanel) AddInbound(from, number, message string) int64 {
+	return f.AddInboundAt(from, number, message, time.Now())
+}
+
+// AddInboundAt is AddInbound for an SMS received at the given time.
+func (f *IPPanel) AddInboundAt(from, number, message string, at time.Time) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.nextInbox
 	f.nextInbox++
-	f.inbox = append(f.inbox, ippanelInbound{ID: id, From: from, Number: number, Message: message, Time: time.Now()})
+	f.inbox = append(f.inbox, ippanelInbound{ID: id, From: from, Number: number, Message: message, Time: at})
 	return id
+}
+
+// ReportRequests returns the valid report calls so far, oldest first.
+func (f *IPPanel) ReportRequests() []IPPanelReportRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reports)
 }
 
 // SetStatus sets the message_status (0 sent to operator, 1 received by
@@ -561,14 +583,20 @@ func (f *IPPanel) cancel(w http.ResponseWriter, _ *http.Request, raw []byte) {
 	ippanelOK(w, nil, nil)
 }
 
-// messagesInbox implements POST /api/report/messages-inbox: messages after
-// filters.from_id, newest first, paginated.
+// messagesInbox implements POST /api/report/messages-inbox: messages with
+// an id above filters.from_id ("new messages after this ID"), newest
+// first as in the documented answer, paginated.
 func (f *IPPanel) messagesInbox(w http.ResponseWriter, r *http.Request, raw []byte) {
 	body, ok := ippanelDecode(w, raw)
 	if !ok {
 		return
 	}
 	var v ippanelValidation
+	for k := range body {
+		if !slices.Contains([]string{"page", "per_page", "filters"}, k) {
+			v.add(k, ippanelNotAllowed(k))
+		}
+	}
 	page := ippanelOptInt(&v, body, "page", 1)
 	perPage := ippanelOptInt(&v, body, "per_page", 10)
 	var fromID int64
@@ -584,6 +612,7 @@ func (f *IPPanel) messagesInbox(w http.ResponseWriter, r *http.Request, raw []by
 		return
 	}
 	f.mu.Lock()
+	f.reports = append(f.reports, IPPanelReportRequest{Path: "/api/report/messages-inbox", Body: body})
 	var items []map[string]any
 	for _, m := range slices.Backward(f.inbox) {
 		if m.ID > fromID {
@@ -602,8 +631,11 @@ func (f *IPPanel) recipients(w http.ResponseWriter, r *http.Request, _ []byte) {
 	q := r.URL.Query()
 	var v ippanelValidation
 	bulkID, err := strconv.ParseInt(q.Get("bulk_id"), 10, 64)
-	if err != nil {
+	switch {
+	case q.Get("bulk_id") == "":
 		v.add("bulk_id", ippanelRequired("bulk_id"))
+	case err != nil:
+		v.add("bulk_id", ippanelInvalid("bulk_id"))
 	}
 	query := map[string]any{}
 	for _, k := range []string{"page", "per_page"} {
@@ -617,6 +649,7 @@ func (f *IPPanel) recipients(w http.ResponseWriter, r *http.Request, _ []byte) {
 		return
 	}
 	f.mu.Lock()
+	f.reports = append(f.reports, IPPanelReportRequest{Path: "/api/report/recipients", Query: q})
 	var items []map[string]any
 	if b := f.bulks[bulkID]; b != nil {
 		for _, rc := range b.recipients {

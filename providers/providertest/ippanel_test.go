@@ -366,3 +366,36 @@ func TestIPPanelFaults(t *testing.T) {
 		t.Errorf("%d sends recorded", n)
 	}
 }
+
+func TestIPPanelReportRequests(t *testing.T) {
+	f := newIPPanel(t)
+	at := time.Date(2025, 5, 21, 6, 15, 25, 0, time.UTC)
+	id := f.AddInboundAt("+989122222222", ippNumber, "at a time", at)
+	a := ippDo(t, "POST", f.URL+"/api/report/messages-inbox", ippToken, "application/json", `{"page":1,"per_page":5,"filters":{"from_id":0}}`)
+	var items []map[string]any
+	if err := json.Unmarshal(a.body.Data, &items); err != nil || len(items) != 1 ||
+		items[0]["messages_inbox_id"] != float64(id) || items[0]["time"] != float64(at.Unix()) {
+		t.Fatalf("HTTP %d %s", a.status, a.raw)
+	}
+	if a := ippDo(t, "POST", f.URL+"/api/report/messages-inbox", ippToken, "application/json", `{"page":1,"from_id":3}`); a.status != 422 || a.body.Meta.Errors["from_id"] == nil {
+		t.Errorf("from_id outside filters: HTTP %d %s", a.status, a.raw)
+	}
+	if a := ippDo(t, "GET", f.URL+"/api/report/recipients?bulk_id=abc", ippToken, "", ""); a.status != 422 || a.body.Meta.Errors["bulk_id"] == nil {
+		t.Errorf("bulk_id abc: HTTP %d %s", a.status, a.raw)
+	}
+	if a := ippDo(t, "GET", f.URL+"/api/report/recipients?bulk_id=7&page=2&per_page=3", "Bearer "+ippToken, "", ""); a.status != 401 {
+		t.Errorf("Bearer token: HTTP %d", a.status)
+	}
+	ippDo(t, "GET", f.URL+"/api/report/recipients?bulk_id=7&page=2&per_page=3", ippToken, "", "")
+
+	got := f.ReportRequests()
+	if len(got) != 2 {
+		t.Fatalf("%d report requests recorded, want the 2 valid ones", len(got))
+	}
+	if got[0].Path != "/api/report/messages-inbox" || got[0].Body["per_page"] != json.Number("5") {
+		t.Errorf("inbox request %+v", got[0])
+	}
+	if got[1].Path != "/api/report/recipients" || got[1].Query.Get("bulk_id") != "7" || got[1].Query.Get("page") != "2" {
+		t.Errorf("recipients request %+v", got[1])
+	}
+}

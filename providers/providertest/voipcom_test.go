@@ -1,9 +1,11 @@
 package providertest_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -165,5 +167,33 @@ func TestVoipcomFakeFaults(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "2" {
 		t.Errorf("fault: HTTP %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// PostInbound posts the fields as a form, the way the provider's call API
+// posts its callbacks.
+func TestVoipcomPostInbound(t *testing.T) {
+	f := providertest.NewVoipcom(t, "key", "pw", "97233333333")
+	got := make(chan *http.Request, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Error(err)
+		}
+		got <- r
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	resp, err := f.PostInbound(context.Background(), srv.URL+"/cb?secret=s", url.Values{"from": {"972501234567"}, "msg": {"שלום & bye"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTeapot {
+		t.Errorf("HTTP %d: the callback's answer was not passed back", resp.StatusCode)
+	}
+	r := <-got
+	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
+		r.URL.Query().Get("secret") != "s" || r.PostForm.Get("from") != "972501234567" || r.PostForm.Get("msg") != "שלום & bye" {
+		t.Errorf("%s %s %q form %v", r.Method, r.URL, r.Header.Get("Content-Type"), r.PostForm)
 	}
 }
