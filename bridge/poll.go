@@ -45,6 +45,7 @@ type Poller struct {
 	inbox    InboxPoller  // nil if the provider has none
 	reports  ReportPoller // nil if the provider has none
 	opt      PollOptions
+	started  time.Time
 }
 
 // NewPoller returns a poller for the provider named name, which must be
@@ -73,7 +74,7 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 	if opt.Log == nil {
 		opt.Log = b.opt.Log
 	}
-	return &Poller{b: b, cs: cs, provider: name, inbox: ip, reports: rp, opt: opt}, nil
+	return &Poller{b: b, cs: cs, provider: name, inbox: ip, reports: rp, opt: opt, started: opt.Now()}, nil
 }
 
 // Run polls every interval until ctx ends.
@@ -127,9 +128,13 @@ func (p *Poller) pollInbox(ctx context.Context) error {
 	for i := range msgs {
 		in := msgs[i]
 		in.Provider = p.provider
+		// With no cursor yet (the first poll ever), the inbox holds the
+		// account's whole history: log it, but mail only what arrived
+		// since this daemon started, or people get months of old SMS.
+		logOnly := after == "" && !in.Received.IsZero() && in.Received.Before(p.started)
 		// The cursor moves with each message, in its transaction: a crash
 		// between two leaves neither a gap nor a message counted twice.
-		if _, err := p.b.receive(ctx, &in, &Cursor{Name: name, Value: in.DedupeKey}); err != nil {
+		if _, err := p.b.receive(ctx, &in, &Cursor{Name: name, Value: in.DedupeKey}, logOnly); err != nil {
 			var e *Error
 			if errors.As(err, &e) && !e.Temp {
 				// A message we can never take (no sender) must not stop

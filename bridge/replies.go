@@ -75,13 +75,13 @@ func (b *Bridge) Touch(m *Message, r Recipient, o Outcome) *ConversationTouch {
 		// Only an SMS that went out makes its writer the one replies go to.
 		t.ReplyTo = m.ReplyTo
 		t.MailMessageID = m.MailMessageID
-		t.Subject = subjectOf(m.Headers)
+		t.Subject = MailSubject(m.Headers)
 	}
 	return t
 }
 
-// subjectOf reads the decoded Subject from a mail's header block.
-func subjectOf(headers string) string {
+// MailSubject reads the decoded Subject from a mail's header block.
+func MailSubject(headers string) string {
 	if headers == "" {
 		return ""
 	}
@@ -117,10 +117,12 @@ func (b *Bridge) Bounce(m *Message, failed []Failure) *OutMail {
 // answering (see route). It reports dup when the provider had delivered
 // the same message before; nothing is recorded or mailed twice.
 func (b *Bridge) Receive(ctx context.Context, in *Inbound) (dup bool, err error) {
-	return b.receive(ctx, in, nil)
+	return b.receive(ctx, in, nil, false)
 }
 
-func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor) (dup bool, err error) {
+// receive records in, saving cursor with it; logOnly keeps it from being
+// mailed.
+func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOnly bool) (dup bool, err error) {
 	cs, err := b.conversations()
 	if err != nil {
 		return false, err
@@ -158,7 +160,9 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor) (dup 
 		c = &Conversation{ID: ConversationID(in.From, in.To), Phone: in.From, Our: in.To}
 	}
 	in.Conversation = c.ID
-	in.MailTo = b.route(c, in.Received)
+	if !logOnly {
+		in.MailTo = b.route(c, in.Received)
+	}
 
 	var out *OutMail
 	if in.MailTo != "" && b.opt.Composer != nil {

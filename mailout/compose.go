@@ -1,0 +1,114 @@
+package mailout
+
+import (
+	"strings"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Composer builds the bridge's reply and bounce mails (bridge.Composer).
+type Composer struct {
+	// Domain is the replies' sender domain (<phone>@Domain): one of the
+	// bridge's own, so that answering a reply comes back as SMS.
+	Domain string
+	// Subject is used when the conversation has no subject to answer;
+	// {phone} and {to} are replaced.
+	Subject string
+	// Hostname names this host in bounces (Reporting-MTA).
+	Hostname string
+	Now      func() time.Time
+}
+
+var _ bridge.Composer = (*Composer)(nil)
+
+func (c *Composer) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Reply mails an SMS from a phone. Its Message-ID names the conversation
+// (bridge.ReplyMailID), so an answer to it goes out from the number the
+// phone wrote to; it threads under the mail of the person it answers.
+func (c *Composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to string) (*bridge.OutMail, error) {
+	from := in.From + "@" + c.Domain
+	r := Reply{
+		From:      from,
+		FromName:  in.From,
+		To:        to,
+		Subject:   c.subject(conv, in, to),
+		Text:      in.Text,
+		MessageID: bridge.ReplyMailID(in, c.Domain),
+		Date:      in.Received,
+		Extra: []Field{
+			{Key: "X-SMS-From", Value: in.From},
+			{Key: "X-SMS-To", Value: in.To},
+			{Key: "X-SMS-Conversation", Value: conv.ID},
+			{Key: "X-SMS-Provider", Value: in.Provider},
+		},
+	}
+	if to == conv.ReplyTo && conv.MailMessageID != "" {
+		// Only the person who wrote has that mail to thread under; the
+		// catch-all gets a thread of its own.
+		r.InReplyTo = conv.MailMessageID
+		r.References = []string{conv.MailMessageID}
+	}
+	data, err := BuildReply(r)
+	if err != nil {
+		return nil, err
+	}
+	// The envelope sender is the reply's own address: a smarthost's bounce
+	// for it comes back to the bridge, which refuses it (no account sends
+	// from <>), so nothing loops.
+	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: in.ID, From: from, To: to,
+		Data: data, State: bridge.MailQueued, Created: c.now()}, nil
+}
+
+func (c *Composer) subject(conv *bridge.Conversation, in *bridge.Inbound, to string) string {
+	if conv.Subject != "" && to == conv.ReplyTo {
+		if len(conv.Subject) >= 3 && strings.EqualFold(conv.Subject[:3], "re:") {
+			return conv.Subject
+		}
+		return "Re: " + conv.Subject
+	}
+	s := c.Subject
+	if s == "" {
+		s = "SMS from {phone}"
+	}
+	return strings.NewReplacer("{phone}", in.From, "{to}", in.To).Replace(s)
+}
+
+// Bounce reports failed recipients of m to its envelope sender, from the
+// null sender (RFC 3464 §2: a notification is never answered by another).
+func (c *Composer) Bounce(m *bridge.Message, failed []bridge.Failure) (*bridge.OutMail, error) {
+	b := Bounce{
+		From:               "MAILER-DAEMON@" + c.Domain,
+		To:                 m.EnvelopeFrom,
+		ReportingMTA:       c.Hostname,
+		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
+		Date:               c.now(),
+		Subject:            bridge.MailSubject(m.Headers),
+		OriginalMessageID:  m.MailMessageID,
+		OriginalEnvelopeID: m.ID,
+		ArrivalDate:        m.Created,
+		OriginalHeaders:    m.Headers,
+	}
+	for _, f := range failed {
+		addr := f.To
+		if strings.HasPrefix(addr, "+") {
+			addr += "@" + c.Domain
+		} else if pb, ok := bridge.ParsePhonebook(addr); ok {
+			addr = "phonebook-" + pb.ID + "@" + c.Domain
+		}
+		b.Recipients = append(b.Recipients, FailedRecipient{Address: addr, Status: StatusFor(f.Reason),
+			Reason: f.Reason, Diagnostic: f.Error, LastAttempt: f.At})
+	}
+	data, err := BuildBounce(b)
+	if err != nil {
+		return nil, err
+	}
+	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailBounce, Ref: m.ID, From: "", To: m.EnvelopeFrom,
+		Data: data, State: bridge.MailQueued, Created: c.now()}, nil
+}
