@@ -2,6 +2,7 @@
 //
 //	smsbridge serve -config FILE [-log-format text|json]
 //	smsbridge check-config -config FILE
+//	smsbridge log -config FILE [-phone N] [-account A] [-since D]
 //	smsbridge version
 package main
 
@@ -38,6 +39,8 @@ const usage = `usage: smsbridge <command> [flags]
 commands:
   serve         -config FILE [-log-format text|json]   run the daemon
   check-config  -config FILE                           validate a configuration
+  log           -config FILE [-phone N] [-account A] [-since 24h|DATE] [-limit N]
+                                                       print conversations as threads
   migrate-store -from sqlite:PATH -to postgres://…    copy messages and queue to PostgreSQL
   hash-password                                        read a password on stdin, print its bcrypt hash
                                                        (for [[accounts]] smtp_password_hash)
@@ -57,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "migrate-store":
 		return migrateStore(args, stdout, stderr)
+	case "log":
+		return logCmd(args, stdout, stderr)
 	case "hash-password":
 		return hashPassword(os.Stdin, stdout, stderr)
 	case "version":

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/mailout"
 	"github.com/smsbridge/smsbridge/metrics"
 	"github.com/smsbridge/smsbridge/smtpin"
 	"github.com/smsbridge/smsbridge/webhook"
@@ -37,6 +39,10 @@ type Daemon struct {
 	smtpsLn    net.Listener // implicit TLS; nil when smtp.tls_listen is ""
 	http       *http.Server
 	httpLn     net.Listener
+	api        *webhook.Server
+	mail       *mailout.Worker  // nil without a smarthost
+	pollers    []*bridge.Poller // providers without callbacks
+	reloadMu   sync.Mutex
 }
 
 // New opens the store and builds every component, and binds the
@@ -65,42 +71,89 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	}
 
 	m := metrics.New(st.Stats)
-	concurrency := map[string]int{}
-	for _, pc := range cfg.Providers {
-		concurrency[pc.Name] = pc.Concurrency
+	var routes []bridge.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
 	}
-	d.dispatcher = bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
+	var composer bridge.Composer
+	if cfg.Replies.Smarthost != "" {
+		composer = &mailout.Composer{Domain: cfg.Replies.FromDomain, Subject: cfg.Replies.Subject, Hostname: cfg.SMTP.Hostname}
+		client, err := mailout.NewClient(mailout.Config{
+			Addr:      cfg.Replies.Smarthost,
+			HelloName: cfg.SMTP.Hostname,
+			Username:  cfg.Replies.Username,
+			Password:  cfg.Replies.Password.Value(),
+			TLS:       mailout.TLSMode(cfg.Replies.TLS),
+		})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("replies: %w", err)
+		}
+		d.mail = mailout.NewWorker(st, client, mailout.Options{
+			RetryMin: cfg.Replies.RetryMin,
+			RetryMax: cfg.Replies.RetryMax,
+			MaxAge:   cfg.Replies.MaxAge,
+			Grace:    cfg.Queue.ShutdownGrace,
+			Observe:  m.Mail,
+			Log:      log.With("component", "mailout"),
+		})
+	} else {
+		log.Warn("no replies.smarthost: SMS from phones are only logged and failed SMS are not reported by mail")
+	}
+	opts := bridge.Options{
+		Region:               cfg.SMTP.DefaultRegion,
+		MaxSegments:          cfg.SMTP.MaxSegments,
+		MaxRecipients:        cfg.SMTP.MaxRecipients,
+		DestinationPerMinute: cfg.Limits.DestinationPerMinute,
+		Enqueued:             func() { d.dispatcher.Wake() },
+		ReplyWindow:          cfg.Replies.ReplyWindow,
+		CatchAll:             cfg.Replies.CatchAll,
+		Composer:             composer,
+		Received:             m.Inbound,
+		Reported:             m.Report,
+		Log:                  log,
+	}
+	if d.mail != nil {
+		opts.MailQueued = d.mail.Wake
+	}
+	d.bridge, err = bridge.New(st, provs, routes, accounts(cfg), opts)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	dopt := bridge.DispatchOptions{
 		Workers:        cfg.Queue.Workers,
 		RetryMin:       cfg.Queue.RetryMin,
 		RetryMax:       cfg.Queue.RetryMax,
 		MaxAge:         cfg.Queue.MaxAge,
 		SendTimeout:    cfg.Queue.SendTimeout,
-		Concurrency:    concurrency,
+		Concurrency:    concurrency(cfg),
+		Touch:          d.bridge.Touch,
 		Observe:        m.Attempt,
 		BreakerChanged: m.Circuit,
 		Log:            log.With("component", "dispatcher"),
-	})
-	var routes []bridge.Route
-	for _, r := range cfg.Routes {
-		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
 	}
-	var accounts []bridge.Account
-	for _, a := range cfg.Accounts {
-		accounts = append(accounts, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
-			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256,
-			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash})
+	if cfg.Replies.SendBounces() {
+		dopt.Bounce = d.bridge.Bounce
+		dopt.Final = func(_ context.Context, _ *bridge.Message, o bridge.Outcome) {
+			if o.Mail != nil {
+				d.mail.Wake() // a bounce was queued with this outcome
+			}
+		}
 	}
-	d.bridge, err = bridge.New(st, provs, routes, accounts, bridge.Options{
-		Region:               cfg.SMTP.DefaultRegion,
-		MaxSegments:          cfg.SMTP.MaxSegments,
-		MaxRecipients:        cfg.SMTP.MaxRecipients,
-		DestinationPerMinute: cfg.Limits.DestinationPerMinute,
-		Enqueued:             d.dispatcher.Wake,
-		Log:                  log,
-	})
-	if err != nil {
-		st.Close()
-		return nil, err
+	d.dispatcher = bridge.NewDispatcher(st, provs, dopt)
+	holder := instanceName()
+	for _, pc := range cfg.Providers {
+		if pc.PollInterval <= 0 {
+			continue
+		}
+		p, err := d.bridge.NewPoller(pc.Name, bridge.PollOptions{Interval: pc.PollInterval, Holder: holder,
+			Log: log.With("component", "poller", "provider", pc.Name)})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("providers: %s.poll_interval: %w", pc.Name, err)
+		}
+		d.pollers = append(d.pollers, p)
 	}
 
 	var tlsCfg *tls.Config
@@ -158,8 +211,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 			return fail(fmt.Errorf("smtp.tls_listen: %w", err))
 		}
 	}
-	api := webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping}, log.With("component", "http"))
-	d.http = webhook.NewHTTPServer(api.Handler())
+	d.api = webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping, Callbacks: callbacks(cfg)}, log.With("component", "http"))
+	d.http = webhook.NewHTTPServer(d.api.Handler())
 	d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("http.listen: %w", err))
@@ -188,6 +241,8 @@ func (d *Daemon) Store() Store { return d.store }
 // Store is a bridge.Store that can say whether it takes writes (/readyz).
 type Store interface {
 	bridge.Store
+	bridge.Conversations
+	bridge.MailQueue
 	Ping(ctx context.Context) error
 }
 
@@ -200,6 +255,12 @@ func storeName(cfg config.Store) string {
 }
 
 // openStore opens PostgreSQL when store.url is set, else the SQLite file.
+// OpenStore opens the store a configuration names (for the CLI's
+// read commands).
+func OpenStore(ctx context.Context, cfg config.Store, log *slog.Logger) (Store, error) {
+	return openStore(ctx, cfg, log)
+}
+
 func openStore(ctx context.Context, cfg config.Store, log *slog.Logger) (Store, error) {
 	if u := cfg.URL.Value(); u != "" {
 		return postgres.Open(ctx, u, log.With("component", "store"))
@@ -225,6 +286,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.dispatcher.Run(runCtx, grace)
 	}()
+	if d.mail != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.mail.Run(runCtx)
+		}()
+	}
+	for _, p := range d.pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Run(runCtx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		if err := d.smtp.Serve(d.smtpLn); err != nil {
@@ -268,4 +343,47 @@ func (d *Daemon) Run(ctx context.Context) error {
 	default:
 	}
 	return err
+}
+
+func accounts(cfg *config.Config) []bridge.Account {
+	var out []bridge.Account
+	for _, a := range cfg.Accounts {
+		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
+			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
+			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash})
+	}
+	return out
+}
+
+func concurrency(cfg *config.Config) map[string]int {
+	out := map[string]int{}
+	for _, pc := range cfg.Providers {
+		out[pc.Name] = pc.Concurrency
+	}
+	return out
+}
+
+// callbacks are the providers' callback URLs: those with an inbound_secret.
+func callbacks(cfg *config.Config) map[string]webhook.Callback {
+	out := map[string]webhook.Callback{}
+	for _, pc := range cfg.Providers {
+		if pc.InboundSecret.Value() == "" {
+			continue
+		}
+		in, st := pc.InboundFields, pc.StatusFields
+		out[pc.Name] = webhook.Callback{
+			Secret:        pc.InboundSecret.Value(),
+			InboundFields: webhook.InboundFields{From: in["from"], To: in["to"], Text: in["text"], ID: in["id"], Received: in["received"]},
+			StatusFields:  webhook.StatusFields{ID: st["id"], To: st["to"], Status: st["status"], Detail: st["detail"]},
+		}
+	}
+	return out
+}
+
+// instanceName tells this daemon from others sharing a store, for the
+// pollers' leases: host, process and a random part (a restarted process
+// may reuse a pid).
+func instanceName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bridge.NewID())
 }
