@@ -42,8 +42,6 @@ type Poller struct {
 	b        *Bridge
 	cs       Conversations
 	provider string
-	inbox    InboxPoller  // nil if the provider has none
-	reports  ReportPoller // nil if the provider has none
 	opt      PollOptions
 	started  time.Time
 }
@@ -57,9 +55,9 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 		return nil, err
 	}
 	p := b.pol().providers[name]
-	ip, _ := p.(InboxPoller)
-	rp, _ := p.(ReportPoller)
-	if ip == nil && rp == nil {
+	_, ip := p.(InboxPoller)
+	_, rp := p.(ReportPoller)
+	if !ip && !rp {
 		return nil, errors.New("bridge: provider " + name + " cannot be polled")
 	}
 	if opt.Interval <= 0 {
@@ -74,7 +72,7 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 	if opt.Log == nil {
 		opt.Log = b.opt.Log
 	}
-	return &Poller{b: b, cs: cs, provider: name, inbox: ip, reports: rp, opt: opt, started: opt.Now()}, nil
+	return &Poller{b: b, cs: cs, provider: name, opt: opt, started: opt.Now()}, nil
 }
 
 // Run polls every interval until ctx ends.
@@ -103,25 +101,28 @@ func (p *Poller) Poll(ctx context.Context) {
 	if !ok {
 		return // another instance polls
 	}
-	if p.inbox != nil {
-		if err := p.pollInbox(ctx); err != nil && ctx.Err() == nil {
+	// The provider as currently configured: a reload may have replaced it
+	// (or removed it).
+	prov := p.b.pol().providers[p.provider]
+	if ip, ok := prov.(InboxPoller); ok {
+		if err := p.pollInbox(ctx, ip); err != nil && ctx.Err() == nil {
 			p.opt.Log.WarnContext(ctx, "polling inbound SMS", "provider", p.provider, "err", err)
 		}
 	}
-	if p.reports != nil {
-		if err := p.pollReports(ctx); err != nil && ctx.Err() == nil {
+	if rp, ok := prov.(ReportPoller); ok {
+		if err := p.pollReports(ctx, rp); err != nil && ctx.Err() == nil {
 			p.opt.Log.WarnContext(ctx, "polling delivery reports", "provider", p.provider, "err", err)
 		}
 	}
 }
 
-func (p *Poller) pollInbox(ctx context.Context) error {
+func (p *Poller) pollInbox(ctx context.Context, inbox InboxPoller) error {
 	name := "inbox:" + p.provider
 	after, err := p.cs.Cursor(ctx, name)
 	if err != nil {
 		return err
 	}
-	msgs, err := p.inbox.PollInbox(ctx, after)
+	msgs, err := inbox.PollInbox(ctx, after)
 	if err != nil {
 		return err
 	}
@@ -130,8 +131,9 @@ func (p *Poller) pollInbox(ctx context.Context) error {
 		in.Provider = p.provider
 		// With no cursor yet (the first poll ever), the inbox holds the
 		// account's whole history: log it, but mail only what arrived
-		// since this daemon started, or people get months of old SMS.
-		logOnly := after == "" && !in.Received.IsZero() && in.Received.Before(p.started)
+		// since this daemon started (give or take a poll: provider times
+		// are whole seconds), or people get months of old SMS.
+		logOnly := after == "" && !in.Received.IsZero() && in.Received.Before(p.started.Add(-p.opt.Interval))
 		// The cursor moves with each message, in its transaction: a crash
 		// between two leaves neither a gap nor a message counted twice.
 		if _, err := p.b.receive(ctx, &in, &Cursor{Name: name, Value: in.DedupeKey}, logOnly); err != nil {
@@ -148,17 +150,17 @@ func (p *Poller) pollInbox(ctx context.Context) error {
 	return nil
 }
 
-func (p *Poller) pollReports(ctx context.Context) error {
+func (p *Poller) pollReports(ctx context.Context, reports ReportPoller) error {
 	ids, err := p.cs.Outstanding(ctx, p.provider, p.opt.Now().Add(-p.opt.ReportsFor), 100)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		reports, err := p.reports.PollReports(ctx, id)
+		got, err := reports.PollReports(ctx, id)
 		if err != nil {
 			return err
 		}
-		for _, r := range reports {
+		for _, r := range got {
 			r.Provider, r.ProviderID = p.provider, id
 			if _, err := p.b.Report(ctx, r); err != nil {
 				return err

@@ -32,6 +32,13 @@ type callback struct {
 	status  StatusFields
 }
 
+// SetCallbacks replaces the providers' callback settings (on a reload);
+// requests already being handled finish with the old ones.
+func (s *Server) SetCallbacks(cfg map[string]Callback) {
+	cb := callbacks(cfg)
+	s.callbacks.Store(&cb)
+}
+
 // callbacks keeps the providers that have a secret: a callback endpoint
 // without one would take SMS from anybody.
 func callbacks(cfg map[string]Callback) map[string]callback {
@@ -49,7 +56,7 @@ func callbacks(cfg map[string]Callback) map[string]callback {
 // answers 404 (not configured) or 401 (wrong secret) and returns false.
 func (s *Server) callbackFor(w http.ResponseWriter, r *http.Request) (string, callback, bool) {
 	name := mux.Vars(r)["name"]
-	cb, ok := s.callbacks[name]
+	cb, ok := (*s.callbacks.Load())[name]
 	if !ok {
 		// The same answer as for any unknown path: a scanner learns
 		// nothing about which providers are configured.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -84,7 +85,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	router    *mux.Router
-	callbacks map[string]callback
+	callbacks atomic.Pointer[map[string]callback] // swapped by SetCallbacks
 }
 
 // New builds the router.
@@ -92,7 +93,8 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter(), callbacks: callbacks(cfg.Callbacks)}
+	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter()}
+	s.SetCallbacks(cfg.Callbacks)
 	r := s.router
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)

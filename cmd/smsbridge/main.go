@@ -110,6 +110,27 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("starting", "err", err)
 		return 1
 	}
+	// SIGHUP reloads accounts, routes and providers; a configuration
+	// that does not load leaves the running one in place.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				cfg, err := config.Load(*path, daemon.Kinds)
+				if err == nil {
+					err = d.Reload(cfg)
+				}
+				if err != nil {
+					log.Error("reload refused; the running configuration stays", "err", err)
+				}
+			}
+		}
+	}()
 	if err := d.Run(ctx); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1

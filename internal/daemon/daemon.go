@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -43,12 +44,13 @@ type Daemon struct {
 	mail       *mailout.Worker  // nil without a smarthost
 	pollers    []*bridge.Poller // providers without callbacks
 	reloadMu   sync.Mutex
+	loaded     *config.Config // the configuration last applied, under reloadMu (cfg stays the one started with)
 }
 
 // New opens the store and builds every component, and binds the
 // listeners, so that configuration and port errors surface before Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, loaded: cfg, log: log}
 	var provs []bridge.Provider
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc, log)
@@ -218,6 +220,61 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		return fail(fmt.Errorf("http.listen: %w", err))
 	}
 	return d, nil
+}
+
+// Reload applies a new configuration's accounts, routes, providers and
+// provider callbacks to the running daemon, without dropping connections:
+// what is under way finishes with the old settings. On any error nothing
+// changes. Other sections (listeners, store, queue, replies, limits) take
+// effect at the next start; Reload logs which of them differ.
+func (d *Daemon) Reload(cfg *config.Config) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	var provs []bridge.Provider
+	for _, pc := range cfg.Providers {
+		p, err := newProvider(pc, d.log)
+		if err != nil {
+			return err
+		}
+		provs = append(provs, p)
+	}
+	var routes []bridge.Route
+	for _, r := range cfg.Routes {
+		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
+	}
+	if err := d.bridge.Reload(provs, routes, accounts(cfg)); err != nil {
+		return err
+	}
+	d.dispatcher.SetProviders(provs, concurrency(cfg))
+	d.api.SetCallbacks(callbacks(cfg))
+	old := d.loaded
+	for name, same := range map[string]bool{
+		"store": reflect.DeepEqual(old.Store, cfg.Store), "log": old.Log == cfg.Log,
+		"smtp": reflect.DeepEqual(old.SMTP, cfg.SMTP), "http": old.HTTP == cfg.HTTP,
+		"queue": old.Queue == cfg.Queue, "limits": old.Limits == cfg.Limits,
+		"replies": reflect.DeepEqual(old.Replies, cfg.Replies), "poll_interval": sameIntervals(old, cfg),
+	} {
+		if !same {
+			d.log.Warn("configuration reloaded, but this section changes only at the next start", "section", name)
+		}
+	}
+	d.loaded = cfg
+	d.log.Info("configuration reloaded", "accounts", len(cfg.Accounts), "providers", len(cfg.Providers), "routes", len(cfg.Routes))
+	return nil
+}
+
+// sameIntervals reports whether the pollers a and b would run are alike.
+func sameIntervals(a, b *config.Config) bool {
+	poll := func(c *config.Config) map[string]time.Duration {
+		m := map[string]time.Duration{}
+		for _, p := range c.Providers {
+			if p.PollInterval > 0 {
+				m[p.Name] = p.PollInterval
+			}
+		}
+		return m
+	}
+	return reflect.DeepEqual(poll(a), poll(b))
 }
 
 // HTTPAddr is the address the HTTP listener is bound to.
