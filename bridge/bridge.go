@@ -135,7 +135,9 @@ func (b *Bridge) Authenticate(user, password string) (*Account, error) {
 }
 
 // AccountByToken returns the account an HTTP API token belongs to.
-func (b *Bridge) AccountByToken(token string) (*Account, error) { return b.pol().accounts.ByToken(token) }
+func (b *Bridge) AccountByToken(token string) (*Account, error) {
+	return b.pol().accounts.ByToken(token)
+}
 
 // Resolve turns a destination as written by a person (a phone number or a
 // phonebook form, see ParseDestination) into a routed Recipient, or says
