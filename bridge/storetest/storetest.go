@@ -1,6 +1,7 @@
 // Package storetest is the contract every bridge.Store must keep, as a
 // test suite: a store package's tests call Run with a function that opens
-// a fresh, empty store.
+// a fresh, empty store, and RunConversations likewise if the store also
+// keeps the conversation log and the mail queue.
 package storetest
 
 import (
@@ -176,6 +177,7 @@ func testRoundTrip(t *testing.T, s bridge.Store) {
 		Account:       "clinic",
 		EnvelopeFrom:  "reception@clinic.example",
 		MailMessageID: "<20300314.1234@clinic.example>",
+		ReplyTo:       "Reception <reception+replies@clinic.example>",
 		Headers:       "From: Reception <reception@clinic.example>\r\nSubject: =?UTF-8?B?16rXldeo?=\r\nX-Empty:\r\n",
 		Sender:        "Clinic",
 		Text:          "שלום דוד, התור שלך אושר. سلام، نوبت شما تأیید شد ۱۴۰۳ 😀\n-- \nend",

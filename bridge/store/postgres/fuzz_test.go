@@ -27,7 +27,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text, headers, key, value, to string, ms int64) {
 		m := &bridge.Message{
 			ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "acme", EnvelopeFrom: value,
-			MailMessageID: key, Headers: headers, Sender: value, Text: text,
+			MailMessageID: key, ReplyTo: text, Headers: headers, Sender: value, Text: text,
 			SendAt: time.UnixMilli(ms), Created: time.UnixMilli(ms / 2),
 			Recipients: []bridge.Recipient{{To: "+15551234567", Provider: "p1",
 				State: bridge.StateQueued, NextAttempt: time.UnixMilli(ms)}},

@@ -43,6 +43,13 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestConversations(t *testing.T) {
+	storetest.RunConversations(t, func(t *testing.T) storetest.Full {
+		u, _ := newDatabase(t)
+		return openTest(t, u)
+	})
+}
+
 func message(numbers ...string) *bridge.Message {
 	m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "acme", Text: "hi",
 		Created: time.UnixMilli(1_900_000_000_000)}

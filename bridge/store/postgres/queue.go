@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,14 +19,14 @@ import (
 var _ bridge.Store = (*Store)(nil)
 
 const (
-	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.headers,
+	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
 		m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
 		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		headers, sender, text, template, params, send_at, created)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		reply_to, headers, sender, text, template, params, send_at, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created)
 		VALUES ($1, $2, $3, $4)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
@@ -48,9 +49,11 @@ const (
 		WHERE id = $5`
 
 	// An outcome without a provider keeps the one recorded.
-	updateOutcome = `UPDATE recipients SET state = $1, provider = coalesce(nullif($2, ''), provider),
-		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL
-		WHERE id = $8`
+	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
+		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL`
+	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $8`
+	// The same, filing the recipient under a conversation.
+	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $9 WHERE id = $8`
 )
 
 // Enqueue stores m and its recipients in one transaction and returns once
@@ -76,7 +79,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
-		raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
+		raw(m.ReplyTo), raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
 	if m.IdempotencyKey != "" {
 		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
 	}
@@ -168,13 +171,20 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 //
 // Error and ProviderID are diagnostics from providers; bytes a text
 // column cannot hold (NUL, invalid UTF-8) are replaced rather than let
-// the outcome of a send that happened go unrecorded.
+// the outcome of a send that happened go unrecorded. The same goes for
+// the fields of a conversation touch.
+//
+// An outcome's Conversation and Mail are recorded in the same batch, and
+// so the same transaction (see bridge.Conversations and filing); an
+// outcome without them costs what it always did, one statement.
 func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
 	var unknown int64
+	var touches []filing
+	var mails []bridge.OutMail
 	for _, o := range outcomes {
 		if o.State == "" {
 			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
@@ -183,13 +193,39 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 		if err != nil {
 			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
 		}
-		b.Queue(updateOutcome, string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
-			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID).Exec(func(tag pgconn.CommandTag) error {
+		query, args := updateOutcome, []any{string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
+			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID}
+		if c := o.Conversation; c != nil {
+			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
+				return err
+			}
+			query, args = updateOutcomeFiled, append(args, cleanText(c.ID))
+			touches = append(touches, fileArgs(c, o.At))
+		}
+		if o.Mail != nil {
+			m, err := storeutil.QueuedMail(o.Mail, o.At)
+			if err != nil {
+				return err
+			}
+			mails = append(mails, m)
+		}
+		b.Queue(query, args...).Exec(func(tag pgconn.CommandTag) error {
 			if tag.RowsAffected() == 0 && unknown == 0 {
 				unknown = o.RecipientID
 			}
 			return nil
 		})
+	}
+	// Conversations are locked in id order, whatever the order of the
+	// outcomes: two Completes filing under the same two conversations
+	// then cannot deadlock. The sort is stable, so touches of one
+	// conversation keep their order (the later of equal times wins).
+	slices.SortStableFunc(touches, func(a, b filing) int { return strings.Compare(a.id, b.id) })
+	for _, f := range touches {
+		f.queue(b)
+	}
+	for i := range mails {
+		queueMail(b, &mails[i])
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		unknown = 0
@@ -330,22 +366,23 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 
 // messageRow is a messages row as scanned, before decoding.
 type messageRow struct {
-	m                                                  bridge.Message
-	channel                                            string
-	envelopeFrom, mailMessageID, headers, sender, text []byte
-	params                                             []byte
-	sendAt, created                                    int64
+	m                                                           bridge.Message
+	channel                                                     string
+	envelopeFrom, mailMessageID, replyTo, headers, sender, text []byte
+	params                                                      []byte
+	sendAt, created                                             int64
 }
 
 func (r *messageRow) dest() []any {
-	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.headers,
+	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.replyTo, &r.headers,
 		&r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created}
 }
 
 func (r *messageRow) message() (*bridge.Message, error) {
 	m := r.m
 	m.Channel = bridge.Channel(r.channel)
-	m.EnvelopeFrom, m.MailMessageID, m.Headers = string(r.envelopeFrom), string(r.mailMessageID), string(r.headers)
+	m.EnvelopeFrom, m.MailMessageID, m.ReplyTo = string(r.envelopeFrom), string(r.mailMessageID), string(r.replyTo)
+	m.Headers = string(r.headers)
 	m.Sender, m.Text = string(r.sender), string(r.text)
 	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
 	if r.params != nil {

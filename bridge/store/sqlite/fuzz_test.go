@@ -26,7 +26,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text, headers, key, value, to string, ms int64) {
 		m := &bridge.Message{
 			ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: key, EnvelopeFrom: value,
-			MailMessageID: to, Headers: headers, Sender: value, Text: text, Template: key,
+			MailMessageID: to, ReplyTo: text, Headers: headers, Sender: value, Text: text, Template: key,
 			SendAt: time.UnixMilli(ms), Created: time.UnixMilli(ms / 2),
 			Recipients: []bridge.Recipient{{To: to, Provider: key,
 				State: bridge.StateQueued, NextAttempt: time.UnixMilli(ms), Error: text}},

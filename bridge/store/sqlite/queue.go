@@ -15,14 +15,14 @@ import (
 var _ bridge.Store = (*Store)(nil)
 
 const (
-	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.headers,
+	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
 		m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
 		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		headers, sender, text, template, params, send_at, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		reply_to, headers, sender, text, template, params, send_at, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -36,8 +36,11 @@ const (
 	updateClaimed = `UPDATE recipients SET attempts = ?, next_attempt = ?, updated = ?, claimed = 1 WHERE id = ?`
 
 	// An outcome without a provider keeps the one recorded.
-	updateOutcome = `UPDATE recipients SET state = ?, provider = coalesce(nullif(?, ''), provider),
-		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0 WHERE id = ?`
+	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
+		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0`
+	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = ?`
+	// The same, filing the recipient under a conversation.
+	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = ? WHERE id = ?`
 )
 
 // Enqueue stores m and its recipients in one transaction and returns once
@@ -56,7 +59,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	if err != nil {
 		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
 	}
-	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID,
+	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
 		m.Headers, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
@@ -164,11 +167,15 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 
 // Complete implements bridge.Store. An outcome for an unknown recipient
 // fails the whole call with an error wrapping bridge.ErrNotFound.
+//
+// An outcome's Conversation and Mail are recorded in the same transaction
+// (see bridge.Conversations and filing); an outcome without them costs
+// what it always did, one statement.
 func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
-	args := make([][]any, len(outcomes))
+	steps := make([]outcomeStep, len(outcomes))
 	for i, o := range outcomes {
 		if o.State == "" {
 			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
@@ -177,12 +184,28 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 		if err != nil {
 			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
 		}
-		args[i] = []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
-			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID}
+		st := &steps[i]
+		st.query, st.args = updateOutcome, []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
+			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At)}
+		if c := o.Conversation; c != nil {
+			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
+				return err
+			}
+			st.query, st.args = updateOutcomeFiled, append(st.args, c.ID)
+			st.file = fileArgs(c, o.At)
+		}
+		st.args = append(st.args, o.RecipientID)
+		if o.Mail != nil {
+			m, err := storeutil.QueuedMail(o.Mail, o.At)
+			if err != nil {
+				return err
+			}
+			st.mail = mailArgs(&m)
+		}
 	}
 	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
-		for i, a := range args {
-			res, err := tx.exec(ctx, updateOutcome, a...)
+		for i, st := range steps {
+			res, err := tx.exec(ctx, st.query, st.args...)
 			if err != nil {
 				return storeErr("recording outcome", err)
 			}
@@ -191,9 +214,28 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			} else if n == 0 {
 				return fmt.Errorf("recipient %d: %w", outcomes[i].RecipientID, bridge.ErrNotFound)
 			}
+			if st.file != nil {
+				if err := st.file.run(ctx, tx); err != nil {
+					return err
+				}
+			}
+			if st.mail != nil {
+				if _, err := tx.exec(ctx, insertMail, st.mail...); err != nil {
+					return storeErr("queueing mail", err)
+				}
+			}
 		}
 		return nil
 	})
+}
+
+// outcomeStep is one outcome's statements, their arguments encoded
+// before they reach the writer.
+type outcomeStep struct {
+	query string
+	args  []any
+	file  *filing // nil: no conversation
+	mail  []any   // insertMail's arguments; nil: no mail
 }
 
 // Recover implements bridge.Store. A SQLite file has one daemon at a time,
@@ -326,7 +368,7 @@ type messageRow struct {
 }
 
 func (r *messageRow) dest() []any {
-	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.Headers,
+	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.ReplyTo, &r.m.Headers,
 		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created}
 }
 

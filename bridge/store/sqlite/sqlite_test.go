@@ -25,6 +25,10 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) bridge.Store { return openTest(t, filepath.Join(t.TempDir(), "q.db")) })
 }
 
+func TestConversationsContract(t *testing.T) {
+	storetest.RunConversations(t, func(t *testing.T) storetest.Full { return openTest(t, filepath.Join(t.TempDir(), "q.db")) })
+}
+
 var quiet = slog.New(slog.DiscardHandler)
 
 func openTest(t testing.TB, path string) *Store {

@@ -1,0 +1,336 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+)
+
+var _ bridge.Conversations = (*Store)(nil)
+
+const (
+	conversationCols = `c.id, c.phone, c.our, c.account, c.reply_to, c.mail_message_id, c.subject,
+		c.last_out, c.created, c.updated`
+
+	// Creates the conversation, or marks it updated; never earlier than it
+	// was: outcomes and inbound SMS are recorded out of order. Two
+	// sessions creating the same conversation at once meet on the primary
+	// key, the arbiter: the second waits for the first and updates.
+	upsertConversation = `INSERT INTO conversations AS c (id, phone, our, created, updated) VALUES ($1, $2, $3, $4, $4)
+		ON CONFLICT (id) DO UPDATE SET updated = greatest(c.updated, EXCLUDED.updated)`
+	// The person who wrote last gets the replies: a touch older than the
+	// routing recorded changes nothing, one as old replaces it (the later
+	// writer wins a tie).
+	routeConversation = `UPDATE conversations SET account = $1, reply_to = $2, mail_message_id = $3,
+		subject = $4, last_out = $5 WHERE id = $6 AND last_out <= $5`
+
+	// A duplicate dedupe key inserts nothing (waiting, if another session
+	// is inserting it, for that one's outcome), and RecordInbound writes
+	// nothing else.
+	insertInbound = `INSERT INTO inbound (id, provider, dedupe_key, conversation_id, from_addr, to_addr,
+		text, received, raw, mail_to, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (provider, dedupe_key) DO NOTHING`
+	saveCursor = `INSERT INTO cursors (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`
+
+	// provider_id <> '' is recipients_report's condition, stated so that
+	// the planner can use the index for any $5.
+	updateReported = `UPDATE recipients SET state = $1, error = $2, updated = $3
+		WHERE provider = $4 AND provider_id = $5 AND provider_id <> ''
+		AND state IN ('sent', 'delivered', 'undelivered') AND ($6 = '' OR to_addr = $6)`
+	selectOutstanding = `SELECT provider_id FROM recipients
+		WHERE provider = $1 AND state = 'sent' AND updated >= $2 AND provider_id <> ''
+		GROUP BY provider_id ORDER BY min(updated), provider_id LIMIT $3`
+
+	// Takes the lease if it is free, expired, or the holder's own, in one
+	// statement: of sessions racing for it, in any number of instances,
+	// one inserts or updates the row and the others, after waiting for
+	// it, find it taken. Only a taken lease counts as a changed row.
+	upsertLease = `INSERT INTO leases AS l (name, holder, expires) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires
+		WHERE l.holder = EXCLUDED.holder OR l.expires <= $4`
+)
+
+// filing is the statements that file a recipient's outcome under its
+// conversation.
+type filing struct {
+	id     string
+	upsert []any // upsertConversation's
+	route  []any // routeConversation's; nil when the touch routes no replies
+}
+
+// fileArgs files under c at at, the outcome's time.
+func fileArgs(c *bridge.ConversationTouch, at time.Time) filing {
+	id := cleanText(c.ID)
+	f := filing{id: id, upsert: []any{id, cleanText(c.Phone), cleanText(c.Our), storeutil.Millis(at)}}
+	if c.ReplyTo != "" {
+		f.route = []any{cleanText(c.Account), cleanText(c.ReplyTo), cleanText(c.MailMessageID), cleanText(c.Subject),
+			storeutil.Millis(c.At), id}
+	}
+	return f
+}
+
+func (f filing) queue(b *pgx.Batch) {
+	b.Queue(upsertConversation, f.upsert...)
+	if f.route != nil {
+		b.Queue(routeConversation, f.route...)
+	}
+}
+
+// RecordInbound implements bridge.Conversations. The conversation is
+// created with in's From as its phone, To as our sender and Received as
+// its creation. The mail is queued as by QueueMail, created at in.Created
+// unless it says otherwise. Of concurrent duplicates, in this or other instances,
+// the unique (provider, dedupe_key) lets exactly one be recorded. Text
+// fields a text column cannot hold are made valid (see cleanText); Raw
+// keeps its bytes.
+func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bridge.OutMail, cursor *bridge.Cursor) error {
+	if err := storeutil.CheckInbound(in); err != nil {
+		return err
+	}
+	var m *bridge.OutMail
+	if mail != nil {
+		q, err := storeutil.QueuedMail(mail, in.Created)
+		if err != nil {
+			return err
+		}
+		m = &q
+	}
+	received := storeutil.Millis(in.Received)
+	conv := cleanText(in.Conversation)
+	dup := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, insertInbound, cleanText(in.ID), cleanText(in.Provider), cleanText(in.DedupeKey), conv,
+			cleanText(in.From), cleanText(in.To), cleanText(in.Text), received, raw(in.Raw), cleanText(in.MailTo),
+			storeutil.Millis(in.Created))
+		if err != nil {
+			return err
+		}
+		dup = tag.RowsAffected() == 0
+		b := &pgx.Batch{}
+		if !dup {
+			b.Queue(upsertConversation, conv, cleanText(in.From), cleanText(in.To), received)
+			if m != nil {
+				queueMail(b, m)
+			}
+		}
+		// Saved on a duplicate too: the poller has moved past it.
+		if cursor != nil {
+			b.Queue(saveCursor, cleanText(cursor.Name), cleanText(cursor.Value))
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return storeErr("recording inbound "+in.ID, err)
+	}
+	if dup {
+		return fmt.Errorf("inbound %s from %s: %w", in.DedupeKey, in.Provider, bridge.ErrDuplicateKey)
+	}
+	return nil
+}
+
+// Conversation implements bridge.Conversations.
+func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversation, error) {
+	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = $1`, id))
+	return c, storeErr("reading conversation "+id, err)
+}
+
+// LatestConversation implements bridge.Conversations. With our, it is
+// the conversation bridge.ConversationID names: sender IDs match without
+// regard to case, as that id does.
+func (s *Store) LatestConversation(ctx context.Context, phone, our string) (*bridge.Conversation, error) {
+	if our != "" {
+		return s.Conversation(ctx, bridge.ConversationID(phone, our))
+	}
+	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
+		WHERE c.phone = $1 ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone))
+	return c, storeErr("reading conversation of "+phone, err)
+}
+
+// ListConversations implements bridge.Conversations. Conversations
+// updated at the same instant come in descending id order.
+func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilter) ([]bridge.Conversation, error) {
+	var where []string
+	var args []any
+	cond := func(c string, arg any) {
+		args = append(args, arg)
+		where = append(where, c+" $"+strconv.Itoa(len(args)))
+	}
+	if f.Phone != "" {
+		cond("c.phone =", f.Phone)
+	}
+	if f.Account != "" {
+		cond("c.account =", f.Account)
+	}
+	if !f.Since.IsZero() {
+		cond("c.updated >=", storeutil.Millis(f.Since))
+	}
+	if !f.Before.IsZero() {
+		cond("c.updated <", storeutil.Millis(f.Before))
+	}
+	q := `SELECT ` + conversationCols + ` FROM conversations c`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, storeutil.ListLimit(f.Limit))
+	q += ` ORDER BY c.updated DESC, c.id DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, storeErr("listing conversations", err)
+	}
+	defer rows.Close()
+	var list []bridge.Conversation
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, storeErr("listing conversations", err)
+		}
+		list = append(list, *c)
+	}
+	return list, storeErr("listing conversations", rows.Err())
+}
+
+// ConversationLog implements bridge.Conversations. An unknown
+// conversation is bridge.ErrNotFound.
+func (s *Store) ConversationLog(ctx context.Context, id string, limit int) ([]bridge.LogEntry, error) {
+	log, err := s.conversationLog(ctx, id, storeutil.LogLimit(limit))
+	return log, storeErr("reading conversation log "+id, err)
+}
+
+func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]bridge.LogEntry, error) {
+	// REPEATABLE READ: both directions as of one moment.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	c, err := scanConversation(tx.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+
+	var out []bridge.LogEntry
+	rows, err := tx.Query(ctx, `SELECT m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.conversation_id = $1 ORDER BY m.created DESC, r.id DESC LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		e := bridge.LogEntry{Direction: bridge.DirOut, Phone: c.Phone, Our: c.Our}
+		var at int64
+		var text []byte
+		var template, state string
+		if err := rows.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.At, e.Text, e.State = storeutil.FromMillis(at), storeutil.LogText(string(text), template), bridge.State(state)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	var in []bridge.LogEntry
+	rows, err = tx.Query(ctx, `SELECT received, text, id, mail_to FROM inbound
+		WHERE conversation_id = $1 ORDER BY received DESC, id DESC LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		e := bridge.LogEntry{Direction: bridge.DirIn, Phone: c.Phone, Our: c.Our}
+		var at int64
+		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.At = storeutil.FromMillis(at)
+		in = append(in, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return storeutil.MergeLog(out, in, limit), nil
+}
+
+// Report implements bridge.Conversations. The report's Detail becomes the
+// Error of recipients it finds undelivered and clears it on the others
+// (see storeutil.ReportError). A report of StateSent is no news and
+// changes nothing.
+func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error) {
+	if err := storeutil.CheckReport(r); err != nil {
+		return 0, err
+	}
+	if r.State == bridge.StateSent {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, updateReported, string(r.State), cleanText(storeutil.ReportError(r)),
+		storeutil.Millis(r.At), cleanText(r.Provider), cleanText(r.ProviderID), cleanText(r.To))
+	if err != nil {
+		return 0, storeErr("recording delivery report", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Outstanding implements bridge.Conversations. Recipients sent without a
+// provider id cannot be asked about and are left out.
+func (s *Store) Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, selectOutstanding, cleanText(provider), storeutil.Millis(since), limit)
+	if err != nil {
+		return nil, storeErr("reading outstanding reports", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, storeErr("reading outstanding reports", err)
+}
+
+// Cursor implements bridge.Conversations.
+func (s *Store) Cursor(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM cursors WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return v, storeErr("reading cursor "+name, err)
+}
+
+// Lease implements bridge.Conversations with one statement (see
+// upsertLease), so that across instances one holder at a time has it.
+func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := storeutil.CheckLease(name, holder, ttl); err != nil {
+		return false, err
+	}
+	tag, err := s.pool.Exec(ctx, upsertLease, cleanText(name), cleanText(holder),
+		storeutil.Millis(now.Add(ttl)), storeutil.Millis(now))
+	if err != nil {
+		return false, storeErr("taking lease "+name, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// scanConversation reads one row of conversationCols; no row is
+// bridge.ErrNotFound.
+func scanConversation(row pgx.Row) (*bridge.Conversation, error) {
+	var c bridge.Conversation
+	var lastOut, created, updated int64
+	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
+		&lastOut, &created, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.LastOut, c.Created, c.Updated = storeutil.FromMillis(lastOut), storeutil.FromMillis(created), storeutil.FromMillis(updated)
+	return &c, nil
+}

@@ -1,0 +1,354 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+)
+
+var _ bridge.Conversations = (*Store)(nil)
+
+const (
+	conversationCols = `c.id, c.phone, c.our, c.account, c.reply_to, c.mail_message_id, c.subject,
+		c.last_out, c.created, c.updated`
+
+	// Creates the conversation, or marks it updated; never earlier than it
+	// was: outcomes and inbound SMS are recorded out of order.
+	upsertConversation = `INSERT INTO conversations (id, phone, our, created, updated) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET updated = max(updated, excluded.updated)`
+	// The person who wrote last gets the replies: a touch older than the
+	// routing recorded changes nothing, one as old replaces it (the later
+	// writer wins a tie).
+	routeConversation = `UPDATE conversations SET account = ?, reply_to = ?, mail_message_id = ?,
+		subject = ?, last_out = ? WHERE id = ? AND last_out <= ?`
+
+	// A duplicate dedupe key inserts nothing, and RecordInbound writes
+	// nothing else; another conflict (a taken id) is an error.
+	insertInbound = `INSERT INTO inbound (id, provider, dedupe_key, conversation_id, from_addr, to_addr,
+		text, received, raw, mail_to, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (provider, dedupe_key) DO NOTHING`
+	saveCursor = `INSERT INTO cursors (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
+
+	// provider_id <> '' is recipients_report's condition, stated so that
+	// the planner uses the index.
+	updateReported = `UPDATE recipients SET state = ?, error = ?, updated = ?
+		WHERE provider = ? AND provider_id = ? AND provider_id <> ''
+		AND state IN ('sent', 'delivered', 'undelivered') AND (? = '' OR to_addr = ?)`
+	selectOutstanding = `SELECT provider_id FROM recipients
+		WHERE provider = ? AND state = 'sent' AND updated >= ? AND provider_id <> ''
+		GROUP BY provider_id ORDER BY min(updated), provider_id LIMIT ?`
+
+	// Takes the lease if it is free, expired, or the holder's own; the
+	// update (and so the count of changed rows) happens only then.
+	upsertLease = `INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+		WHERE leases.holder = excluded.holder OR leases.expires <= ?`
+)
+
+// filing is the statements that file a recipient's outcome under its
+// conversation, their arguments encoded before they reach the writer.
+type filing struct {
+	upsert []any // upsertConversation's
+	route  []any // routeConversation's; nil when the touch routes no replies
+}
+
+// fileArgs files under c at at, the outcome's time.
+func fileArgs(c *bridge.ConversationTouch, at time.Time) *filing {
+	f := &filing{upsert: []any{c.ID, c.Phone, c.Our, storeutil.Millis(at), storeutil.Millis(at)}}
+	if c.ReplyTo != "" {
+		lastOut := storeutil.Millis(c.At)
+		f.route = []any{c.Account, c.ReplyTo, c.MailMessageID, c.Subject, lastOut, c.ID, lastOut}
+	}
+	return f
+}
+
+func (f *filing) run(ctx context.Context, tx writeTx) error {
+	if _, err := tx.exec(ctx, upsertConversation, f.upsert...); err != nil {
+		return storeErr("recording conversation", err)
+	}
+	if f.route != nil {
+		if _, err := tx.exec(ctx, routeConversation, f.route...); err != nil {
+			return storeErr("recording reply routing", err)
+		}
+	}
+	return nil
+}
+
+// RecordInbound implements bridge.Conversations. The conversation is
+// created with in's From as its phone, To as our sender and Received as
+// its creation. The mail is queued as by QueueMail, created at in.Created
+// unless it says otherwise. Running in the writer makes the dedupe check and the
+// insert one step no other RecordInbound can come between, so of
+// concurrent duplicates exactly one is recorded.
+func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bridge.OutMail, cursor *bridge.Cursor) error {
+	if err := storeutil.CheckInbound(in); err != nil {
+		return err
+	}
+	received := storeutil.Millis(in.Received)
+	inArgs := []any{in.ID, in.Provider, in.DedupeKey, in.Conversation, in.From, in.To, in.Text,
+		received, in.Raw, in.MailTo, storeutil.Millis(in.Created)}
+	convArgs := []any{in.Conversation, in.From, in.To, received, received}
+	var mArgs []any
+	if mail != nil {
+		m, err := storeutil.QueuedMail(mail, in.Created)
+		if err != nil {
+			return err
+		}
+		mArgs = mailArgs(&m)
+	}
+	dup := false
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, insertInbound, inArgs...)
+		if err != nil {
+			return storeErr("recording inbound "+in.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return storeErr("recording inbound "+in.ID, err)
+		}
+		dup = n == 0
+		if !dup {
+			if _, err := tx.exec(ctx, upsertConversation, convArgs...); err != nil {
+				return storeErr("recording conversation of inbound "+in.ID, err)
+			}
+			if mArgs != nil {
+				if _, err := tx.exec(ctx, insertMail, mArgs...); err != nil {
+					return storeErr("queueing mail for inbound "+in.ID, err)
+				}
+			}
+		}
+		// Saved on a duplicate too: the poller has moved past it.
+		if cursor != nil {
+			if _, err := tx.exec(ctx, saveCursor, cursor.Name, cursor.Value); err != nil {
+				return storeErr("saving cursor "+cursor.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if dup {
+		return fmt.Errorf("inbound %s from %s: %w", in.DedupeKey, in.Provider, bridge.ErrDuplicateKey)
+	}
+	return nil
+}
+
+// Conversation implements bridge.Conversations.
+func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversation, error) {
+	c, err := scanConversation(s.rdb.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = ?`, id))
+	return c, storeErr("reading conversation "+id, err)
+}
+
+// LatestConversation implements bridge.Conversations. With our, it is
+// the conversation bridge.ConversationID names: sender IDs match without
+// regard to case, as that id does.
+func (s *Store) LatestConversation(ctx context.Context, phone, our string) (*bridge.Conversation, error) {
+	if our != "" {
+		return s.Conversation(ctx, bridge.ConversationID(phone, our))
+	}
+	c, err := scanConversation(s.rdb.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c
+		WHERE c.phone = ? ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone))
+	return c, storeErr("reading conversation of "+phone, err)
+}
+
+// ListConversations implements bridge.Conversations. Conversations
+// updated at the same instant come in descending id order.
+func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilter) ([]bridge.Conversation, error) {
+	var where []string
+	var args []any
+	if f.Phone != "" {
+		where, args = append(where, "c.phone = ?"), append(args, f.Phone)
+	}
+	if f.Account != "" {
+		where, args = append(where, "c.account = ?"), append(args, f.Account)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "c.updated >= ?"), append(args, storeutil.Millis(f.Since))
+	}
+	if !f.Before.IsZero() {
+		where, args = append(where, "c.updated < ?"), append(args, storeutil.Millis(f.Before))
+	}
+	q := `SELECT ` + conversationCols + ` FROM conversations c`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY c.updated DESC, c.id DESC LIMIT ?`
+	rows, err := s.rdb.QueryContext(ctx, q, append(args, storeutil.ListLimit(f.Limit))...)
+	if err != nil {
+		return nil, storeErr("listing conversations", err)
+	}
+	defer rows.Close()
+	var list []bridge.Conversation
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, storeErr("listing conversations", err)
+		}
+		list = append(list, *c)
+	}
+	return list, storeErr("listing conversations", rows.Err())
+}
+
+// ConversationLog implements bridge.Conversations. An unknown
+// conversation is bridge.ErrNotFound.
+func (s *Store) ConversationLog(ctx context.Context, id string, limit int) ([]bridge.LogEntry, error) {
+	log, err := s.conversationLog(ctx, id, storeutil.LogLimit(limit))
+	return log, storeErr("reading conversation log "+id, err)
+}
+
+func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]bridge.LogEntry, error) {
+	// One read transaction: both directions as of one moment.
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	c, err := scanConversation(tx.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = ?`, id))
+	if err != nil {
+		return nil, err
+	}
+
+	var out []bridge.LogEntry
+	rows, err := tx.QueryContext(ctx, `SELECT m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.conversation_id = ? ORDER BY m.created DESC, r.id DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e := bridge.LogEntry{Direction: bridge.DirOut, Phone: c.Phone, Our: c.Our}
+		var at int64
+		var text, template, state string
+		if err := rows.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID); err != nil {
+			return nil, err
+		}
+		e.At, e.Text, e.State = storeutil.FromMillis(at), storeutil.LogText(text, template), bridge.State(state)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+
+	var in []bridge.LogEntry
+	rows, err = tx.QueryContext(ctx, `SELECT received, text, id, mail_to FROM inbound
+		WHERE conversation_id = ? ORDER BY received DESC, id DESC LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e := bridge.LogEntry{Direction: bridge.DirIn, Phone: c.Phone, Our: c.Our}
+		var at int64
+		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo); err != nil {
+			return nil, err
+		}
+		e.At = storeutil.FromMillis(at)
+		in = append(in, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return storeutil.MergeLog(out, in, limit), nil
+}
+
+// Report implements bridge.Conversations. The report's Detail becomes the
+// Error of recipients it finds undelivered and clears it on the others
+// (see storeutil.ReportError). A report of StateSent is no news and
+// changes nothing.
+func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error) {
+	if err := storeutil.CheckReport(r); err != nil {
+		return 0, err
+	}
+	if r.State == bridge.StateSent {
+		return 0, nil
+	}
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, updateReported, string(r.State), storeutil.ReportError(r), storeutil.Millis(r.At),
+			r.Provider, r.ProviderID, r.To, r.To)
+		if err != nil {
+			return storeErr("recording delivery report", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// Outstanding implements bridge.Conversations. Recipients sent without a
+// provider id cannot be asked about and are left out.
+func (s *Store) Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx, selectOutstanding, provider, storeutil.Millis(since), limit)
+	if err != nil {
+		return nil, storeErr("reading outstanding reports", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, storeErr("reading outstanding reports", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, storeErr("reading outstanding reports", rows.Err())
+}
+
+// Cursor implements bridge.Conversations.
+func (s *Store) Cursor(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.rdb.QueryRowContext(ctx, `SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, storeErr("reading cursor "+name, err)
+}
+
+// Lease implements bridge.Conversations with one statement in the
+// writer. A SQLite file has one daemon at a time, but its pollers still
+// take turns through the lease.
+func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := storeutil.CheckLease(name, holder, ttl); err != nil {
+		return false, err
+	}
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, upsertLease, name, holder, storeutil.Millis(now.Add(ttl)), storeutil.Millis(now))
+		if err != nil {
+			return storeErr("taking lease "+name, err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// scanConversation reads one row of conversationCols; no row is
+// bridge.ErrNotFound.
+func scanConversation(row interface{ Scan(...any) error }) (*bridge.Conversation, error) {
+	var c bridge.Conversation
+	var lastOut, created, updated int64
+	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
+		&lastOut, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.LastOut, c.Created, c.Updated = storeutil.FromMillis(lastOut), storeutil.FromMillis(created), storeutil.FromMillis(updated)
+	return &c, nil
+}

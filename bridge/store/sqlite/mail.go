@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+)
+
+var _ bridge.MailQueue = (*Store)(nil)
+
+const (
+	mailCols = `id, kind, ref, from_addr, to_addr, data, state, attempts, next_attempt, error, created, updated`
+
+	// A mail whose id is stored already is not stored again: a call
+	// retried after its commit went unanswered cannot send it twice.
+	insertMail = `INSERT INTO outbox (` + mailCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	// outbox_due yields rows in this order: limit index entries are read.
+	selectDueMail = `SELECT ` + mailCols + ` FROM outbox WHERE state = 'queued' AND next_attempt <= ?
+		ORDER BY next_attempt, created, id LIMIT ?`
+)
+
+// mailArgs is insertMail's arguments for m.
+func mailArgs(m *bridge.OutMail) []any {
+	return []any{m.ID, string(m.Kind), m.Ref, m.From, m.To, m.Data, string(m.State), m.Attempts,
+		storeutil.Millis(m.NextAttempt), m.Error, storeutil.Millis(m.Created), storeutil.Millis(m.Updated)}
+}
+
+// QueueMail implements bridge.MailQueue. The mail is stored queued, with
+// no attempts, due at NextAttempt or else at once.
+func (s *Store) QueueMail(ctx context.Context, mail *bridge.OutMail) error {
+	m, err := storeutil.QueuedMail(mail, time.Time{})
+	if err != nil {
+		return err
+	}
+	args := mailArgs(&m)
+	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		_, err := tx.exec(ctx, insertMail, args...)
+		return storeErr("queueing mail "+m.ID, err)
+	})
+}
+
+// ClaimMail implements bridge.MailQueue. As Claim, it runs in the writer,
+// so no other claim comes between the select and the updates.
+func (s *Store) ClaimMail(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]bridge.OutMail, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var mails []bridge.OutMail
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		mails = nil
+		rows, err := tx.query(ctx, selectDueMail, storeutil.Millis(now), limit)
+		if err != nil {
+			return storeErr("selecting due mail", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMail(rows)
+			if err != nil {
+				return storeErr("reading due mail", err)
+			}
+			mails = append(mails, *m)
+		}
+		if err := rows.Err(); err != nil {
+			return storeErr("reading due mail", err)
+		}
+		rows.Close()
+
+		next, updated := storeutil.Millis(now.Add(lease)), storeutil.Millis(now)
+		for i := range mails {
+			m := &mails[i]
+			m.Attempts++
+			if _, err := tx.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt = ?, updated = ? WHERE id = ?`,
+				m.Attempts, next, updated, m.ID); err != nil {
+				return storeErr("claiming mail", err)
+			}
+			m.NextAttempt, m.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mails, nil
+}
+
+// CompleteMail implements bridge.MailQueue. An unknown id is
+// bridge.ErrNotFound.
+func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailState, errText string, next, at time.Time) error {
+	if err := storeutil.CheckMailState(id, state); err != nil {
+		return err
+	}
+	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, `UPDATE outbox SET state = ?, error = ?, next_attempt = ?, updated = ? WHERE id = ?`,
+			string(state), errText, storeutil.Millis(next), storeutil.Millis(at), id)
+		if err != nil {
+			return storeErr("recording mail outcome", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return storeErr("recording mail outcome", err)
+		} else if n == 0 {
+			return fmt.Errorf("mail %s: %w", id, bridge.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// Mail implements bridge.MailQueue.
+func (s *Store) Mail(ctx context.Context, id string) (*bridge.OutMail, error) {
+	m, err := scanMail(s.rdb.QueryRowContext(ctx, `SELECT `+mailCols+` FROM outbox WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, bridge.ErrNotFound
+	}
+	if err != nil {
+		return nil, storeErr("reading mail "+id, err)
+	}
+	return m, nil
+}
+
+// MailStats implements bridge.MailQueue.
+func (s *Store) MailStats(ctx context.Context) (bridge.QueueStats, error) {
+	var st bridge.QueueStats
+	var oldest sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*), min(created) FROM outbox WHERE state = 'queued'`).
+		Scan(&st.Queued, &oldest)
+	if err != nil {
+		return bridge.QueueStats{}, storeErr("reading mail queue stats", err)
+	}
+	if oldest.Valid {
+		st.OldestQueued = storeutil.FromMillis(oldest.Int64)
+	}
+	return st, nil
+}
+
+// scanMail reads one row of mailCols.
+func scanMail(row interface{ Scan(...any) error }) (*bridge.OutMail, error) {
+	var m bridge.OutMail
+	var kind, state string
+	var next, created, updated int64
+	if err := row.Scan(&m.ID, &kind, &m.Ref, &m.From, &m.To, &m.Data, &state, &m.Attempts, &next, &m.Error,
+		&created, &updated); err != nil {
+		return nil, err
+	}
+	m.Kind, m.State = bridge.MailKind(kind), bridge.MailState(state)
+	m.NextAttempt, m.Created, m.Updated = storeutil.FromMillis(next), storeutil.FromMillis(created), storeutil.FromMillis(updated)
+	return &m, nil
+}
