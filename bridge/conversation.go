@@ -128,6 +128,8 @@ type LogEntry struct {
 	RecipientID int64  // out
 	InboundID   string // in: our id
 	MailTo      string // in: where the reply mail went
+	Provider    string // in: the provider it came through
+	Raw         string // in: the provider's request as received (secrets removed)
 }
 
 // ConversationFilter selects conversations to list, newest activity first.

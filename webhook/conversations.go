@@ -68,12 +68,14 @@ type logEntryView struct {
 	RecipientID int64     `json:"recipient_id,omitempty"`
 	InboundID   string    `json:"inbound_id,omitempty"`
 	MailTo      string    `json:"mail_to,omitempty"`
+	Provider    string    `json:"provider,omitempty"`
+	Raw         string    `json:"raw,omitempty"` // the provider's request, for field mappings
 }
 
 func logEntry(e bridge.LogEntry) logEntryView {
 	return logEntryView{At: e.At, Direction: string(e.Direction), Phone: e.Phone, Our: e.Our, Account: e.Account,
 		Text: e.Text, State: string(e.State), Error: e.Error, MessageID: e.MessageID, RecipientID: e.RecipientID,
-		InboundID: e.InboundID, MailTo: e.MailTo}
+		InboundID: e.InboundID, MailTo: e.MailTo, Provider: e.Provider, Raw: e.Raw}
 }
 
 // parseConversationFilter reads the query of GET /v1/conversations.

@@ -427,7 +427,7 @@ func testRecordInbound(t *testing.T, s Full) {
 	}
 	log := conversationLog(t, s, in.Conversation, 0)
 	wantLog := []bridge.LogEntry{{At: base, Direction: bridge.DirIn, Phone: phone1, Our: our2, Text: in.Text,
-		InboundID: in.ID, MailTo: in.MailTo}}
+		InboundID: in.ID, MailTo: in.MailTo, Provider: in.Provider, Raw: in.Raw}}
 	if !reflect.DeepEqual(log, wantLog) {
 		t.Errorf("log:\n got %+v\nwant %+v", log, wantLog)
 	}
@@ -598,7 +598,7 @@ func testConversationLog(t *testing.T, s Full) {
 	}
 	inEntry := func(in *bridge.Inbound) bridge.LogEntry {
 		return bridge.LogEntry{At: in.Received, Direction: bridge.DirIn, Phone: phone1, Our: our1, Text: in.Text,
-			InboundID: in.ID, MailTo: in.MailTo}
+			InboundID: in.ID, MailTo: in.MailTo, Provider: in.Provider, Raw: in.Raw}
 	}
 	want := []bridge.LogEntry{
 		outEntry(m1, m1.Text, bridge.StateSent, ""),

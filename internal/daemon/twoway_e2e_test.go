@@ -99,13 +99,29 @@ func TestTwoWayVoipcom(t *testing.T) {
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 
 	// Alice mails the phone from the conversation's number.
-	if _, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"050-123-4567@sms.example.com"},
-		"From: Alice <alice@example.com>\nMessage-ID: <orig-1@example.com>\nSubject: Dinner\nX-SMS-Sender: 972500000001\n\nAre you coming at 8?\n"); err != nil {
+	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"050-123-4567@sms.example.com"},
+		"From: Alice <alice@example.com>\nMessage-ID: <orig-1@example.com>\nSubject: Dinner\nX-SMS-Sender: 972500000001\n\nAre you coming at 8?\n")
+	if err != nil {
 		t.Fatal(err)
 	}
+	_, msgID, _ := strings.Cut(reply, "queued as ")
 	eventually(t, 5*time.Second, "the SMS", func() bool { return len(fake.Requests()) == 1 })
 	if f := fake.Requests()[0].Form; f.Get("from") != "972500000001" || f.Get("to") != "972501234567" {
 		t.Fatalf("sent %v", f)
+	}
+
+	// The provider reports it delivered, by its smsid.
+	var sent *bridge.Message
+	eventually(t, 5*time.Second, "the SMS recorded as sent", func() bool {
+		sent, err = d.Store().Message(t.Context(), msgID)
+		return err == nil && sent.Recipients[0].State == bridge.StateSent
+	})
+	status := url.Values{"smsid": {sent.Recipients[0].ProviderID}, "status": {"DELIVRD"}}
+	if code, body := postCallback(t, fake, d, "/v1/providers/voip/status", callbackSecret, status); code != 200 || body["updated"] != float64(1) {
+		t.Fatalf("status callback: %d %v", code, body)
+	}
+	if m, _ := d.Store().Message(t.Context(), msgID); m.Recipients[0].State != bridge.StateDelivered {
+		t.Errorf("after the report: %s, want delivered", m.Recipients[0].State)
 	}
 
 	// The phone answers; the provider calls back, and retries.
@@ -161,6 +177,8 @@ func TestTwoWayVoipcom(t *testing.T) {
 		Entries []struct {
 			Direction string `json:"direction"`
 			Text      string `json:"text"`
+			State     string `json:"state"`
+			Raw       string `json:"raw"`
 		} `json:"log"`
 	}
 	convs := getJSON(t, d, "/v1/conversations?phone=%2B972501234567")
@@ -178,7 +196,14 @@ func TestTwoWayVoipcom(t *testing.T) {
 		thread = append(thread, e.Direction+": "+e.Text)
 	}
 	if want := "out: Are you coming at 8?|in: Yes! שלום 🎉|out: Great, see you!"; strings.Join(thread, "|") != want {
-		t.Errorf("thread = %q\nwant %q\n(%s)", strings.Join(thread, "|"), want, raw)
+		t.Fatalf("thread = %q\nwant %q\n(%s)", strings.Join(thread, "|"), want, raw)
+	}
+	if conv.Entries[0].State != "delivered" {
+		t.Errorf("first SMS %q in the log, want delivered", conv.Entries[0].State)
+	}
+	// The provider's request is kept for the operator, without the secret.
+	if r := conv.Entries[1].Raw; !strings.Contains(r, "smsid=in-1") || strings.Contains(r, callbackSecret) {
+		t.Errorf("raw request in the log: %q", r)
 	}
 }
 

@@ -240,7 +240,7 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	}
 
 	var in []bridge.LogEntry
-	rows, err = tx.Query(ctx, `SELECT received, text, id, mail_to FROM inbound
+	rows, err = tx.Query(ctx, `SELECT received, text, id, mail_to, provider, raw FROM inbound
 		WHERE conversation_id = $1 ORDER BY received DESC, id DESC LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, err
@@ -248,11 +248,13 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	for rows.Next() {
 		e := bridge.LogEntry{Direction: bridge.DirIn, Phone: c.Phone, Our: c.Our}
 		var at int64
-		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo); err != nil {
+		var rawReq []byte
+		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo, &e.Provider, &rawReq); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		e.At = storeutil.FromMillis(at)
+		e.Raw = string(rawReq)
 		in = append(in, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -240,7 +240,7 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	rows.Close()
 
 	var in []bridge.LogEntry
-	rows, err = tx.QueryContext(ctx, `SELECT received, text, id, mail_to FROM inbound
+	rows, err = tx.QueryContext(ctx, `SELECT received, text, id, mail_to, provider, raw FROM inbound
 		WHERE conversation_id = ? ORDER BY received DESC, id DESC LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, err
@@ -249,7 +249,7 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	for rows.Next() {
 		e := bridge.LogEntry{Direction: bridge.DirIn, Phone: c.Phone, Our: c.Our}
 		var at int64
-		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo); err != nil {
+		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo, &e.Provider, &e.Raw); err != nil {
 			return nil, err
 		}
 		e.At = storeutil.FromMillis(at)
