@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
+	"github.com/smsbridge/smsbridge/mailout/mailtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
@@ -41,6 +43,9 @@ const (
 	leakWrongToken  = "wt-LEAKCANARY-0b3f" // a mistyped API token is as sensitive as the right one
 	leakWrongPass   = "wp-LEAKCANARY-91aa" // likewise a mistyped SMTP password
 	leakBadFakePass = "bp-LEAKCANARY-5e07" // what the "voipbad" fake expects instead of leakVoipPass
+	leakCallback    = "cb-LEAKCANARY-6d21-0123456789"
+	leakWrongCB     = "wc-LEAKCANARY-8f40-0123456789"
+	leakSmarthostPW = "sh-LEAKCANARY-a7c3"
 )
 
 // syncBuffer is a bytes.Buffer the daemon's goroutines write while the
@@ -105,7 +110,7 @@ func startLogged(t *testing.T, cfgText string) (d *daemon.Daemon, text, jsonl *s
 	return d, text, jsonl, stop
 }
 
-func secretsConfig(t *testing.T, voipURL, voipBadURL, crmURL, edgeURL, edgeFileURL string) string {
+func secretsConfig(t *testing.T, voipURL, voipBadURL, crmURL, edgeURL, edgeFileURL, smarthost string) string {
 	cert, key := writeCert(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte(leakSMTPPass), bcrypt.MinCost)
 	if err != nil {
@@ -126,6 +131,14 @@ tls_key = %q
 [queue]
 retry_min = "50ms"
 retry_max = "200ms"
+# The smarthost offers no STARTTLS, so AUTH (and the password) is never
+# sent: every reply fails and is retried, and the failure is logged.
+[replies]
+smarthost = %q
+username = "bridge"
+password = %q
+retry_min = "50ms"
+retry_max = "200ms"
 [[accounts]]
 name = "ops"
 emails = ["ops@example.com"]
@@ -139,6 +152,7 @@ base_url = %q
 api_key = %q
 api_password = %q
 numbers = ["+17134567890"]
+inbound_secret = %q
 [[providers]]
 name = "voipbad"
 type = "voipcom"
@@ -177,8 +191,8 @@ provider = "edge"
 [[routes]]
 prefix = "+98935"
 provider = "edgefile"
-`, cert, key, sha(leakAPIToken), hash,
-		voipURL, leakVoipKey, leakVoipPass,
+`, cert, key, smarthost, leakSmarthostPW, sha(leakAPIToken), hash,
+		voipURL, leakVoipKey, leakVoipPass, leakCallback,
 		voipBadURL, leakVoipKey, leakVoipPass,
 		crmURL,
 		edgeURL, leakEdgeToken,
@@ -226,8 +240,23 @@ func TestNoSecretInLogs(t *testing.T) {
 		providertest.Fault{Close: true},
 	)
 
-	d, textLog, jsonLog, stop := startLogged(t, secretsConfig(t, voip.URL, voipBad.URL, crm.URL, edge.URL, edgeFile.URL))
+	capture := mailtest.Start(t, mailtest.Options{})
+	d, textLog, jsonLog, stop := startLogged(t, secretsConfig(t, voip.URL, voipBad.URL, crm.URL, edge.URL, edgeFile.URL, capture.Addr()))
 	base := "http://" + d.HTTPAddr()
+
+	// Provider callbacks, with a wrong secret here and the right one below.
+	inbound := func(secret, smsid string) int {
+		resp, err := voip.PostInbound(t.Context(), base+"/v1/providers/voip/inbound?secret="+secret,
+			url.Values{"from": {"17134567801"}, "to": {"17134567890"}, "msg": {"ok"}, "smsid": {smsid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := inbound(leakWrongCB, "s-1"); code != 401 {
+		t.Errorf("callback with a wrong secret: %d, want 401", code)
+	}
 
 	// One recipient per provider; the sender is the one that provider takes.
 	targets := []struct{ provider, to, sender string }{
@@ -338,21 +367,38 @@ func TestNoSecretInLogs(t *testing.T) {
 			t.Errorf("%s fake accepted %d requests, want %d", name, got, want)
 		}
 	}
+	// A reply to ops' SMS: mailed to ops through a smarthost that cannot
+	// take it (it would need the password over plain text). Wait until the
+	// attempt failed, so its error is in the log.
+	if code := inbound(leakCallback, "s-2"); code != 200 {
+		t.Errorf("callback with the secret: %d, want 200", code)
+	}
+	eventually(t, 10*time.Second, "a failed reply mail", func() bool {
+		st, err := d.Store().MailStats(t.Context())
+		if err != nil || st.Queued != 1 {
+			return false
+		}
+		due, err := d.Store().ClaimMail(t.Context(), time.Now().Add(-time.Hour), 10, 0)
+		return err == nil && len(due) == 0 // tried: no longer due an hour ago
+	})
 	stop()
 
 	text, js := textLog.String(), jsonLog.String()
 	for name, secret := range map[string]string{
-		"marker":               leakMarker,
-		"voipcom api_key":      leakVoipKey,
-		"voipcom api_password": leakVoipPass,
-		"voipcom Basic auth":   basic,
-		"ippanel token":        leakEdgeToken,
-		"ippanel token_file":   leakFileToken,
-		"API token":            leakAPIToken,
-		"API Bearer":           "Bearer " + leakAPIToken,
-		"wrong API token":      leakWrongToken,
-		"SMTP password":        leakSMTPPass,
-		"wrong SMTP password":  leakWrongPass,
+		"marker":                leakMarker,
+		"voipcom api_key":       leakVoipKey,
+		"voipcom api_password":  leakVoipPass,
+		"voipcom Basic auth":    basic,
+		"ippanel token":         leakEdgeToken,
+		"ippanel token_file":    leakFileToken,
+		"API token":             leakAPIToken,
+		"API Bearer":            "Bearer " + leakAPIToken,
+		"wrong API token":       leakWrongToken,
+		"SMTP password":         leakSMTPPass,
+		"wrong SMTP password":   leakWrongPass,
+		"callback secret":       leakCallback,
+		"wrong callback secret": leakWrongCB,
+		"smarthost password":    leakSmarthostPW,
 	} {
 		for format, out := range map[string]string{"text": text, "JSON": js} {
 			if i := strings.Index(out, secret); i >= 0 {
@@ -386,6 +432,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	for _, want := range []key{
 		{"component", "smtp", ""}, {"component", "smtp", "WARN"}, // failed AUTH
 		{"component", "http", ""}, {"component", "dispatcher", ""}, {"component", "store", ""},
+		{"component", "mailout", "WARN"}, // the smarthost refused
 		{"provider", "voip", ""}, {"provider", "crm", ""}, {"provider", "edge", ""}, {"provider", "edgefile", ""},
 		{"provider", "voipbad", "ERROR"}, {"provider", "edge", "ERROR"}, // refused credentials
 	} {
