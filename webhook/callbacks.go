@@ -154,7 +154,10 @@ func (s *Server) providerInbound(w http.ResponseWriter, r *http.Request) {
 		s.answerError(w, r, err)
 		return
 	}
-	s.log.InfoContext(r.Context(), "inbound SMS", "provider", name, "id", in.ID, "duplicate", dup)
+	if dup {
+		// The bridge logs what it records; a provider's retry it drops.
+		s.log.InfoContext(r.Context(), "duplicate inbound SMS ignored", "provider", name, "dedupe_key", in.DedupeKey)
+	}
 	answer := inboundAnswer{Duplicate: dup}
 	if !dup {
 		answer.ID = in.ID
