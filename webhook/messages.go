@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -21,6 +22,9 @@ type sendRequest struct {
 	Template string            `json:"template"`
 	Params   map[string]string `json:"params"`
 	SendAt   *time.Time        `json:"send_at"`
+	// ReplyTo is the mail address the phone's replies go to (as a mail's
+	// From does for mail); empty: the catch-all.
+	ReplyTo string `json:"reply_to"`
 }
 
 // toList accepts one destination or a list of them.
@@ -112,6 +116,14 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.SendAt != nil {
 		sub.SendAt = *req.SendAt
+	}
+	if req.ReplyTo != "" {
+		a, err := mail.ParseAddress(req.ReplyTo)
+		if err != nil || a.Name != "" {
+			s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "reply_to", "reply_to: %q is not a mail address", req.ReplyTo))
+			return
+		}
+		sub.ReplyTo = a.Address
 	}
 	s.submit(w, r, sub, req.To)
 }

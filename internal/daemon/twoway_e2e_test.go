@@ -415,3 +415,35 @@ func ctx15(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestHTTPSendRepliesByMail(t *testing.T) {
+	capture := mailtest.Start(t, mailtest.Options{})
+	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
+	base := "http://" + d.HTTPAddr()
+
+	r := call(t, "POST", base+"/v1/messages", aliceToken, `{"to": "0501234567", "text": "Your code is 4821", "reply_to": "crm-inbox@example.com"}`)
+	if r.Status != 202 {
+		t.Fatalf("send: %d %v", r.Status, r.Body)
+	}
+	bad := call(t, "POST", base+"/v1/messages", aliceToken, `{"to": "0501234567", "text": "x", "reply_to": "Ops <ops@example.com>"}`)
+	if bad.Status/100 != 4 || bad.Body["field"] != "reply_to" {
+		t.Errorf("bad reply_to: %d %v, want a 4xx naming reply_to", bad.Status, bad.Body)
+	}
+	eventually(t, 5*time.Second, "the SMS", func() bool { return len(fake.Requests()) == 1 })
+	form := url.Values{"from": {"972501234567"}, "to": {"972500000002"}, "msg": {"wrong code?"}, "smsid": {"h-1"}}
+	eventually(t, 5*time.Second, "the SMS recorded as sent", func() bool {
+		m, err := d.Store().Message(t.Context(), r.Body["id"].(string))
+		return err == nil && m.Recipients[0].State == bridge.StateSent
+	})
+	if code, body := postCallback(t, fake, d, "/v1/providers/voip/inbound", callbackSecret, form); code != 200 {
+		t.Fatalf("callback: %d %v", code, body)
+	}
+	msgs, err := capture.Wait(ctx5(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].To[0] != "crm-inbox@example.com" {
+		t.Errorf("reply mailed to %v, want the reply_to of the HTTP send", msgs[0].To)
+	}
+}
