@@ -49,12 +49,20 @@ type DispatchOptions struct {
 // crash at any moment leaves every recipient either sent or due again
 // later: at-least-once, never lost, never retried in a hot loop.
 type Dispatcher struct {
-	store    Store
-	opt      DispatchOptions
-	set      atomic.Pointer[providerSet] // swapped by SetProviders
-	wake     chan struct{}
-	capacity int // recipients claimed and not yet completed, at most
+	store Store
+	opt   DispatchOptions
+	set   atomic.Pointer[providerSet] // swapped by SetProviders
+	wake  chan struct{}
+	// recovered names providers whose circuit closed: their waiting
+	// recipients are made due now (see Rescheduler).
+	recovered chan string
+	capacity  int // recipients claimed and not yet completed, at most
 }
+
+// maxProbeInterval caps how long a provider that is down goes unprobed,
+// however large queue.retry_max: its return is noticed within a minute,
+// and then everything waiting for it is retried at once.
+const maxProbeInterval = time.Minute
 
 // providerSet is the providers a dispatcher sends through, with each one's
 // concurrency slots and circuit breaker.
@@ -94,10 +102,11 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		opt.Log = slog.Default()
 	}
 	d := &Dispatcher{
-		store:    store,
-		opt:      opt,
-		wake:     make(chan struct{}, 1),
-		capacity: opt.Workers * 8,
+		store:     store,
+		opt:       opt,
+		wake:      make(chan struct{}, 1),
+		recovered: make(chan string, 16),
+		capacity:  opt.Workers * 8,
 	}
 	d.SetProviders(providers, opt.Concurrency)
 	return d
@@ -126,11 +135,18 @@ func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]i
 			set.breakers[name] = old.breakers[name]
 			continue
 		}
-		var changed func(bool)
-		if d.opt.BreakerChanged != nil {
-			changed = func(open bool) { d.opt.BreakerChanged(name, open) }
+		changed := func(open bool) {
+			if d.opt.BreakerChanged != nil {
+				d.opt.BreakerChanged(name, open)
+			}
+			if !open {
+				select {
+				case d.recovered <- name:
+				default: // Run is behind; the recipients still come due by themselves
+				}
+			}
 		}
-		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, d.opt.RetryMin, d.opt.RetryMax, changed)
+		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, d.opt.RetryMin, max(d.opt.RetryMin, min(d.opt.RetryMax, maxProbeInterval)), changed)
 	}
 	d.set.Store(set)
 	d.Wake()
@@ -252,6 +268,9 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			claimNeeded = true
 		case <-d.wake:
 			claimNeeded = true
+		case name := <-d.recovered:
+			d.retryNow(ctx, name)
+			claimNeeded = true
 		case <-timer.C:
 			claimNeeded = true
 		}
@@ -297,6 +316,21 @@ func release(b batch) {
 	if b.slot != nil {
 		<-b.slot
 	}
+}
+
+// retryNow makes the recipients waiting for a provider that is back due
+// now, if the store can.
+func (d *Dispatcher) retryNow(ctx context.Context, provider string) {
+	r, ok := d.store.(Rescheduler)
+	if !ok {
+		return
+	}
+	n, err := r.RetryNow(ctx, provider, d.opt.Now())
+	if err != nil {
+		d.opt.Log.WarnContext(ctx, "rescheduling after a provider came back", "provider", provider, "err", err)
+		return
+	}
+	d.opt.Log.InfoContext(ctx, "provider answers again; retrying what waited for it", "provider", provider, "recipients", n)
 }
 
 // idle returns how long to sleep when there is nothing to send.

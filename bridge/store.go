@@ -86,3 +86,12 @@ type QueueStats struct {
 	Queued       int
 	OldestQueued time.Time // zero when nothing is queued
 }
+
+// Rescheduler is an optional Store method: when a provider that was down
+// answers again, the recipients waiting for it are made due at once
+// instead of each waiting out its own backoff (up to queue.retry_max).
+type Rescheduler interface {
+	// RetryNow makes provider's queued recipients that no dispatcher
+	// holds due at now, and returns how many it moved.
+	RetryNow(ctx context.Context, provider string, now time.Time) (int, error)
+}

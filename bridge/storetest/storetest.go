@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"Recover", testRecover},
 		{"IdempotencyKey", testIdempotencyKey},
 		{"Cancel", testCancel},
+		{"RetryNow", testRetryNow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -666,5 +667,34 @@ func testCancel(t *testing.T, s bridge.Store) {
 	}
 	if jobs := claim(t, s, base.Add(48*time.Hour), 10); len(jobs) != 1 || jobs[0].Recipient.ID != claimed[1].Recipient.ID {
 		t.Errorf("a cancelled recipient was claimed: %v", recipientIDs(jobs))
+	}
+}
+
+// testRetryNow: when a provider is back, its waiting recipients become due
+// at once; those held by a dispatcher, sent, or at another provider stay.
+func testRetryNow(t *testing.T, s bridge.Store) {
+	r, ok := s.(bridge.Rescheduler)
+	if !ok {
+		t.Skip("store does not implement bridge.Rescheduler")
+	}
+	later := base.Add(time.Hour)
+	waiting := enqueue(t, s, newMessage(base, later, "+972501111111", "+972502222222"))
+	other := newMessage(base, later, "+972503333333")
+	other.Recipients[0].Provider, other.Recipients[0].Providers = "p2", []string{"p2"}
+	enqueue(t, s, other)
+	held := enqueue(t, s, newMessage(base, base, "+972504444444"))
+	jobs := claim(t, s, base, 10)
+	if len(jobs) != 1 || jobs[0].Message.ID != held.ID {
+		t.Fatalf("claimed %d, want only the one due", len(jobs))
+	}
+	complete(t, s, bridge.Outcome{RecipientID: waiting.Recipients[1].ID, State: bridge.StateSent, Provider: "p1", ProviderID: "x", At: base})
+
+	n, err := r.RetryNow(context.Background(), "p1", base)
+	if err != nil || n != 1 {
+		t.Fatalf("RetryNow = %d, %v; want the one waiting, unheld, queued p1 recipient", n, err)
+	}
+	jobs = claim(t, s, base, 10)
+	if len(jobs) != 1 || jobs[0].Recipient.ID != waiting.Recipients[0].ID {
+		t.Fatalf("due after RetryNow: %v, want recipient %d", recipientIDs(jobs), waiting.Recipients[0].ID)
 	}
 }
