@@ -2,22 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
-	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 )
 
-// migrateStore copies every message, with its recipients' states and its
-// idempotency key, from a SQLite store to a PostgreSQL one. It can be run
-// again: messages already in the target are skipped. Stop the daemon
-// first, or messages accepted during the copy may be missed.
+// migrateStore copies a SQLite store to a PostgreSQL one: messages with
+// their recipients' states, conversations and idempotency keys, the
+// conversations, the inbound log, the mail queue and the pollers' cursors
+// (not their leases, which belong to running instances). It can be run
+// again: what the target holds already is skipped. Stop the daemon
+// first, or what it writes during the copy may be missed.
 func migrateStore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("migrate-store", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -46,24 +47,54 @@ func migrateStore(args []string, stdout, stderr io.Writer) int {
 	}
 	defer dst.Close()
 
-	copied, skipped := 0, 0
-	err = src.Export(ctx, func(m *bridge.Message) error {
-		if _, err := dst.Message(ctx, m.ID); err == nil {
-			skipped++
-			return nil
-		} else if !errors.Is(err, bridge.ErrNotFound) {
-			return err
-		}
-		if err := dst.Enqueue(ctx, m); err != nil {
-			return fmt.Errorf("message %s: %w", m.ID, err)
-		}
-		copied++
-		return nil
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "smsbridge: migrate-store:", err)
-		return 1
+	now := time.Now() // when sends that were in flight in the old store become due
+	importMessages := func(ctx context.Context, page []sqlite.MessageRecord) (int, error) {
+		return dst.ImportMessages(ctx, toPostgres(page), now)
 	}
-	fmt.Fprintf(stdout, "copied %d messages, %d were already there\n", copied, skipped)
+	steps := []struct {
+		what string
+		run  func(*tally) error
+	}{
+		{"messages", func(t *tally) error { return src.Export(ctx, importEach(ctx, importMessages, t)) }},
+		{"conversations", func(t *tally) error { return src.ExportConversations(ctx, importEach(ctx, dst.ImportConversations, t)) }},
+		{"inbound SMS", func(t *tally) error { return src.ExportInbound(ctx, importEach(ctx, dst.ImportInbound, t)) }},
+		{"mails", func(t *tally) error { return src.ExportMail(ctx, importEach(ctx, dst.ImportMail, t)) }},
+		{"poller cursors", func(t *tally) error { return src.ExportCursors(ctx, importEach(ctx, dst.ImportCursors, t)) }},
+	}
+	for _, st := range steps {
+		var t tally
+		if err := st.run(&t); err != nil {
+			fmt.Fprintf(stderr, "smsbridge: migrate-store: %s: %v\n", st.what, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %d copied, %d already there\n", st.what, t.stored, t.read-t.stored)
+	}
 	return 0
+}
+
+// tally counts the rows of one kind read from the source and stored in
+// the target.
+type tally struct{ read, stored int }
+
+// importEach returns an export callback that imports each page with imp.
+func importEach[T any](ctx context.Context, imp func(context.Context, []T) (int, error), t *tally) func([]T) error {
+	return func(page []T) error {
+		n, err := imp(ctx, page)
+		t.read, t.stored = t.read+len(page), t.stored+n
+		return err
+	}
+}
+
+// toPostgres converts exported messages to the importer's records, which
+// have the same fields.
+func toPostgres(page []sqlite.MessageRecord) []postgres.MessageRecord {
+	out := make([]postgres.MessageRecord, len(page))
+	for i, m := range page {
+		rs := make([]postgres.RecipientRecord, len(m.Recipients))
+		for j, r := range m.Recipients {
+			rs[j] = postgres.RecipientRecord(r)
+		}
+		out[i] = postgres.MessageRecord{Message: m.Message, Recipients: rs}
+	}
+	return out
 }

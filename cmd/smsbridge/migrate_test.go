@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,96 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/internal/pgtest"
 )
+
+// oldStore is what TestMigrateStore puts in the SQLite store.
+type oldStore struct {
+	ids      []string // plain messages, the second with key order-17
+	inFlight string   // the message whose first recipient was claimed and never completed
+	conv     *bridge.Message
+	inbound  *bridge.Inbound
+	reply    *bridge.OutMail // queued with the inbound SMS
+	bounce   *bridge.OutMail // tried once, due again in an hour
+}
+
+const (
+	convPhone = "+972503333333"
+	convOur   = "Shop"
+)
+
+func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time.Time) oldStore {
+	t.Helper()
+	var old oldStore
+	for i, key := range []string{"", "order-17", ""} {
+		m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "ops", EnvelopeFrom: "a@example.com",
+			Headers: "Subject: x\r\n", Text: "שלום " + string(rune('a'+i)), Created: now, IdempotencyKey: key,
+			Recipients: []bridge.Recipient{
+				{To: "+972501111111", Providers: []string{"voip", "edge"}, Provider: "voip", NextAttempt: now},
+				{To: "+972502222222", Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(time.Hour)},
+			}}
+		if err := src.Enqueue(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		old.ids = append(old.ids, m.ID)
+	}
+	lease := func(int) time.Duration { return time.Minute }
+	jobs, err := src.Claim(ctx, now, 2, lease)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("claim: %v, %d", err, len(jobs))
+	}
+	if err := src.Complete(ctx, []bridge.Outcome{
+		{RecipientID: jobs[0].Recipient.ID, State: bridge.StateSent, Provider: "edge", ProviderID: "p-1", At: now},
+		{RecipientID: jobs[1].Recipient.ID, State: bridge.StateFailed, Error: "stat_code 2", At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The third message's first recipient is being sent when the daemon
+	// stops: claimed, with no outcome.
+	jobs, err = src.Claim(ctx, now, 1, lease)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v, %d", err, len(jobs))
+	}
+	old.inFlight = jobs[0].Message.ID
+
+	// Alice wrote to a phone ten minutes ago and the SMS went out, filed
+	// under its conversation; five minutes later the phone answered.
+	convID := bridge.ConversationID(convPhone, convOur)
+	wrote := now.Add(-10 * time.Minute)
+	old.conv = &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "alice", EnvelopeFrom: "alice@example.com",
+		MailMessageID: "<dinner-1@example.com>", ReplyTo: "alice@example.com", Sender: convOur, Text: "Dinner at 8?", Created: wrote,
+		Recipients: []bridge.Recipient{{To: convPhone, Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(2 * time.Hour)}}}
+	if err := src.Enqueue(ctx, old.conv); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Complete(ctx, []bridge.Outcome{{RecipientID: old.conv.Recipients[0].ID, State: bridge.StateSent,
+		Provider: "voip", ProviderID: "p-9", Info: map[string]string{"cost": "1"}, At: wrote.Add(time.Second),
+		Conversation: &bridge.ConversationTouch{ID: convID, Phone: convPhone, Our: convOur, Account: "alice",
+			ReplyTo: "alice@example.com", MailMessageID: "<dinner-1@example.com>", Subject: "Dinner", At: wrote}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A bounce tried once while the smarthost was down.
+	old.bounce = &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailBounce, Ref: old.ids[1], To: "a@example.com",
+		Data: []byte("Subject: failed\r\n\r\nbytes as sent: \xff\x00\r\n"), Created: now.Add(-time.Minute)}
+	if err := src.QueueMail(ctx, old.bounce); err != nil {
+		t.Fatal(err)
+	}
+	if mails, err := src.ClaimMail(ctx, now, 10, time.Minute); err != nil || len(mails) != 1 {
+		t.Fatalf("claim mail: %v, %d", err, len(mails))
+	}
+	if err := src.CompleteMail(ctx, old.bounce.ID, bridge.MailQueued, "451 4.3.0 try later", now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+
+	answered := wrote.Add(5 * time.Minute)
+	old.inbound = &bridge.Inbound{ID: bridge.NewID(), Provider: "voip", DedupeKey: "in-1", From: convPhone, To: convOur,
+		Text: "Yes! 🎉", Received: answered, Raw: "msg=Yes&smsid=in-1", Conversation: convID, MailTo: "alice@example.com", Created: answered}
+	old.reply = &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: old.inbound.ID, From: convPhone + "@sms.example.com",
+		To: "alice@example.com", Data: []byte("Subject: Re: Dinner\r\n\r\nYes! 🎉\r\n")}
+	if err := src.RecordInbound(ctx, old.inbound, old.reply, &bridge.Cursor{Name: "inbox:edge", Value: "42"}); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
 
 func TestMigrateStore(t *testing.T) {
 	ctx := context.Background()
@@ -26,40 +119,20 @@ func TestMigrateStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var ids []string
-	for i, key := range []string{"", "order-17", ""} {
-		m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "ops", EnvelopeFrom: "a@example.com",
-			Headers: "Subject: x\r\n", Text: "שלום " + string(rune('a'+i)), Created: now, IdempotencyKey: key,
-			Recipients: []bridge.Recipient{
-				{To: "+972501111111", Providers: []string{"voip", "edge"}, Provider: "voip", NextAttempt: now},
-				{To: "+972502222222", Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(time.Hour)},
-			}}
-		if err := src.Enqueue(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
-	jobs, err := src.Claim(ctx, now, 2, func(int) time.Duration { return time.Minute })
-	if err != nil || len(jobs) != 2 {
-		t.Fatalf("claim: %v, %d", err, len(jobs))
-	}
-	if err := src.Complete(ctx, []bridge.Outcome{
-		{RecipientID: jobs[0].Recipient.ID, State: bridge.StateSent, Provider: "edge", ProviderID: "p-1", At: now},
-		{RecipientID: jobs[1].Recipient.ID, State: bridge.StateFailed, Error: "stat_code 2", At: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	old := fillOldStore(t, ctx, src, now)
 	src.Close()
 
-	var out, errb bytes.Buffer
-	if code := run([]string{"migrate-store", "-from", "sqlite:" + path, "-to", dbURL}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	if !strings.Contains(out.String(), "copied 3 messages, 0 were already there") {
-		t.Errorf("output %q", out.String())
-	}
-	if code := run([]string{"migrate-store", "-from", "sqlite:" + path, "-to", dbURL}, &out, &errb); code != 0 || !strings.Contains(out.String(), "copied 0 messages, 3 were already there") {
-		t.Errorf("second run: exit %d, %q", code, out.String())
+	// Run twice: the second finds everything there and copies nothing.
+	for run, want := range []string{
+		"messages: 4 copied, 0 already there\nconversations: 1 copied, 0 already there\ninbound SMS: 1 copied, 0 already there\n" +
+			"mails: 2 copied, 0 already there\npoller cursors: 1 copied, 0 already there\n",
+		"messages: 0 copied, 4 already there\nconversations: 0 copied, 1 already there\ninbound SMS: 0 copied, 1 already there\n" +
+			"mails: 0 copied, 2 already there\npoller cursors: 0 copied, 1 already there\n",
+	} {
+		out, errb := migrate(t, "sqlite:"+path, dbURL, 0)
+		if out != want {
+			t.Errorf("run %d printed\n%s\nwant\n%s(stderr: %s)", run+1, out, want, errb)
+		}
 	}
 
 	src, _ = sqlite.Open(ctx, path, quiet)
@@ -69,27 +142,169 @@ func TestMigrateStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	for _, id := range ids {
+	for _, id := range append(old.ids, old.conv.ID) {
 		want, _ := src.Message(ctx, id)
 		got, err := dst.Message(ctx, id)
 		if err != nil {
 			t.Fatalf("%s not migrated: %v", id, err)
 		}
-		if got.Text != want.Text || got.Headers != want.Headers || len(got.Recipients) != len(want.Recipients) {
+		if got.Text != want.Text || got.Headers != want.Headers || got.ReplyTo != want.ReplyTo || got.Sender != want.Sender ||
+			got.MailMessageID != want.MailMessageID || !got.Created.Equal(want.Created) || len(got.Recipients) != len(want.Recipients) {
 			t.Fatalf("%s: got %+v, want %+v", id, got, want)
 		}
 		for i, w := range want.Recipients {
 			g := got.Recipients[i]
+			if id == old.inFlight && i == 0 {
+				continue // checked below
+			}
 			if g.To != w.To || g.State != w.State || g.Provider != w.Provider || g.ProviderID != w.ProviderID ||
-				g.Error != w.Error || g.Attempts != w.Attempts || !g.NextAttempt.Equal(w.NextAttempt) || strings.Join(g.Providers, ",") != strings.Join(w.Providers, ",") {
+				g.Error != w.Error || g.Attempts != w.Attempts || !g.NextAttempt.Equal(w.NextAttempt) ||
+				!g.Updated.Equal(w.Updated) || strings.Join(g.Providers, ",") != strings.Join(w.Providers, ",") {
 				t.Errorf("%s recipient %d: got %+v, want %+v", id, i, g, w)
 			}
 		}
 	}
-	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != ids[1] {
+	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != old.ids[1] {
 		t.Errorf("idempotency key not migrated: %v, %v", m, err)
 	}
-	if code := run([]string{"migrate-store", "-from", path, "-to", dbURL}, &out, &errb); code != 2 {
-		t.Errorf("bad -from: exit %d, want 2", code)
+
+	// The conversation: its routing, and its log both ways, which needs
+	// the outbound recipient still filed under it.
+	c, err := dst.LatestConversation(ctx, convPhone, "")
+	if err != nil {
+		t.Fatalf("conversation not migrated: %v", err)
 	}
+	if c.ID != bridge.ConversationID(convPhone, convOur) || c.Our != convOur || c.Account != "alice" || c.ReplyTo != "alice@example.com" ||
+		c.MailMessageID != "<dinner-1@example.com>" || c.Subject != "Dinner" || !c.LastOut.Equal(old.conv.Created) ||
+		!c.Updated.Equal(old.inbound.Received) {
+		t.Errorf("conversation routing %+v", c)
+	}
+	if list, err := dst.ListConversations(ctx, bridge.ConversationFilter{}); err != nil || len(list) != 1 {
+		t.Errorf("conversations: %v, %d, want 1", err, len(list))
+	}
+	log, err := dst.ConversationLog(ctx, c.ID, 0)
+	if err != nil || len(log) != 2 {
+		t.Fatalf("conversation log: %v, %+v; want the SMS and its answer", err, log)
+	}
+	if out := log[0]; out.Direction != bridge.DirOut || out.MessageID != old.conv.ID || out.Text != "Dinner at 8?" ||
+		out.State != bridge.StateSent || out.Account != "alice" || !out.At.Equal(old.conv.Created) {
+		t.Errorf("outbound entry %+v", out)
+	}
+	if in := log[1]; in.Direction != bridge.DirIn || in.InboundID != old.inbound.ID || in.Text != "Yes! 🎉" ||
+		in.MailTo != "alice@example.com" || !in.At.Equal(old.inbound.Received) {
+		t.Errorf("inbound entry %+v", in)
+	}
+	// The provider's retry of the same SMS is still known as one.
+	dup := *old.inbound
+	dup.ID = bridge.NewID()
+	if err := dst.RecordInbound(ctx, &dup, nil, nil); !errors.Is(err, bridge.ErrDuplicateKey) {
+		t.Errorf("inbound retried after the migration: %v, want ErrDuplicateKey", err)
+	}
+	if v, err := dst.Cursor(ctx, "inbox:edge"); err != nil || v != "42" {
+		t.Errorf("cursor: %q, %v; want 42", v, err)
+	}
+
+	// The mail queue: the reply is due, the bounce waits for its retry.
+	mails, err := dst.ClaimMail(ctx, time.Now(), 10, time.Minute)
+	if err != nil || len(mails) != 1 {
+		t.Fatalf("claim mail: %v, %+v; want the reply only", err, mails)
+	}
+	if m := mails[0]; m.ID != old.reply.ID || m.Kind != bridge.MailReply || m.Ref != old.inbound.ID || m.From != old.reply.From ||
+		m.To != old.reply.To || !bytes.Equal(m.Data, old.reply.Data) || m.Attempts != 1 {
+		t.Errorf("reply mail %+v", m)
+	}
+	b, err := dst.Mail(ctx, old.bounce.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.State != bridge.MailQueued || b.Attempts != 1 || !b.NextAttempt.Equal(now.Add(time.Hour)) || b.Error != "451 4.3.0 try later" ||
+		b.From != "" || !bytes.Equal(b.Data, old.bounce.Data) || !b.Created.Equal(old.bounce.Created) {
+		t.Errorf("bounce %+v", b)
+	}
+
+	// The send that was in flight is due at once, as the old store's
+	// Recover would have made it; nothing else is.
+	jobs, err := dst.Claim(ctx, time.Now(), 10, func(int) time.Duration { return time.Minute })
+	if err != nil || len(jobs) != 1 || jobs[0].Message.ID != old.inFlight || jobs[0].Recipient.To != "+972501111111" ||
+		jobs[0].Recipient.Attempts != 2 {
+		t.Errorf("claim after migration: %v, %+v; want the first recipient of %s, on its second attempt", err, jobs, old.inFlight)
+	}
+
+	if _, errb := migrate(t, path, dbURL, 2); !strings.Contains(errb, "usage:") {
+		t.Errorf("bad -from: %q", errb)
+	}
+}
+
+// TestMigrateStorePages copies more rows than an export reads at once.
+func TestMigrateStorePages(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dbURL, _ := pgtest.NewDatabase(t)
+	path := filepath.Join(t.TempDir(), "old.db")
+	src, err := sqlite.Open(ctx, path, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const n = 2*sqlite.ExportPage + 1
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	want := map[string]int{} // message id → recipients
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	var mu sync.Mutex
+	for i := range n {
+		wg.Add(1)
+		go func() { // concurrent, so that the writer commits them in groups
+			defer wg.Done()
+			m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelHTTP, Account: "ops", Text: "x", Created: now}
+			for j := range 1 + i%3 {
+				m.Recipients = append(m.Recipients, bridge.Recipient{To: fmt.Sprintf("+1555%03d%04d", j, i), Providers: []string{"voip"}, NextAttempt: now})
+			}
+			errs <- src.Enqueue(ctx, m)
+			in := &bridge.Inbound{ID: bridge.NewID(), Provider: "voip", DedupeKey: fmt.Sprint(i), From: "+15550000000",
+				Conversation: bridge.ConversationID("+15550000000", ""), Received: now, Created: now}
+			errs <- src.RecordInbound(ctx, in, nil, nil)
+			mu.Lock()
+			want[m.ID] = len(m.Recipients)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out, errb := migrate(t, "sqlite:"+path, dbURL, 0)
+	for _, line := range []string{fmt.Sprintf("messages: %d copied, 0 already there", n), fmt.Sprintf("inbound SMS: %d copied, 0 already there", n)} {
+		if !strings.Contains(out, line+"\n") {
+			t.Errorf("output lacks %q:\n%s%s", line, out, errb)
+		}
+	}
+	dst, err := postgres.Open(ctx, dbURL, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	for id, rcpts := range want {
+		if m, err := dst.Message(ctx, id); err != nil || len(m.Recipients) != rcpts {
+			t.Fatalf("message %s: %v, %d recipients, want %d", id, err, len(m.Recipients), rcpts)
+		}
+	}
+	if log, err := dst.ConversationLog(ctx, bridge.ConversationID("+15550000000", ""), 1000); err != nil || len(log) != n {
+		t.Errorf("conversation log: %v, %d entries, want %d", err, len(log), n)
+	}
+}
+
+// migrate runs migrate-store and returns its output, failing t unless it
+// exits with code.
+func migrate(t *testing.T, from, to string, code int) (stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if got := run([]string{"migrate-store", "-from", from, "-to", to}, &out, &errb); got != code {
+		t.Fatalf("migrate-store -from %s: exit %d, want %d: %s", from, got, code, errb.String())
+	}
+	return out.String(), errb.String()
 }

@@ -3,45 +3,255 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"encoding/json"
+	"fmt"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
-// Export calls fn with every stored message, oldest first, with its
-// recipients (states, attempts, provider ids and errors as stored) and its
-// idempotency key, for `smsbridge migrate-store`. Messages are read one at
-// a time, so the store may be in use meanwhile.
-func (s *Store) Export(ctx context.Context, fn func(*bridge.Message) error) error {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM messages ORDER BY created, id`)
+// ExportPage is the most rows an export hands to its callback at once.
+// Each page is read in a read transaction of its own that ends before the
+// callback runs, so a slow target never keeps a read open on the file
+// (which would stop WAL checkpoints) and the store may stay in use.
+const ExportPage = 256
+
+// MessageRecord is one stored message as an export reads it.
+type MessageRecord struct {
+	// Message has every field as stored, IdempotencyKey included;
+	// Message.Recipients is nil: see Recipients.
+	Message    *bridge.Message
+	Recipients []RecipientRecord
+}
+
+// RecipientRecord is a recipient with what bridge.Recipient does not
+// carry but the store keeps.
+type RecipientRecord struct {
+	bridge.Recipient
+	Info         map[string]string // the provider details of its last outcome
+	Conversation string            // the conversation it is filed under; "" if none yet
+	// Claimed is set when a dispatcher took the recipient and recorded no
+	// outcome: its send was in flight when the daemon stopped, and its
+	// NextAttempt is the end of that claim's lease.
+	Claimed bool
+}
+
+// Export calls fn with every stored message with its recipients (as
+// stored, conversations included) and idempotency key, a page at a time,
+// in id order (which is creation order, give or take a millisecond), for
+// `smsbridge migrate-store`.
+func (s *Store) Export(ctx context.Context, fn func([]MessageRecord) error) error {
+	// The keys are read first, into memory: idempotency_keys has no index
+	// by message, and a few dozen bytes per key cost less than scanning
+	// the table once per page.
+	keys, err := s.idempotencyKeys(ctx)
 	if err != nil {
-		return storeErr("listing messages", err)
+		return storeErr("exporting idempotency keys", err)
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return storeErr("listing messages", err)
+	for after := ""; ; {
+		page, err := s.messagePage(ctx, after)
+		if err != nil {
+			return storeErr("exporting messages", err)
 		}
-		ids = append(ids, id)
+		if len(page) == 0 {
+			return nil
+		}
+		for _, m := range page {
+			m.Message.IdempotencyKey = keys[m.Message.ID]
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < ExportPage {
+			return nil
+		}
+		after = page[len(page)-1].Message.ID
+	}
+}
+
+// idempotencyKeys returns the message id → key of every idempotency key,
+// in one read (no callback runs during it).
+func (s *Store) idempotencyKeys(ctx context.Context) (map[string]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT message_id, key FROM idempotency_keys`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	keys := map[string]string{}
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return nil, err
+		}
+		keys[id] = key
+	}
+	return keys, rows.Err()
+}
+
+// messagePage reads the messages after the id after, with their
+// recipients, in one read transaction.
+func (s *Store) messagePage(ctx context.Context, after string) ([]MessageRecord, error) {
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages m
+		WHERE m.id > ? ORDER BY m.id LIMIT ?`, after, ExportPage)
+	if err != nil {
+		return nil, err
+	}
+	var page []MessageRecord
+	for rows.Next() {
+		var mr messageRow
+		if err := rows.Scan(mr.dest()...); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m, err := mr.message()
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		page = append(page, MessageRecord{Message: m})
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return storeErr("listing messages", err)
+	if err := rows.Err(); err != nil || len(page) == 0 {
+		return nil, err
 	}
-	for _, id := range ids {
-		m, err := s.Message(ctx, id)
+	byID := make(map[string]*MessageRecord, len(page))
+	for i := range page {
+		byID[page[i].Message.ID] = &page[i]
+	}
+
+	// The page is an id range, which selects its recipients through the
+	// messages' primary key and recipients_message.
+	rows, err = tx.QueryContext(ctx, `SELECT `+recipientCols+`, r.info, r.conversation_id, r.claimed
+		FROM messages m JOIN recipients r ON r.message_id = m.id
+		WHERE m.id > ? AND m.id <= ? ORDER BY r.id`, after, page[len(page)-1].Message.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rr recipientRow
+		var info, conv sql.NullString
+		var claimed bool
+		if err := rows.Scan(append(rr.dest(), &info, &conv, &claimed)...); err != nil {
+			return nil, err
+		}
+		r, err := rr.recipient()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		err = s.rdb.QueryRowContext(ctx, `SELECT key FROM idempotency_keys WHERE message_id = ?`, id).Scan(&m.IdempotencyKey)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return storeErr("reading idempotency key", err)
+		rec := RecipientRecord{Recipient: r, Conversation: conv.String, Claimed: claimed}
+		if info.Valid {
+			if err := json.Unmarshal([]byte(info.String), &rec.Info); err != nil {
+				return nil, fmt.Errorf("recipient %d: decoding info: %w", r.ID, err)
+			}
 		}
-		if err := fn(m); err != nil {
-			return err
-		}
+		m := byID[r.MessageID]
+		m.Recipients = append(m.Recipients, rec)
 	}
-	return nil
+	return page, rows.Err()
+}
+
+// ExportConversations calls fn with every conversation, a page at a
+// time, in id order.
+func (s *Store) ExportConversations(ctx context.Context, fn func([]bridge.Conversation) error) error {
+	return exportPages(ctx, s.rdb, "conversations",
+		`SELECT `+conversationCols+` FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`,
+		func(rows *sql.Rows) (bridge.Conversation, string, error) {
+			c, err := scanConversation(rows)
+			if err != nil {
+				return bridge.Conversation{}, "", err
+			}
+			return *c, c.ID, nil
+		}, fn)
+}
+
+// ExportInbound calls fn with every received SMS, a page at a time, in id
+// order (which is the order they were recorded in).
+func (s *Store) ExportInbound(ctx context.Context, fn func([]bridge.Inbound) error) error {
+	return exportPages(ctx, s.rdb, "inbound",
+		`SELECT id, provider, dedupe_key, conversation_id, from_addr, to_addr, text, received, raw, mail_to, created
+		FROM inbound WHERE id > ? ORDER BY id LIMIT ?`,
+		func(rows *sql.Rows) (bridge.Inbound, string, error) {
+			var in bridge.Inbound
+			var received, created int64
+			err := rows.Scan(&in.ID, &in.Provider, &in.DedupeKey, &in.Conversation, &in.From, &in.To, &in.Text,
+				&received, &in.Raw, &in.MailTo, &created)
+			in.Received, in.Created = storeutil.FromMillis(received), storeutil.FromMillis(created)
+			return in, in.ID, err
+		}, fn)
+}
+
+// ExportMail calls fn with every mail of the mail queue, whatever its
+// state, with its attempts and next attempt, a page at a time, in id
+// order.
+func (s *Store) ExportMail(ctx context.Context, fn func([]bridge.OutMail) error) error {
+	return exportPages(ctx, s.rdb, "mail",
+		`SELECT `+mailCols+` FROM outbox WHERE id > ? ORDER BY id LIMIT ?`,
+		func(rows *sql.Rows) (bridge.OutMail, string, error) {
+			m, err := scanMail(rows)
+			if err != nil {
+				return bridge.OutMail{}, "", err
+			}
+			return *m, m.ID, nil
+		}, fn)
+}
+
+// ExportCursors calls fn with the saved positions of every poller, a page
+// at a time, in name order. Leases are not exported: they belong to the
+// daemon instances running now.
+func (s *Store) ExportCursors(ctx context.Context, fn func([]bridge.Cursor) error) error {
+	return exportPages(ctx, s.rdb, "cursors",
+		`SELECT name, value FROM cursors WHERE name > ? ORDER BY name LIMIT ?`,
+		func(rows *sql.Rows) (bridge.Cursor, string, error) {
+			var c bridge.Cursor
+			err := rows.Scan(&c.Name, &c.Value)
+			return c, c.Name, err
+		}, fn)
+}
+
+// exportPages reads a table in pages of ExportPage rows, each in a read
+// transaction of its own, and calls fn with each. query takes the key of
+// the last row of the previous page ("" for the first) and the page size;
+// scan reads a row and returns its key.
+func exportPages[T any](ctx context.Context, db *sql.DB, what, query string,
+	scan func(*sql.Rows) (T, string, error), fn func([]T) error) error {
+	for after := ""; ; {
+		page, last, err := readPage(ctx, db, query, after, scan)
+		if err != nil {
+			return storeErr("exporting "+what, err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < ExportPage {
+			return nil
+		}
+		after = last
+	}
+}
+
+func readPage[T any](ctx context.Context, db *sql.DB, query, after string,
+	scan func(*sql.Rows) (T, string, error)) (page []T, last string, err error) {
+	rows, err := db.QueryContext(ctx, query, after, ExportPage)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v, key, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		page, last = append(page, v), key
+	}
+	return page, last, rows.Err()
 }
