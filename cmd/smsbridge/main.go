@@ -41,7 +41,7 @@ commands:
   check-config  -config FILE                           validate a configuration
   log           -config FILE [-phone N] [-account A] [-since 24h|DATE] [-limit N]
                                                        print conversations as threads
-  migrate-store -from sqlite:PATH -to postgres://…    copy messages and queue to PostgreSQL
+  migrate-store -from sqlite:PATH -to postgres://…    copy the store to PostgreSQL
   hash-password                                        read a password on stdin, print its bcrypt hash
                                                        (for [[accounts]] smtp_password_hash)
   version                                              print the version
