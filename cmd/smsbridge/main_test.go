@@ -114,7 +114,20 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 			wg.Add(1)
 			go send(&wg, k*4+w, stop)
 		}
+		// Kill mid-stream, once this run has acknowledged some mail: on a
+		// loaded machine a fixed pause may end before the first 250.
+		mu.Lock()
+		before := len(acked)
+		mu.Unlock()
 		time.Sleep(400 * time.Millisecond)
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			mu.Lock()
+			n := len(acked) - before
+			mu.Unlock()
+			if n >= 10 {
+				break
+			}
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		close(stop)
