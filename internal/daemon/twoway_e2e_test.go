@@ -187,10 +187,12 @@ func TestTwoWayVoipcom(t *testing.T) {
 		t.Fatalf("conversations: %v", convs)
 	}
 	id := list[0].(map[string]any)["id"].(string)
-	raw, _ := json.Marshal(getJSON(t, d, "/v1/conversations/"+id))
-	if err := json.Unmarshal(raw, &conv); err != nil {
-		t.Fatal(err)
-	}
+	// The answer's outcome is recorded just after the provider call.
+	var raw []byte
+	eventually(t, 5*time.Second, "the answer in the log", func() bool {
+		raw, _ = json.Marshal(getJSON(t, d, "/v1/conversations/"+id))
+		return json.Unmarshal(raw, &conv) == nil && len(conv.Entries) == 3
+	})
 	var thread []string
 	for _, e := range conv.Entries {
 		thread = append(thread, e.Direction+": "+e.Text)
