@@ -137,10 +137,14 @@ type ConversationFilter struct {
 	Phone   string    // E.164, or "" for all
 	Account string    // the account that last wrote, or ""
 	Since   time.Time // updated at or after; zero for all
-	// Before pages: only conversations updated strictly before it (the
-	// Updated of the last one on the previous page); zero for the first.
-	Before time.Time
-	Limit  int
+	// Before and BeforeID page: only conversations after the last one of
+	// the previous page in the list's order (Updated, then ID, both
+	// descending); zero for the first page. Without BeforeID, those
+	// updated strictly before Before. The ID matters: one dispatcher round
+	// updates many conversations at the same instant.
+	Before   time.Time
+	BeforeID string
+	Limit    int
 }
 
 // DeliveryReport is a provider's word on one sent SMS.

@@ -41,11 +41,13 @@ func conversation(c *bridge.Conversation) conversationView {
 		MailMessageID: c.MailMessageID, Subject: c.Subject, LastOut: c.LastOut, Created: c.Created, Updated: c.Updated}
 }
 
-// conversationPage answers GET /v1/conversations. NextBefore, set when
-// the page is full, is the before= of the next page.
+// conversationPage answers GET /v1/conversations. NextBefore and
+// NextBeforeID, set when the page is full, are the before= and before_id=
+// of the next page.
 type conversationPage struct {
 	Conversations []conversationView `json:"conversations"`
 	NextBefore    time.Time          `json:"next_before,omitzero"`
+	NextBeforeID  string             `json:"next_before_id,omitempty"`
 }
 
 // conversationLog answers GET /v1/conversations/{id}: the conversation and
@@ -83,7 +85,7 @@ func logEntry(e bridge.LogEntry) logEntryView {
 // silently list everything.
 func parseConversationFilter(q url.Values) (bridge.ConversationFilter, error) {
 	f := bridge.ConversationFilter{Limit: defaultConversations}
-	if err := onlyParams(q, "phone", "account", "since", "before", "limit"); err != nil {
+	if err := onlyParams(q, "phone", "account", "since", "before", "before_id", "limit"); err != nil {
 		return f, err
 	}
 	f.Phone = strings.TrimSpace(q.Get("phone"))
@@ -94,6 +96,9 @@ func parseConversationFilter(q url.Values) (bridge.ConversationFilter, error) {
 	}
 	if f.Before, err = queryTime(q, "before"); err != nil {
 		return f, err
+	}
+	if f.BeforeID = strings.TrimSpace(q.Get("before_id")); f.BeforeID != "" && f.Before.IsZero() {
+		return f, badQuery("before_id", "before_id: goes with before (next_before and next_before_id of the previous page)")
 	}
 	if f.Limit, err = queryLimit(q, defaultConversations, maxConversations); err != nil {
 		return f, err
@@ -177,6 +182,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(list) > 0 && len(list) >= f.Limit {
 		page.NextBefore = list[len(list)-1].Updated
+		page.NextBeforeID = list[len(list)-1].ID
 	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -36,6 +36,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"ConversationNotFound", testConversationNotFound},
 		{"LatestConversation", testLatestConversation},
 		{"ListConversations", testListConversations},
+		{"PageSameInstant", testPageSameInstant},
 		{"ListConversationsLimit", testListConversationsLimit},
 		{"RecordInbound", testRecordInbound},
 		{"RecordInboundDuplicate", testRecordInboundDuplicate},
@@ -1093,4 +1094,38 @@ func testMailStats(t *testing.T, s Full) {
 		t.Fatal(err)
 	}
 	check(1, base)
+}
+
+// testPageSameInstant pages through conversations that one dispatcher
+// round updated at the same instant: none is skipped or repeated.
+func testPageSameInstant(t *testing.T, s Full) {
+	ctx := context.Background()
+	want := map[string]bool{}
+	for i := range 5 {
+		phone := fmt.Sprintf("+97250700000%d", i)
+		converse(t, s, phone, our1, "clinic", "alice@clinic.example", base, base.Add(time.Minute))
+		want[bridge.ConversationID(phone, our1)] = true
+	}
+	seen := map[string]bool{}
+	f := bridge.ConversationFilter{Limit: 2}
+	for page := 0; ; page++ {
+		list, err := s.ListConversations(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list {
+			if seen[c.ID] {
+				t.Errorf("page %d repeats %s", page, c.ID)
+			}
+			seen[c.ID] = true
+		}
+		if len(list) < f.Limit || page > 5 {
+			break
+		}
+		last := list[len(list)-1]
+		f.Before, f.BeforeID = last.Updated, last.ID
+	}
+	if len(seen) != len(want) {
+		t.Errorf("paged through %d of %d conversations updated at one instant", len(seen), len(want))
+	}
 }

@@ -172,7 +172,12 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 	if !f.Since.IsZero() {
 		cond("c.updated >=", storeutil.Millis(f.Since))
 	}
-	if !f.Before.IsZero() {
+	switch {
+	case !f.Before.IsZero() && f.BeforeID != "":
+		// A row comparison: the (updated, id) order the list is sorted in.
+		args = append(args, storeutil.Millis(f.Before), f.BeforeID)
+		where = append(where, fmt.Sprintf("(c.updated, c.id) < ($%d, $%d)", len(args)-1, len(args)))
+	case !f.Before.IsZero():
 		cond("c.updated <", storeutil.Millis(f.Before))
 	}
 	q := `SELECT ` + conversationCols + ` FROM conversations c`

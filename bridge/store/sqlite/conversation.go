@@ -173,7 +173,11 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 	if !f.Since.IsZero() {
 		where, args = append(where, "c.updated >= ?"), append(args, storeutil.Millis(f.Since))
 	}
-	if !f.Before.IsZero() {
+	switch {
+	case !f.Before.IsZero() && f.BeforeID != "":
+		where = append(where, "(c.updated < ? OR (c.updated = ? AND c.id < ?))")
+		args = append(args, storeutil.Millis(f.Before), storeutil.Millis(f.Before), f.BeforeID)
+	case !f.Before.IsZero():
 		where, args = append(where, "c.updated < ?"), append(args, storeutil.Millis(f.Before))
 	}
 	q := `SELECT ` + conversationCols + ` FROM conversations c`
