@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"mime"
 	"net/mail"
 	"strings"
@@ -167,9 +166,14 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 	var out *OutMail
 	if in.MailTo != "" && b.opt.Composer != nil {
 		if out, err = b.opt.Composer.Reply(c, in, in.MailTo); err != nil {
-			return false, fmt.Errorf("building the reply mail: %w", err)
+			// An address the mail cannot be built for (it came from a
+			// mail's Reply-To) must not make the provider retry forever:
+			// keep the SMS in the log, unmailed.
+			b.opt.Log.ErrorContext(ctx, "building the reply mail; the SMS is only logged", "to", in.MailTo, "err", err)
+			out = nil
 		}
-	} else {
+	}
+	if out == nil {
 		in.MailTo = ""
 	}
 	err = cs.RecordInbound(ctx, in, out, cursor)

@@ -18,6 +18,7 @@ import (
 // composer records what the bridge asks to mail, and builds a stand-in
 // message (the real one is mailout's; here only the routing is tested).
 type composer struct {
+	fail    bool // Reply fails, as for an address no mail can be built for
 	mu      sync.Mutex
 	replies []string // "to: text"
 	bounces [][]bridge.Failure
@@ -26,6 +27,9 @@ type composer struct {
 func (c *composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to string) (*bridge.OutMail, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fail {
+		return nil, bridge.Permanent(bridge.ReasonInvalid, "to", "%q is not an address", to)
+	}
 	c.replies = append(c.replies, to+": "+in.Text)
 	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: in.ID, From: "bridge@sms.example.com", To: to,
 		Data: []byte("Subject: reply\r\n\r\n" + in.Text + "\r\n")}, nil
@@ -300,5 +304,26 @@ func TestOurKey(t *testing.T) {
 		if got := w.b.OurKey(in); got != want {
 			t.Errorf("OurKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A reply whose mail cannot be built is still recorded (and the provider
+// gets its 200), only not mailed.
+func TestUnbuildableReplyIsLogged(t *testing.T) {
+	w := newTwoWay(t, "desk@example.com")
+	w.comp.fail = true
+	in := &bridge.Inbound{Provider: "p", DedupeKey: "u1", From: "+972501234567", Text: "hi"}
+	if dup, err := w.b.Receive(t.Context(), in); err != nil || dup {
+		t.Fatalf("Receive = %v, %v", dup, err)
+	}
+	if in.MailTo != "" {
+		t.Errorf("MailTo = %q for a mail that was never built", in.MailTo)
+	}
+	log, err := w.store.ConversationLog(t.Context(), in.Conversation, 0)
+	if err != nil || len(log) != 1 || log[0].MailTo != "" {
+		t.Errorf("log = %+v, %v", log, err)
+	}
+	if st, err := w.store.MailStats(t.Context()); err != nil || st.Queued != 0 {
+		t.Errorf("mail queue %+v, %v", st, err)
 	}
 }
