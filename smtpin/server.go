@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
@@ -380,6 +381,13 @@ const (
 
 // submission turns a parsed mail into a bridge submission.
 func (s *session) submission(m *Mail) (*bridge.Submission, error) {
+	if isAutoReply(m.Header) {
+		// An out-of-office answering one of our reply mails would text
+		// the phone "I am away until Monday". Generated mail (cron,
+		// monitoring: Auto-Submitted: auto-generated) is what the bridge
+		// is for, so only responses are refused.
+		return nil, bridge.Permanent(bridge.ReasonInvalid, "Auto-Submitted", "automatic replies (out of office, vacation) are not sent as SMS")
+	}
 	sub := &bridge.Submission{
 		Account:       s.acct,
 		Channel:       bridge.ChannelSMTP,
@@ -526,3 +534,13 @@ func (p slogPrinter) Printf(format string, v ...any) {
 	p.log.Warn("smtp", "msg", fmt.Sprintf(format, v...))
 }
 func (p slogPrinter) Println(v ...any) { p.log.Warn("smtp", "msg", fmt.Sprint(v...)) }
+
+// isAutoReply reports whether a mail is an automatic response (RFC 3834
+// Auto-Submitted: auto-replied, or the older vacation headers).
+func isAutoReply(h mail.Header) bool {
+	v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted")))
+	if strings.HasPrefix(v, "auto-replied") {
+		return true
+	}
+	return h.Get("X-Autoreply") != "" || h.Get("X-Autorespond") != ""
+}

@@ -166,6 +166,14 @@ func TestTwoWayVoipcom(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the answer SMS", func() bool { return len(fake.Requests()) == 2 })
+
+	// Alice's out-of-office answering the same reply mail is refused, not
+	// texted to the phone.
+	ooo := fmt.Sprintf("From: Alice <alice@example.com>\nAuto-Submitted: auto-replied (vacation)\nIn-Reply-To: <%s>\nSubject: Out of office\n\nI am away until Monday.\n", replyID)
+	_, err = sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"+972501234567@sms.example.com"}, ooo)
+	if c, e := smtpCode(err); c != 554 || e != "5.6.0" {
+		t.Errorf("out-of-office: %v, want 554 5.6.0", err)
+	}
 	if f := fake.Requests()[1].Form; f.Get("from") != "972500000001" || f.Get("msg") != "Great, see you!" {
 		t.Errorf("answer sent as from=%q msg=%q; want the conversation's number and no quoted text", f.Get("from"), f.Get("msg"))
 	}
