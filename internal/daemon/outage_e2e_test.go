@@ -16,11 +16,12 @@ import (
 // flaky stands in front of a provider fake: it answers 503 while down, and
 // with refuse set it does not even listen (connection refused).
 type flaky struct {
-	t     *testing.T
-	addr  string
-	down  atomic.Bool
-	proxy http.Handler
-	srv   *http.Server
+	t       *testing.T
+	addr    string
+	down    atomic.Bool
+	refused atomic.Int64 // requests answered 503
+	proxy   http.Handler
+	srv     *http.Server
 }
 
 func newFlaky(t *testing.T, target string) *flaky {
@@ -42,6 +43,7 @@ func newFlaky(t *testing.T, target string) *flaky {
 func (f *flaky) serve(ln net.Listener) {
 	f.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.down.Load() {
+			f.refused.Add(1)
 			http.Error(w, `{"error": true, "error_message": "maintenance"}`, http.StatusServiceUnavailable)
 			return
 		}
@@ -142,5 +144,79 @@ provider = "voip"
 	st, err := d.Store().Stats(t.Context())
 	if err != nil || st.Queued != 0 {
 		t.Errorf("queue after recovery: %+v %v", st, err)
+	}
+}
+
+// A flapping provider (up and down every 150ms) delays sends but loses
+// none and sends none twice: a 503 means it took nothing.
+func TestFlappingProvider(t *testing.T) {
+	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
+	front := newFlaky(t, fake.URL)
+	d := start(t, fmt.Sprintf(`
+[smtp]
+domains = ["sms.example.com"]
+[queue]
+retry_min = "50ms"
+retry_max = "300ms"
+max_age = "1h"
+[[accounts]]
+name = "a"
+emails = ["*@example.com"]
+sender_ids = ["972500000001"]
+[[providers]]
+name = "voip"
+type = "voipcom"
+base_url = "http://%s"
+api_key = "key"
+api_password = "pw"
+numbers = ["972500000001"]
+batch_size = 1
+[[routes]]
+prefix = "+972"
+provider = "voip"
+`, front.addr))
+
+	stop := make(chan struct{})
+	flapped := make(chan struct{})
+	go func() {
+		defer close(flapped)
+		for {
+			select {
+			case <-stop:
+				front.down.Store(false)
+				return
+			case <-time.After(150 * time.Millisecond):
+				front.down.Store(!front.down.Load())
+			}
+		}
+	}()
+	const n = 30
+	for i := range n {
+		if _, err := sendMail(t, d.SMTPAddr(), "ops@example.com", []string{fmt.Sprintf("05020000%02d@sms.example.com", i)}, "Subject: x\n\nflapping\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-flapped
+	eventually(t, 20*time.Second, "every SMS sent", func() bool { return len(fake.Requests()) >= n })
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]int{}
+	for _, r := range fake.Requests() {
+		for _, to := range r.To {
+			seen[to]++
+		}
+	}
+	for to, c := range seen {
+		if c != 1 {
+			t.Errorf("%s sent %d times", to, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d of %d numbers sent", len(seen), n)
+	}
+	if front.refused.Load() == 0 {
+		t.Error("no request met the provider down: the test exercised nothing")
 	}
 }
