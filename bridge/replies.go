@@ -220,8 +220,10 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 		return 0, Permanent(ReasonInvalid, "status", "delivery state %q is neither delivered nor undelivered", r.State)
 	}
 	if r.To != "" {
-		to, err := ParseNumber(r.To, b.opt.Region)
-		if err != nil {
+		// As in Receive: providers write numbers international, often
+		// without the "+".
+		to := b.OurKey(r.To)
+		if !strings.HasPrefix(to, "+") {
 			return 0, Permanent(ReasonBadNumber, "to", "%q is not a phone number", r.To)
 		}
 		r.To = to

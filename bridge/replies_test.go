@@ -280,6 +280,12 @@ func TestReportMovesSentToDelivered(t *testing.T) {
 	if got.Recipients[0].State != bridge.StateDelivered {
 		t.Errorf("state %s, want delivered", got.Recipients[0].State)
 	}
+	// A report naming the number as providers write it: international,
+	// without "+" (not a national number of the default region).
+	n, err = w.b.Report(t.Context(), bridge.DeliveryReport{Provider: "p", ProviderID: "p-+972501234567", To: "972501234567", State: bridge.StateUndelivered, Detail: "absent subscriber"})
+	if err != nil || n != 1 {
+		t.Fatalf("Report with To = %d, %v; want 1 recipient", n, err)
+	}
 	if _, err := w.b.Report(t.Context(), bridge.DeliveryReport{Provider: "p", ProviderID: "", State: bridge.StateDelivered}); bridge.ReasonOf(err) != bridge.ReasonInvalid {
 		t.Errorf("report without id: %v", err)
 	}
