@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/loadtest"
 )
 
@@ -33,10 +34,19 @@ provider = "console"
 // BenchmarkSMTPAcknowledge measures durably acknowledged messages per
 // second with 20 SMTP sessions and 1 KiB messages, beside the go-smtp
 // discard server as the ceiling, and checks the dispatcher keeps up:
-// the queue must drain within a second of the load ending.
+// the queue must drain within 30 seconds of the load ending.
 //
 //	go test -run '^$' -bench SMTPAcknowledge -benchtime 1x ./internal/daemon
 func BenchmarkSMTPAcknowledge(b *testing.B) {
+	benchAcknowledge(b, func(b *testing.B) (*daemon.Daemon, func()) {
+		return startBench(b, benchConfig), func() {}
+	})
+}
+
+// benchAcknowledge runs the acknowledge benchmark against the daemon that
+// start returns (stop, if it does anything, ends it before the figures are
+// reported, so the next run does not share the machine with it).
+func benchAcknowledge(b *testing.B, start func(b *testing.B) (d *daemon.Daemon, stop func())) {
 	const dur = 5 * time.Second
 	for range b.N {
 		addr, stop, err := loadtest.DiscardServer()
@@ -51,7 +61,7 @@ func BenchmarkSMTPAcknowledge(b *testing.B) {
 			b.Fatal(err)
 		}
 
-		d := startBench(b, benchConfig)
+		d, stopDaemon := start(b)
 		cpu = cpuTime()
 		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: d.SMTPAddr(), Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost",
 			To: func(i int) string { return "+97250" + pad7(i) + "@sms.localhost" }})
@@ -76,12 +86,14 @@ func BenchmarkSMTPAcknowledge(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		drain := time.Since(drained)
+		stopDaemon()
 		b.ReportMetric(ceiling.Rate, "discard-msgs/s")
 		b.ReportMetric(res.Rate, "msgs/s")
 		b.ReportMetric(res.Rate/ceiling.Rate, "ratio")
 		b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
-		b.ReportMetric(time.Since(drained).Seconds(), "drain-s")
+		b.ReportMetric(drain.Seconds(), "drain-s")
 		// CPU per message, load generator included in both: on a busy
 		// machine the rates are bounded by CPU, and this shows whether a
 		// change made the bridge cheaper even when the rates are noisy.
