@@ -70,18 +70,16 @@ func (f *flaky) listen() {
 	}
 }
 
-// A provider down for a while, answering 503 and then refusing
-// connections: nothing accepted is lost or sent twice, and sends resume
-// within the backoff cap once it is back.
-func TestProviderOutageRecovery(t *testing.T) {
-	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
-	front := newFlaky(t, fake.URL)
-	d := start(t, fmt.Sprintf(`
+// flakyConfig routes every +972 number, one per call, to a
+// voip-communications provider at addr (a flaky front), with the given
+// backoff.
+func flakyConfig(addr, retryMin, retryMax string) string {
+	return fmt.Sprintf(`
 [smtp]
 domains = ["sms.example.com"]
 [queue]
-retry_min = "100ms"
-retry_max = "30s"
+retry_min = %q
+retry_max = %q
 max_age = "1h"
 send_timeout = "1s"
 [[accounts]]
@@ -99,7 +97,18 @@ batch_size = 1
 [[routes]]
 prefix = "+972"
 provider = "voip"
-`, front.addr))
+`, retryMin, retryMax, addr)
+}
+
+// A provider down for a while, answering 503 and then refusing
+// connections: nothing accepted is lost or sent twice, and sends resume
+// within the backoff cap once it is back.
+func TestProviderOutageRecovery(t *testing.T) {
+	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
+	front := newFlaky(t, fake.URL)
+	// Each recipient backs off up to 30s: only the circuit's probe and
+	// the retry of what waited can make recovery quicker than that.
+	d := start(t, flakyConfig(front.addr, "100ms", "30s"))
 
 	front.down.Store(true)
 	const n = 20
@@ -152,29 +161,7 @@ provider = "voip"
 func TestFlappingProvider(t *testing.T) {
 	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
 	front := newFlaky(t, fake.URL)
-	d := start(t, fmt.Sprintf(`
-[smtp]
-domains = ["sms.example.com"]
-[queue]
-retry_min = "50ms"
-retry_max = "300ms"
-max_age = "1h"
-[[accounts]]
-name = "a"
-emails = ["*@example.com"]
-sender_ids = ["972500000001"]
-[[providers]]
-name = "voip"
-type = "voipcom"
-base_url = "http://%s"
-api_key = "key"
-api_password = "pw"
-numbers = ["972500000001"]
-batch_size = 1
-[[routes]]
-prefix = "+972"
-provider = "voip"
-`, front.addr))
+	d := start(t, flakyConfig(front.addr, "50ms", "300ms"))
 
 	stop := make(chan struct{})
 	flapped := make(chan struct{})
