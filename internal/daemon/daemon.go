@@ -51,13 +51,9 @@ type Daemon struct {
 // listeners, so that configuration and port errors surface before Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, loaded: cfg, log: log}
-	var provs []bridge.Provider
-	for _, pc := range cfg.Providers {
-		p, err := newProvider(pc, log)
-		if err != nil {
-			return nil, err
-		}
-		provs = append(provs, p)
+	provs, err := providers(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	st, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
@@ -73,10 +69,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	}
 
 	m := metrics.New(st.Stats)
-	var routes []bridge.Route
-	for _, r := range cfg.Routes {
-		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
-	}
 	var composer bridge.Composer
 	if cfg.Replies.Smarthost != "" {
 		composer = &mailout.Composer{Domain: cfg.Replies.FromDomain, Subject: cfg.Replies.Subject, Hostname: cfg.SMTP.Hostname}
@@ -118,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	if d.mail != nil {
 		opts.MailQueued = d.mail.Wake
 	}
-	d.bridge, err = bridge.New(st, provs, routes, accounts(cfg), opts)
+	d.bridge, err = bridge.New(st, provs, routes(cfg), accounts(cfg), opts)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -230,19 +222,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 func (d *Daemon) Reload(cfg *config.Config) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	var provs []bridge.Provider
-	for _, pc := range cfg.Providers {
-		p, err := newProvider(pc, d.log)
-		if err != nil {
-			return err
-		}
-		provs = append(provs, p)
+	provs, err := providers(cfg, d.log)
+	if err != nil {
+		return err
 	}
-	var routes []bridge.Route
-	for _, r := range cfg.Routes {
-		routes = append(routes, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
-	}
-	if err := d.bridge.Reload(provs, routes, accounts(cfg)); err != nil {
+	if err := d.bridge.Reload(provs, routes(cfg), accounts(cfg)); err != nil {
 		return err
 	}
 	d.dispatcher.SetProviders(provs, concurrency(cfg))
@@ -400,6 +384,28 @@ func (d *Daemon) Run(ctx context.Context) error {
 	default:
 	}
 	return err
+}
+
+// providers builds every configured provider.
+func providers(cfg *config.Config, log *slog.Logger) ([]bridge.Provider, error) {
+	var out []bridge.Provider
+	for _, pc := range cfg.Providers {
+		p, err := newProvider(pc, log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// routes are the configured routes, each with its fallbacks after it.
+func routes(cfg *config.Config) []bridge.Route {
+	var out []bridge.Route
+	for _, r := range cfg.Routes {
+		out = append(out, bridge.Route{Prefix: r.Prefix, Providers: append([]string{r.Provider}, r.Fallback...)})
+	}
+	return out
 }
 
 func accounts(cfg *config.Config) []bridge.Account {
