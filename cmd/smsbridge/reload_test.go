@@ -72,12 +72,14 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("%d SMS went to the provider the reload replaced", n)
 	}
 
-	// A broken file: refused, the running configuration stays.
-	write("[smtp]\nthis is not toml\n")
+	// A file that does not load: refused, the running configuration stays.
+	// It would drop bob if it were applied, so a wrongly applied reload
+	// fails the check below.
+	write(daemonConfig(addr, newFake.URL) + "[limits]\nno_such_key = 1\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let it read the file; nothing may change
+	time.Sleep(300 * time.Millisecond) // let it read and refuse the file
 	if err := sendFrom(addr, "bob@other.example", "+12025550103@sms.example.com"); err != nil {
 		t.Fatalf("after a broken reload: %v", err)
 	}
