@@ -1000,13 +1000,25 @@ func testClaimMailConcurrent(t *testing.T, s Full) {
 	for i := range mails {
 		want[queueMail(t, s, newMail(base, base.Add(-time.Duration(i)*time.Second))).ID] = true
 	}
+	queues := make([]bridge.MailQueue, claimers)
+	for i := range queues {
+		queues[i] = s
+	}
+	CheckMailClaimedOnce(t, want, ClaimAllMail(t, base, 4, queues...))
+}
+
+// ClaimAllMail claims from every queue concurrently, limit at a time, until
+// none hands out more, and counts how often each mail id was handed out.
+// Stores test claims across instances with it (one queue per instance).
+func ClaimAllMail(t *testing.T, now time.Time, limit int, queues ...bridge.MailQueue) map[string]int {
+	t.Helper()
 	var mu sync.Mutex
 	got := map[string]int{}
 	var wg sync.WaitGroup
-	for range claimers {
+	for _, q := range queues {
 		wg.Go(func() {
 			for {
-				ms, err := s.ClaimMail(context.Background(), base, 4, time.Hour)
+				ms, err := q.ClaimMail(context.Background(), now, limit, time.Hour)
 				if err != nil {
 					t.Error(err)
 					return
@@ -1023,6 +1035,13 @@ func testClaimMailConcurrent(t *testing.T, s Full) {
 		})
 	}
 	wg.Wait()
+	return got
+}
+
+// CheckMailClaimedOnce fails t unless got (from ClaimAllMail) holds every
+// id of want exactly once and nothing else.
+func CheckMailClaimedOnce(t *testing.T, want map[string]bool, got map[string]int) {
+	t.Helper()
 	for id, n := range got {
 		if n != 1 || !want[id] {
 			t.Errorf("mail %s handed out %d times (queued: %v)", id, n, want[id])

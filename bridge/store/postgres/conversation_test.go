@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/storetest"
 )
 
 // twoInstances is two daemons on one database.
@@ -120,39 +121,14 @@ func TestClaimMailTwoInstances(t *testing.T) {
 		}
 		want[m.ID] = true
 	}
-	var mu sync.Mutex
-	got := map[string]int{}
-	var wg sync.WaitGroup
+	// Four mailers per instance.
+	var queues []bridge.MailQueue
 	for _, s := range stores {
 		for range 4 {
-			wg.Go(func() {
-				for {
-					mails, err := s.ClaimMail(ctx, now, 3, time.Hour)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if len(mails) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, m := range mails {
-						got[m.ID]++
-					}
-					mu.Unlock()
-				}
-			})
+			queues = append(queues, s)
 		}
 	}
-	wg.Wait()
-	for id, n := range got {
-		if n != 1 || !want[id] {
-			t.Errorf("mail %s handed out %d times (queued: %v)", id, n, want[id])
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d mails handed out, want %d", len(got), len(want))
-	}
+	storetest.CheckMailClaimedOnce(t, want, storetest.ClaimAllMail(t, now, 3, queues...))
 }
 
 // A database from before the conversation log (schema 1) is upgraded in
