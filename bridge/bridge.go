@@ -60,6 +60,9 @@ type policy struct {
 	routes     *Routes
 	accounts   *Accounts
 	perAccount map[string]*limiters // by account name
+	// ourKeys are the configured sender IDs' OurKey: every SMS sent is
+	// filed under its sender's key, and parsing a number is not free.
+	ourKeys map[string]string
 }
 
 // New assembles a Bridge. Every provider named by a route must be given.
@@ -97,6 +100,7 @@ func (b *Bridge) Reload(providers []Provider, routes []Route, accounts []Account
 		routes:     NewRoutes(routes),
 		accounts:   NewAccounts(accounts),
 		perAccount: map[string]*limiters{},
+		ourKeys:    map[string]string{},
 	}
 	for _, p := range providers {
 		pol.providers[p.Name()] = p
@@ -104,6 +108,11 @@ func (b *Bridge) Reload(providers []Provider, routes []Route, accounts []Account
 	for _, name := range pol.routes.All() {
 		if pol.providers[name] == nil {
 			return fmt.Errorf("bridge: route names unknown provider %q", name)
+		}
+	}
+	for _, a := range accounts {
+		for _, id := range a.SenderIDs {
+			pol.ourKeys[id] = b.OurKey(id)
 		}
 	}
 	old := b.policy.Load()

@@ -68,7 +68,10 @@ func (b *Bridge) Touch(m *Message, r Recipient, o Outcome) *ConversationTouch {
 	if !strings.HasPrefix(r.To, "+") || o.State == StateQueued {
 		return nil
 	}
-	our := b.OurKey(m.Sender)
+	our, ok := b.pol().ourKeys[m.Sender]
+	if !ok { // a sender ID since removed from the configuration
+		our = b.OurKey(m.Sender)
+	}
 	t := &ConversationTouch{ID: ConversationID(r.To, our), Phone: r.To, Our: our, Account: m.Account, At: m.Created}
 	if o.State == StateSent {
 		// Only an SMS that went out makes its writer the one replies go to.
@@ -257,8 +260,9 @@ func (b *Bridge) ReplySender(ctx context.Context, acct *Account, phone string, m
 		if err != nil || c.Phone != phone {
 			continue
 		}
+		pol := b.pol()
 		for _, s := range acct.SenderIDs {
-			if b.OurKey(s) == c.Our {
+			if pol.ourKeys[s] == c.Our {
 				return s
 			}
 		}
