@@ -292,10 +292,17 @@ func TestRepliesWaitForTheSmarthost(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
 	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
-	if _, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"0501234567@sms.example.com"}, "Subject: x\n\nping\n"); err != nil {
+	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"0501234567@sms.example.com"}, "Subject: x\n\nping\n")
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the SMS", func() bool { return len(fake.Requests()) == 1 })
+	_, msgID, _ := strings.Cut(reply, "queued as ")
+	// Replies go to alice once her SMS is recorded as sent, a moment
+	// after the provider took it.
+	eventually(t, 5*time.Second, "the SMS recorded as sent", func() bool {
+		m, err := d.Store().Message(t.Context(), msgID)
+		return err == nil && m.Recipients[0].State == bridge.StateSent
+	})
 
 	capture.Down()
 	for i, text := range []string{"one", "two"} {
@@ -369,7 +376,10 @@ func TestTwoWayIPPanelPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, msgID, _ := strings.Cut(reply, "queued as ")
-	eventually(t, 5*time.Second, "the SMS", func() bool { return len(fake.Requests()) == 1 })
+	eventually(t, 5*time.Second, "the SMS recorded as sent", func() bool {
+		m, err := d.Store().Message(t.Context(), msgID)
+		return err == nil && m.Recipients[0].State == bridge.StateSent
+	})
 
 	fake.AddInbound("+989120000001", "+983000505", "ممنون")
 	msgs, err := capture.Wait(ctx15(t), 1)
