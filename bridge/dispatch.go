@@ -205,19 +205,28 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 
 	batches := make(chan batch)
 	done := make(chan int, d.opt.Workers) // recipients completed
-	var wg sync.WaitGroup
+	// A worker makes provider calls only. Recording a batch's outcomes
+	// waits for a store commit, which under load is the longest wait of
+	// all; a worker that waited for it too would hold the dispatcher to
+	// Workers batches per commit, and let the queue grow behind SMTP
+	// sessions that share those commits. Recorders run beside the
+	// workers instead, one per batch sent: at most capacity of them, as
+	// every batch is claimed work counted in pending. The store groups
+	// their writes into its commits.
+	var workers, recorders sync.WaitGroup
 	for range d.opt.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		workers.Go(func() {
 			for b := range batches {
-				d.send(sendCtx, b)
-				done <- len(b.jobs)
+				outcomes := d.send(sendCtx, b)
+				recorders.Go(func() {
+					d.record(sendCtx, b, outcomes)
+					done <- len(b.jobs)
+				})
 			}
-		}()
+		})
 	}
 	workersDone := make(chan struct{})
-	go func() { wg.Wait(); close(workersDone) }()
+	go func() { workers.Wait(); recorders.Wait(); close(workersDone) }()
 
 	pending := 0 // claimed, not completed
 	var queue []batch
@@ -379,10 +388,10 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
 	return out
 }
 
-// send makes one provider call for a batch and records every outcome. The
-// batch holds a slot of its provider's concurrency limit (see Run), which
-// send gives back.
-func (d *Dispatcher) send(ctx context.Context, b batch) {
+// send makes one provider call for a batch and returns every outcome, for
+// record. The batch holds a slot of its provider's concurrency limit (see
+// Run), which send gives back once the call is over.
+func (d *Dispatcher) send(ctx context.Context, b batch) []Outcome {
 	defer release(b)
 	set := d.set.Load()
 	now := d.opt.Now()
@@ -445,6 +454,11 @@ func (d *Dispatcher) send(ctx context.Context, b batch) {
 		}
 	}
 	d.annotate(b, outcomes)
+	return outcomes
+}
+
+// record stores a batch's outcomes and then reports the final ones.
+func (d *Dispatcher) record(ctx context.Context, b batch, outcomes []Outcome) {
 	// Recording outcomes must survive shutdown: the send already happened.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -384,3 +384,72 @@ func TestDispatchCircuitBreaker(t *testing.T) {
 		t.Errorf("breaker states = %v, want open then closed", states)
 	}
 }
+
+// slowComplete is the real store with Complete held until release is
+// closed, as a commit is held up when the store is busy.
+type slowComplete struct {
+	*sqlite.Store
+	release chan struct{}
+}
+
+func (s slowComplete) Complete(ctx context.Context, o []bridge.Outcome) error {
+	<-s.release
+	return s.Store.Complete(ctx, o)
+}
+
+// TestDispatchSendsWhileOutcomesWaitForTheStore: a worker that waited for
+// its outcomes' commit would hold the dispatcher to Workers sends per
+// commit. With one worker and the store's commits held, every message is
+// still sent; their outcomes are all recorded once the store moves, and a
+// shutdown waits for them.
+func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	slow := slowComplete{st, make(chan struct{})}
+	p := &scripted{name: "p"}
+	d := bridge.NewDispatcher(slow, []bridge.Provider{p}, bridge.DispatchOptions{Log: log, Workers: 1})
+	b, _ := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}},
+		[]bridge.Account{{Name: "a", Emails: []string{"*@x.com"}, SenderIDs: []string{"A"}}}, bridge.Options{Region: "IL", Enqueued: d.Wake})
+	acct, _ := b.Account("a@x.com")
+	var ids []string
+	for i := range 5 {
+		r, err := b.Resolve(acct, fmt.Sprintf("050111111%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := b.Submit(t.Context(), &bridge.Submission{Account: acct, Text: "x", Recipients: []bridge.Recipient{r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, 5*time.Second); close(done) }()
+	eventually(t, 5*time.Second, "five sends while no outcome is recorded", func() bool { return len(p.Calls()) == 5 })
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned with outcomes not yet recorded")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(slow.release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	for _, id := range ids {
+		got, err := st.Message(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := got.Recipients[0].State; s != bridge.StateSent {
+			t.Errorf("%s: state = %s, want sent", id, s)
+		}
+	}
+}
