@@ -49,7 +49,9 @@ func BenchmarkFrontCeiling(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu := loadtest.ProcessCPU()
 		ceiling, err := loadtest.Run(context.Background(), loadtest.Options{Addr: addr, Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost"})
+		ceilingCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, ceiling.Sent)
 		stop()
 		if err != nil {
 			b.Fatal(err)
@@ -63,8 +65,10 @@ func BenchmarkFrontCeiling(b *testing.B) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(ln) }()
+		cpu = loadtest.ProcessCPU()
 		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: ln.Addr().String(), Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost",
 			To: func(i int) string { return fmt.Sprintf("+97250%07d@sms.localhost", i%10000000) }})
+		resCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, res.Sent)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := srv.Shutdown(ctx); err != nil {
 			b.Error(err)
@@ -80,5 +84,7 @@ func BenchmarkFrontCeiling(b *testing.B) {
 		b.ReportMetric(ceiling.Rate, "discard-msgs/s")
 		b.ReportMetric(res.Rate, "msgs/s")
 		b.ReportMetric(res.Rate/ceiling.Rate, "ratio")
+		b.ReportMetric(ceilingCPU, "discard-cpu-us/msg")
+		b.ReportMetric(resCPU, "cpu-us/msg")
 	}
 }

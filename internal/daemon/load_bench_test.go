@@ -5,7 +5,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,22 +53,22 @@ func benchAcknowledge(b *testing.B, start func(b *testing.B) (d *daemon.Daemon, 
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu := cpuTime()
+		cpu := loadtest.ProcessCPU()
 		ceiling, err := loadtest.Run(context.Background(), loadtest.Options{Addr: addr, Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost"})
-		ceilingCPU := perMessage(cpuTime()-cpu, ceiling.Sent)
+		ceilingCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, ceiling.Sent)
 		stop()
 		if err != nil {
 			b.Fatal(err)
 		}
 
 		d, stopDaemon := start(b)
-		cpu = cpuTime()
+		cpu = loadtest.ProcessCPU()
 		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: d.SMTPAddr(), Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost",
 			To: func(i int) string { return "+97250" + pad7(i) + "@sms.localhost" }})
 		if err != nil {
 			b.Fatal(err)
 		}
-		resCPU := perMessage(cpuTime()-cpu, res.Sent)
+		resCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, res.Sent)
 		if res.Failed > 0 {
 			b.Fatalf("%d failed: %v", res.Failed, res.Errors)
 		}
@@ -118,32 +117,15 @@ func pad7(i int) string { return fmt.Sprintf("%07d", i%10000000) }
 func BenchmarkSMTPBridgeOnly(b *testing.B) {
 	for range b.N {
 		d := startBench(b, benchConfig)
-		cpu := cpuTime()
+		cpu := loadtest.ProcessCPU()
 		res, err := loadtest.Run(context.Background(), loadtest.Options{Addr: d.SMTPAddr(), Sessions: 20, Size: 1024, Duration: 5 * time.Second, From: "load@localhost",
 			To: func(i int) string { return "+97250" + pad7(i) + "@sms.localhost" }})
 		if err != nil || res.Failed > 0 {
 			b.Fatalf("%v, %d failed: %v", err, res.Failed, res.Errors)
 		}
-		b.ReportMetric(perMessage(cpuTime()-cpu, res.Sent), "cpu-us/msg")
+		b.ReportMetric(loadtest.PerMessage(loadtest.ProcessCPU()-cpu, res.Sent), "cpu-us/msg")
 		b.ReportMetric(res.Rate, "msgs/s")
 		b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// perMessage is d spread over n messages, in microseconds.
-func perMessage(d time.Duration, n int) float64 {
-	if n == 0 {
-		return 0
-	}
-	return float64(d.Microseconds()) / float64(n)
 }
