@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,11 @@ type breaker struct {
 	cool      time.Duration
 	openUntil time.Time // zero: closed
 	probing   bool      // a half-open probe is under way
+
+	// closings counts the times the circuit closed. A send that read it
+	// before its call can tell afterwards whether the provider came back
+	// meanwhile (see Dispatcher.recordAll).
+	closings atomic.Uint64
 }
 
 func newBreaker(threshold int, minCool, maxCool time.Duration, changed func(bool)) *breaker {
@@ -59,6 +65,7 @@ func (b *breaker) record(now time.Time, providerDown bool) {
 	if !providerDown {
 		b.failures, b.cool, b.openUntil = 0, b.minCool, time.Time{}
 		if wasOpen {
+			b.closings.Add(1)
 			b.changed(false)
 		}
 		return

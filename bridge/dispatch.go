@@ -209,24 +209,28 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	// waits for a store commit, which under load is the longest wait of
 	// all; a worker that waited for it too would hold the dispatcher to
 	// Workers batches per commit, and let the queue grow behind SMTP
-	// sessions that share those commits. Recorders run beside the
-	// workers instead, one per batch sent: at most capacity of them, as
-	// every batch is claimed work counted in pending. The store groups
-	// their writes into its commits.
-	var workers, recorders sync.WaitGroup
+	// sessions that share those commits. The recorder records for all of
+	// them instead: whatever was sent while its last commit ran goes
+	// into its next one. The channel holds every batch that can be in
+	// flight (each is claimed work counted in pending), so a worker never
+	// waits for the recorder either.
+	sent := make(chan sentBatch, d.capacity)
+	var workers sync.WaitGroup
 	for range d.opt.Workers {
 		workers.Go(func() {
 			for b := range batches {
-				outcomes := d.send(sendCtx, b)
-				recorders.Go(func() {
-					d.record(sendCtx, b, outcomes)
-					done <- len(b.jobs)
-				})
+				sb := sentBatch{batch: b, br: d.set.Load().breakers[b.provider]}
+				if sb.br != nil {
+					sb.closings = sb.br.closings.Load()
+				}
+				sb.outcomes = d.send(sendCtx, b)
+				sent <- sb
 			}
 		})
 	}
 	workersDone := make(chan struct{})
-	go func() { workers.Wait(); recorders.Wait(); close(workersDone) }()
+	go func() { workers.Wait(); close(sent) }()
+	go func() { d.recordAll(sendCtx, sent, done); close(workersDone) }()
 
 	pending := 0 // claimed, not completed
 	var queue []batch
@@ -457,20 +461,98 @@ func (d *Dispatcher) send(ctx context.Context, b batch) []Outcome {
 	return outcomes
 }
 
-// record stores a batch's outcomes and then reports the final ones.
-func (d *Dispatcher) record(ctx context.Context, b batch, outcomes []Outcome) {
-	// Recording outcomes must survive shutdown: the send already happened.
+// sentBatch is a batch that has been sent, with its outcomes.
+type sentBatch struct {
+	batch
+	outcomes []Outcome
+	br       *breaker // its provider's circuit, nil if none
+	closings uint64   // br.closings before the call
+}
+
+// missedRecovery reports whether sb holds a retry at its provider that
+// was decided before the provider's circuit last closed. Run made what
+// was waiting for the provider due when it came back (retryNow), but a
+// retry recorded after that waits out its backoff unless made due too.
+func (sb *sentBatch) missedRecovery() bool {
+	if sb.br == nil || sb.br.closings.Load() == sb.closings {
+		return false
+	}
+	for _, o := range sb.outcomes {
+		if o.State == StateQueued && o.Provider == sb.provider {
+			return true
+		}
+	}
+	return false
+}
+
+// recordAll records the outcomes of every batch from sent until it is
+// closed, telling done how many recipients each recorded. It takes all the
+// batches waiting at once into one Complete: one store transaction for
+// many sends.
+func (d *Dispatcher) recordAll(ctx context.Context, sent <-chan sentBatch, done chan<- int) {
+	var group []sentBatch
+	for sb := range sent {
+		group = append(group[:0], sb)
+	wait:
+		for len(group) < d.capacity {
+			select {
+			case sb, ok := <-sent:
+				if !ok {
+					break wait
+				}
+				group = append(group, sb)
+			default:
+				break wait
+			}
+		}
+		d.record(ctx, group)
+		retried := map[string]bool{}
+		for _, sb := range group {
+			if !retried[sb.provider] && sb.missedRecovery() {
+				retried[sb.provider] = true
+				d.retryNow(ctx, sb.provider)
+			}
+		}
+		for _, sb := range group {
+			done <- len(sb.jobs)
+		}
+	}
+}
+
+// record stores the outcomes of a group of batches and then reports the
+// final ones.
+func (d *Dispatcher) record(ctx context.Context, group []sentBatch) {
+	// Recording outcomes must survive shutdown: the sends already happened.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := d.store.Complete(cctx, outcomes); err != nil {
-		// The attempt stays recorded with its lease: the recipients will
-		// be tried again (at-least-once), not lost.
-		d.opt.Log.ErrorContext(ctx, "recording send outcomes", "message", b.msg.ID, "err", err)
+	var all []Outcome
+	for _, sb := range group {
+		all = append(all, sb.outcomes...)
+	}
+	err := d.store.Complete(cctx, all)
+	if err != nil && len(group) > 1 {
+		// One outcome the store refuses (its recipient is gone) fails
+		// the whole call: record batch by batch, so that only its own
+		// batch is left to be retried.
+		for _, sb := range group {
+			d.record(ctx, []sentBatch{sb})
+		}
 		return
 	}
-	for _, o := range outcomes {
-		if o.State.Final() && d.opt.Final != nil {
-			d.opt.Final(cctx, b.msg, o)
+	if err != nil {
+		// The attempt stays recorded with its lease: the recipients will
+		// be tried again (at-least-once), not lost.
+		d.opt.Log.ErrorContext(ctx, "recording send outcomes", "message", group[0].msg.ID, "err", err)
+		return
+	}
+	if d.opt.Final == nil {
+		return
+	}
+	for _, sb := range group {
+		for _, o := range sb.outcomes {
+			if o.State.Final() {
+				d.opt.Final(cctx, sb.msg, o)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -390,18 +391,30 @@ func TestDispatchCircuitBreaker(t *testing.T) {
 type slowComplete struct {
 	*sqlite.Store
 	release chan struct{}
+	refuse  int64 // a recipient whose outcome fails the whole call, as one deleted meanwhile would
+	mu      sync.Mutex
+	calls   []int // outcomes per call
 }
 
-func (s slowComplete) Complete(ctx context.Context, o []bridge.Outcome) error {
+func (s *slowComplete) Complete(ctx context.Context, o []bridge.Outcome) error {
 	<-s.release
+	s.mu.Lock()
+	s.calls = append(s.calls, len(o))
+	s.mu.Unlock()
+	for _, x := range o {
+		if x.RecipientID == s.refuse {
+			return fmt.Errorf("recipient %d: %w", x.RecipientID, bridge.ErrNotFound)
+		}
+	}
 	return s.Store.Complete(ctx, o)
 }
 
 // TestDispatchSendsWhileOutcomesWaitForTheStore: a worker that waited for
 // its outcomes' commit would hold the dispatcher to Workers sends per
 // commit. With one worker and the store's commits held, every message is
-// still sent; their outcomes are all recorded once the store moves, and a
-// shutdown waits for them.
+// still sent; their outcomes are recorded together once the store moves,
+// and a shutdown waits for them. An outcome the store refuses leaves only
+// its own recipient to be retried.
 func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
@@ -409,7 +422,7 @@ func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	slow := slowComplete{st, make(chan struct{})}
+	slow := &slowComplete{Store: st, release: make(chan struct{})}
 	p := &scripted{name: "p"}
 	d := bridge.NewDispatcher(slow, []bridge.Provider{p}, bridge.DispatchOptions{Log: log, Workers: 1})
 	b, _ := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}},
@@ -426,6 +439,9 @@ func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
+		if i == 3 {
+			slow.refuse = m.Recipients[0].ID
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -448,8 +464,18 @@ func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := got.Recipients[0].State; s != bridge.StateSent {
-			t.Errorf("%s: state = %s, want sent", id, s)
+		r := got.Recipients[0]
+		want := bridge.StateSent
+		if r.ID == slow.refuse {
+			want = bridge.StateQueued // its attempt stays recorded: retried after the lease
 		}
+		if r.State != want {
+			t.Errorf("%s to %s: state = %s, want %s", id, r.To, r.State, want)
+		}
+	}
+	// The first Complete may hold one batch only (the recorder starts on
+	// the first send), but what was sent while it was held goes together.
+	if slices.Max(slow.calls) < 2 {
+		t.Errorf("Complete calls with %v outcomes: want sends recorded together", slow.calls)
 	}
 }
