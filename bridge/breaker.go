@@ -26,7 +26,7 @@ type breaker struct {
 
 	// closings counts the times the circuit closed. A send that read it
 	// before its call can tell afterwards whether the provider came back
-	// meanwhile (see Dispatcher.recordAll).
+	// meanwhile (see sentBatch.missedRecovery).
 	closings atomic.Uint64
 }
 
