@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,4 +57,17 @@ func (discardSession) Logout() error                        { return nil }
 func (discardSession) Data(r io.Reader) error {
 	_, err := io.Copy(io.Discard, r)
 	return err
+}
+
+// RunDiscard runs the load o describes against a discard server started
+// for the purpose (o.Addr is not used): the ceiling a target is compared
+// with. The result is nil only if the server could not be started.
+func RunDiscard(ctx context.Context, o Options) (*Result, error) {
+	addr, stop, err := DiscardServer()
+	if err != nil {
+		return nil, err
+	}
+	o.Addr = addr
+	res, err := Run(ctx, o)
+	return &res, errors.Join(err, stop())
 }

@@ -45,17 +45,12 @@ func BenchmarkFrontCeiling(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		addr, stop, err := loadtest.DiscardServer()
-		if err != nil {
-			b.Fatal(err)
-		}
 		cpu := loadtest.ProcessCPU()
-		ceiling, err := loadtest.Run(context.Background(), loadtest.Options{Addr: addr, Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost"})
-		ceilingCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, ceiling.Sent)
-		stop()
+		ceiling, err := loadtest.RunDiscard(context.Background(), loadtest.Options{Sessions: 20, Size: 1024, Duration: dur, From: "load@localhost"})
 		if err != nil {
 			b.Fatal(err)
 		}
+		ceilingCPU := loadtest.PerMessage(loadtest.ProcessCPU()-cpu, ceiling.Sent)
 
 		srv := smtpin.New(br, smtpin.Config{Domains: []string{"sms.localhost"}, Text: "body",
 			MaxMessageBytes: 1 << 20, MaxRecipients: 50, ReadTimeout: time.Minute, WriteTimeout: time.Minute}, nil, log)

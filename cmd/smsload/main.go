@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var targets []target
 	if c.discard || c.discardOnly {
-		res, err := runDiscard(ctx, opts)
+		res, err := loadtest.RunDiscard(ctx, opts)
 		if res == nil {
 			log.Error("discard server", "err", err)
 			return exitError
@@ -155,18 +155,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
-}
-
-// runDiscard loads a discard server started for the purpose. The result is
-// nil only if the server could not be started.
-func runDiscard(ctx context.Context, o loadtest.Options) (*loadtest.Result, error) {
-	addr, stop, err := loadtest.DiscardServer()
-	if err != nil {
-		return nil, err
-	}
-	o.Addr = addr
-	res, err := loadtest.Run(ctx, o)
-	return &res, errors.Join(err, stop())
 }
 
 // ratio is the rate of the second target as a fraction of the first, the
