@@ -175,7 +175,9 @@ func TestWorkerDeliversOnceTheSmarthostIsBack(t *testing.T) {
 	run(t, w)
 	w.Wake()
 
-	waitFor(t, "three failed attempts", func() bool { return q.mail("m1").Attempts >= 3 })
+	// Recorded failures, not claims: a third claim's attempt may still be
+	// under way, and would meet the smarthost up.
+	waitFor(t, "three failed attempts", func() bool { return len(q.completions()) >= 3 })
 	srv.Up()
 	waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
 
