@@ -213,6 +213,10 @@ type MailQueue interface {
 	// CompleteMail records one attempt's outcome: MailSent, MailFailed,
 	// or MailQueued with NextAttempt for a retry.
 	CompleteMail(ctx context.Context, id string, state MailState, errText string, next, at time.Time) error
+	// RecoverMail makes mail that was claimed by a run that died (its
+	// delivery was in flight) due at now, as Store.Recover does for SMS.
+	// It is called at start, before the mail worker runs.
+	RecoverMail(ctx context.Context, now time.Time) (int, error)
 	// Mail returns one queued or delivered mail, or ErrNotFound.
 	Mail(ctx context.Context, id string) (*OutMail, error)
 	// MailStats reports how many mails wait and the oldest one's creation.

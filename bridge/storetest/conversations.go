@@ -53,6 +53,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"ClaimMail", testClaimMail},
 		{"ClaimMailConcurrent", testClaimMailConcurrent},
 		{"CompleteMail", testCompleteMail},
+		{"RecoverMail", testRecoverMail},
 		{"MailStats", testMailStats},
 	}
 	for _, tt := range tests {
@@ -1146,5 +1147,44 @@ func testPageSameInstant(t *testing.T, s Full) {
 	}
 	if len(seen) != len(want) {
 		t.Errorf("paged through %d of %d conversations updated at one instant", len(seen), len(want))
+	}
+}
+
+// testRecoverMail: after a crash, mail that was claimed and never
+// completed is due at the restart, on its next attempt; mail completed
+// for a retry keeps its time, and delivered mail is left alone.
+func testRecoverMail(t *testing.T, s Full) {
+	ctx := context.Background()
+	sent := queueMail(t, s, newMail(base, base))
+	retry := queueMail(t, s, newMail(base.Add(time.Millisecond), base))
+	inFlight := queueMail(t, s, newMail(base.Add(2*time.Millisecond), base))
+	if n := len(claimMail(t, s, base, 10)); n != 3 {
+		t.Fatalf("claimed %d, want 3", n)
+	}
+	retryAt := base.Add(time.Hour)
+	if err := s.CompleteMail(ctx, sent.ID, bridge.MailSent, "", time.Time{}, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteMail(ctx, retry.ID, bridge.MailQueued, "451 4.3.0 later", retryAt, base); err != nil {
+		t.Fatal(err)
+	}
+	restart := base.Add(time.Second)
+	if n, err := s.RecoverMail(ctx, restart); err != nil || n != 1 {
+		t.Fatalf("RecoverMail = %d, %v; want 1 (the mail in flight)", n, err)
+	}
+	due := claimMail(t, s, restart, 10)
+	if ids := mailIDs(due); !reflect.DeepEqual(ids, []string{inFlight.ID}) || due[0].Attempts != 2 {
+		t.Fatalf("due after RecoverMail = %v, want [%s] on its 2nd attempt", ids, inFlight.ID)
+	}
+	got, err := s.Mail(ctx, retry.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.NextAttempt.Equal(retryAt) {
+		t.Errorf("a scheduled retry moved to %v", got.NextAttempt)
+	}
+	// The claim just taken is open again: a second restart releases it.
+	if n, err := s.RecoverMail(ctx, restart); err != nil || n != 1 {
+		t.Errorf("second RecoverMail = %d, %v; want 1", n, err)
 	}
 }

@@ -67,6 +67,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	} else if n > 0 {
 		log.Warn("retrying sends that were in flight when the last run stopped", "recipients", n)
 	}
+	// So are mails to the smarthost.
+	if n, err := st.RecoverMail(ctx, time.Now()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("recovering the mail queue: %w", err)
+	} else if n > 0 {
+		log.Warn("retrying mail that was in flight when the last run stopped", "mails", n)
+	}
 
 	m := metrics.New(st.Stats)
 	var composer bridge.Composer

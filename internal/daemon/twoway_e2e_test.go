@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
@@ -484,4 +486,46 @@ func mailRetries(t *testing.T, d interface{ HTTPAddr() string }) float64 {
 		}
 	}
 	return 0
+}
+
+// TestMailInFlightAtACrashGoesOutAtStart: a reply the last run had handed
+// to its mail worker when it died (claimed, its 5-minute lease running,
+// never completed) is delivered as soon as the daemon starts again, on
+// its second attempt, not once the lease runs out.
+func TestMailInFlightAtACrashGoesOutAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smsbridge.db")
+	st, err := sqlite.Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	m := &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, From: "+972501234567@sms.example.com",
+		To: "alice@example.com", Data: []byte("From: <+972501234567@sms.example.com>\r\nTo: <alice@example.com>\r\nSubject: Re: x\r\n\r\npong\r\n"),
+		Created: now, NextAttempt: now}
+	if err := st.QueueMail(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ClaimMail(t.Context(), now, 10, 5*time.Minute); err != nil || len(got) != 1 {
+		t.Fatalf("ClaimMail = %d, %v", len(got), err)
+	}
+	if err := st.Close(); err != nil { // the "crash": the claim stays
+		t.Fatal(err)
+	}
+
+	capture := mailtest.Start(t, mailtest.Options{})
+	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	d := startStore(t, voipTwoWayConfig(fake.URL, capture.Addr()), path)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	msgs, err := capture.Wait(ctx, 1)
+	if err != nil {
+		t.Fatalf("the mail in flight at the crash was not delivered: %v", err)
+	}
+	if _, text := readMailText(t, msgs[0].Data); strings.TrimSpace(text) != "pong" {
+		t.Errorf("delivered %q", text)
+	}
+	eventually(t, 5*time.Second, "the mail recorded as sent", func() bool {
+		got, err := d.Store().Mail(t.Context(), m.ID)
+		return err == nil && got.State == bridge.MailSent && got.Attempts == 2
+	})
 }

@@ -197,7 +197,7 @@ func TestConversationQueryPlans(t *testing.T) {
 			{"Outstanding", selectOutstanding, `'p', 0, 10`, []string{"recipients_outstanding", "recipients_report"}},
 			{"ConversationLog", `SELECT r.id FROM recipients r JOIN messages m ON m.id = r.message_id
 				WHERE r.conversation_id = $1 ORDER BY m.created DESC, r.id DESC LIMIT $2`, `'c', 10`, []string{"recipients_conversation"}},
-			{"ClaimMail", claimMail, `1, 10, 2`, []string{"outbox_due"}},
+			{"ClaimMail", claimMail, `1, 10, 2, 1`, []string{"outbox_due"}},
 		} {
 			name := fmt.Sprintf("plan_test_%d", i)
 			if _, err := tx.Exec(ctx, "PREPARE "+name+" AS "+q.query); err != nil {

@@ -35,7 +35,7 @@ const (
 			WHERE state = 'queued' AND next_attempt <= $1
 			ORDER BY next_attempt, created, id LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		UPDATE outbox o SET attempts = o.attempts + 1, next_attempt = $3, updated = $1
+		UPDATE outbox o SET attempts = o.attempts + 1, next_attempt = $3, updated = $1, claimed_by = $4
 		FROM due WHERE o.id = due.id
 		RETURNING o.id, o.kind, o.ref, o.from_addr, o.to_addr, o.data, o.state, o.attempts,
 			o.next_attempt, o.error, o.created, o.updated, due.next_attempt`
@@ -66,7 +66,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, limit int, lease t
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, claimMail, storeutil.Millis(now), limit, storeutil.Millis(now.Add(lease)))
+	rows, err := s.pool.Query(ctx, claimMail, storeutil.Millis(now), limit, storeutil.Millis(now.Add(lease)), s.instance)
 	if err != nil {
 		return nil, storeErr("claiming mail", err)
 	}
@@ -103,7 +103,7 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 	if err := storeutil.CheckMailState(id, state); err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE outbox SET state = $1, error = $2, next_attempt = $3, updated = $4 WHERE id = $5`,
+	tag, err := s.pool.Exec(ctx, `UPDATE outbox SET state = $1, error = $2, next_attempt = $3, updated = $4, claimed_by = NULL WHERE id = $5`,
 		string(state), cleanText(errText), storeutil.Millis(next), storeutil.Millis(at), id)
 	if err != nil {
 		return storeErr("recording mail outcome", err)
@@ -112,6 +112,20 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 		return fmt.Errorf("mail %s: %w", id, bridge.ErrNotFound)
 	}
 	return nil
+}
+
+// RecoverMail implements bridge.MailQueue, as Recover does for SMS: it
+// releases this instance's claims and those of instances whose lock is
+// gone, never those of an instance still running.
+func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE outbox o SET next_attempt = $1, claimed_by = NULL
+		WHERE o.state = 'queued' AND o.claimed_by IS NOT NULL
+		AND (o.claimed_by = $2 OR NOT `+instanceAlive("o.claimed_by")+`)`,
+		storeutil.Millis(now), s.instance, instanceLockClass)
+	if err != nil {
+		return 0, storeErr("recovering mail claims", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Mail implements bridge.MailQueue.

@@ -252,11 +252,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE recipients r SET next_attempt = $1, claimed_by = NULL
 		WHERE r.state = 'queued' AND r.claimed_by IS NOT NULL
-		AND (r.claimed_by = $2 OR NOT EXISTS (
-			SELECT 1 FROM pg_locks l
-			WHERE l.locktype = 'advisory' AND l.granted
-			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			AND l.classid = $3::integer::oid AND l.objid = r.claimed_by::oid AND l.objsubid = 2))`,
+		AND (r.claimed_by = $2 OR NOT `+instanceAlive("r.claimed_by")+`)`,
 		storeutil.Millis(now), s.instance, instanceLockClass)
 	if err != nil {
 		return 0, storeErr("recovering claims", err)

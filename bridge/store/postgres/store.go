@@ -42,6 +42,16 @@ const defaultConns = 16
 // one-key ones such as migrateLockKey.
 const instanceLockClass int32 = 0x736d7362
 
+// instanceAlive is an SQL condition: the instance whose id is in column
+// col still holds its lock, so its claims are its own business. The
+// statement passes instanceLockClass as $3.
+func instanceAlive(col string) string {
+	return `EXISTS (SELECT 1 FROM pg_locks l
+		WHERE l.locktype = 'advisory' AND l.granted
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid = $3::integer::oid AND l.objid = ` + col + `::oid AND l.objsubid = 2)`
+}
+
 // keepAliveInterval is how often the instance lock's connection is
 // checked, and re-established if it broke.
 const keepAliveInterval = 10 * time.Second

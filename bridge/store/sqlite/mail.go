@@ -75,7 +75,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, limit int, lease t
 		for i := range mails {
 			m := &mails[i]
 			m.Attempts++
-			if _, err := tx.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt = ?, updated = ? WHERE id = ?`,
+			if _, err := tx.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt = ?, updated = ?, claimed = 1 WHERE id = ?`,
 				m.Attempts, next, updated, m.ID); err != nil {
 				return storeErr("claiming mail", err)
 			}
@@ -96,7 +96,7 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 		return err
 	}
 	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
-		res, err := tx.exec(ctx, `UPDATE outbox SET state = ?, error = ?, next_attempt = ?, updated = ? WHERE id = ?`,
+		res, err := tx.exec(ctx, `UPDATE outbox SET state = ?, error = ?, next_attempt = ?, updated = ?, claimed = 0 WHERE id = ?`,
 			string(state), errText, storeutil.Millis(next), storeutil.Millis(at), id)
 		if err != nil {
 			return storeErr("recording mail outcome", err)
@@ -108,6 +108,22 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 		}
 		return nil
 	})
+}
+
+// RecoverMail implements bridge.MailQueue. As with Recover, every claim
+// open at start belongs to a run that died mid-delivery.
+func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.exec(ctx, `UPDATE outbox SET next_attempt = ?, claimed = 0
+			WHERE state = 'queued' AND claimed = 1`, storeutil.Millis(now))
+		if err != nil {
+			return storeErr("recovering mail claims", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
 
 // Mail implements bridge.MailQueue.
