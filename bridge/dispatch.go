@@ -473,10 +473,12 @@ type sentBatch struct {
 	closings uint64   // br.closings before the call
 }
 
-// missedRecovery reports whether sb holds a retry at its provider that
-// was decided before the provider's circuit last closed. Run made what
-// was waiting for the provider due when it came back (retryNow), but a
-// retry recorded after that waits out its backoff unless made due too.
+// missedRecovery reports whether sb holds a retry at its provider from a
+// call that started before the provider's circuit last closed. Run made
+// what was waiting for the provider due when it came back (retryNow), but
+// a retry recorded after that would wait out its backoff unless made due
+// too. (A call that started just before the closing and failed on its own
+// is retried at once as well: one early retry, in a narrow window.)
 func (sb *sentBatch) missedRecovery() bool {
 	if sb.br == nil || sb.br.closings.Load() == sb.closings {
 		return false
