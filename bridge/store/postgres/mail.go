@@ -118,14 +118,7 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 // releases this instance's claims and those of instances whose lock is
 // gone, never those of an instance still running.
 func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE outbox o SET next_attempt = $1, claimed_by = NULL
-		WHERE o.state = 'queued' AND o.claimed_by IS NOT NULL
-		AND (o.claimed_by = $2 OR NOT `+instanceAlive("o.claimed_by")+`)`,
-		storeutil.Millis(now), s.instance, instanceLockClass)
-	if err != nil {
-		return 0, storeErr("recovering mail claims", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return s.releaseClaims(ctx, "outbox", now)
 }
 
 // Mail implements bridge.MailQueue.

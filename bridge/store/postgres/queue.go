@@ -250,12 +250,19 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 // the dispatcher: any claim this instance id holds then was taken by an
 // earlier, dead holder of the same id.
 func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE recipients r SET next_attempt = $1, claimed_by = NULL
-		WHERE r.state = 'queued' AND r.claimed_by IS NOT NULL
-		AND (r.claimed_by = $2 OR NOT `+instanceAlive("r.claimed_by")+`)`,
+	return s.releaseClaims(ctx, "recipients", now)
+}
+
+// releaseClaims makes the queued rows of table (recipients or outbox)
+// claimed by this instance id, or by instances whose lock is gone, due at
+// now and unclaimed.
+func (s *Store) releaseClaims(ctx context.Context, table string, now time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE `+table+` t SET next_attempt = $1, claimed_by = NULL
+		WHERE t.state = 'queued' AND t.claimed_by IS NOT NULL
+		AND (t.claimed_by = $2 OR NOT `+instanceAlive("t.claimed_by")+`)`,
 		storeutil.Millis(now), s.instance, instanceLockClass)
 	if err != nil {
-		return 0, storeErr("recovering claims", err)
+		return 0, storeErr("recovering claims in "+table, err)
 	}
 	return int(tag.RowsAffected()), nil
 }

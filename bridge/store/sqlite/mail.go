@@ -113,17 +113,7 @@ func (s *Store) CompleteMail(ctx context.Context, id string, state bridge.MailSt
 // RecoverMail implements bridge.MailQueue. As with Recover, every claim
 // open at start belongs to a run that died mid-delivery.
 func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
-	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
-		res, err := tx.exec(ctx, `UPDATE outbox SET next_attempt = ?, claimed = 0
-			WHERE state = 'queued' AND claimed = 1`, storeutil.Millis(now))
-		if err != nil {
-			return storeErr("recovering mail claims", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
+	return s.releaseClaims(ctx, "outbox", now)
 }
 
 // Mail implements bridge.MailQueue.

@@ -241,12 +241,18 @@ type outcomeStep struct {
 // Recover implements bridge.Store. A SQLite file has one daemon at a time,
 // so every claim still open at start belongs to a run that died mid-send.
 func (s *Store) Recover(ctx context.Context, now time.Time) (int, error) {
+	return s.releaseClaims(ctx, "recipients", now)
+}
+
+// releaseClaims makes every queued row of table (recipients or outbox)
+// that is marked claimed due at now and unclaimed.
+func (s *Store) releaseClaims(ctx context.Context, table string, now time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
-		res, err := tx.exec(ctx, `UPDATE recipients SET next_attempt = ?, claimed = 0
+		res, err := tx.exec(ctx, `UPDATE `+table+` SET next_attempt = ?, claimed = 0
 			WHERE state = 'queued' AND claimed = 1`, storeutil.Millis(now))
 		if err != nil {
-			return storeErr("recovering claims", err)
+			return storeErr("recovering claims in "+table, err)
 		}
 		n, err = res.RowsAffected()
 		return err
