@@ -31,8 +31,9 @@ type DispatchOptions struct {
 	// Final, if set, is called once for every recipient that reaches a
 	// final state through this dispatcher (for bounces and metrics).
 	Final func(ctx context.Context, m *Message, o Outcome)
-	// Observe, if set, is told of each provider call: how long it took and
-	// what came of each recipient (for metrics).
+	// Observe, if set, is told of each provider call once its outcomes
+	// are recorded: how long it took and what came of each recipient
+	// (for metrics).
 	Observe func(provider string, took time.Duration, outcomes []Outcome)
 	// BreakerThreshold is how many consecutive calls to a provider may
 	// fail as a whole (down, timing out) before its circuit opens
@@ -225,7 +226,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 				if sb.br != nil {
 					sb.closings = sb.br.closings.Load()
 				}
-				sb.outcomes = d.send(sendCtx, b)
+				d.send(sendCtx, &sb)
 				recorders.Go(func() {
 					d.record(sendCtx, sb)
 					done <- len(b.jobs)
@@ -396,11 +397,13 @@ func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
 	return out
 }
 
-// send makes one provider call for a batch and returns every outcome, for
-// record. The batch holds a slot of its provider's concurrency limit (see
-// Run), which send gives back once the call is over.
-func (d *Dispatcher) send(ctx context.Context, b batch) []Outcome {
+// send makes one provider call for sb's batch and puts every outcome in
+// sb, for record. The batch holds a slot of its provider's concurrency
+// limit (see Run), which send gives back once the call is over.
+func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
+	b := sb.batch
 	defer release(b)
+	sb.call = -1
 	set := d.set.Load()
 	now := d.opt.Now()
 	outcomes := make([]Outcome, 0, len(b.jobs))
@@ -442,12 +445,7 @@ func (d *Dispatcher) send(ctx context.Context, b batch) []Outcome {
 		start := d.opt.Now()
 		results, err := d.call(ctx, set.breakers[b.provider], p, req)
 		now = d.opt.Now()
-		first := len(outcomes)
-		defer func() {
-			if d.opt.Observe != nil {
-				d.opt.Observe(b.provider, now.Sub(start), outcomes[first:])
-			}
-		}()
+		sb.call, sb.took = len(outcomes), now.Sub(start)
 		for i, j := range live {
 			rerr := err
 			if err == nil {
@@ -462,13 +460,17 @@ func (d *Dispatcher) send(ctx context.Context, b batch) []Outcome {
 		}
 	}
 	d.annotate(b, outcomes)
-	return outcomes
+	sb.outcomes = outcomes
 }
 
 // sentBatch is a batch that has been sent, with its outcomes.
 type sentBatch struct {
 	batch
 	outcomes []Outcome
+	// call is the index in outcomes of the first one from the provider
+	// call, which took took; -1 if there was no call.
+	call     int
+	took     time.Duration
 	br       *breaker // its provider's circuit, nil if none
 	closings uint64   // br.closings before the call
 }
@@ -491,12 +493,17 @@ func (sb *sentBatch) missedRecovery() bool {
 	return false
 }
 
-// record stores a batch's outcomes and then reports the final ones.
+// record stores a batch's outcomes and then reports the call and the
+// final outcomes: once told, an observer finds them in the store.
 func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
 	// Recording outcomes must survive shutdown: the send already happened.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := d.store.Complete(cctx, sb.outcomes); err != nil {
+	err := d.store.Complete(cctx, sb.outcomes)
+	if sb.call >= 0 && d.opt.Observe != nil {
+		d.opt.Observe(sb.provider, sb.took, sb.outcomes[sb.call:])
+	}
+	if err != nil {
 		// The attempt stays recorded with its lease: the recipients will
 		// be tried again (at-least-once), not lost.
 		d.opt.Log.ErrorContext(ctx, "recording send outcomes", "message", sb.msg.ID, "err", err)
