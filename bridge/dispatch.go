@@ -222,10 +222,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	for range d.opt.Workers {
 		workers.Go(func() {
 			for b := range batches {
-				sb := sentBatch{batch: b, br: d.set.Load().breakers[b.provider]}
-				if sb.br != nil {
-					sb.closings = sb.br.closings.Load()
-				}
+				sb := sentBatch{batch: b}
 				d.send(sendCtx, &sb)
 				recorders.Go(func() {
 					d.record(sendCtx, sb)
@@ -443,7 +440,12 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 			req.To = append(req.To, j.Recipient.To)
 		}
 		start := d.opt.Now()
-		results, err := d.call(ctx, set.breakers[b.provider], p, req)
+		// The circuit the call goes through, and how often it had closed
+		// before: both from the provider set the call uses, should a
+		// reload swap the set meanwhile.
+		sb.br = set.breakers[b.provider]
+		sb.closings = sb.br.closings.Load()
+		results, err := d.call(ctx, sb.br, p, req)
 		now = d.opt.Now()
 		sb.call, sb.took = len(outcomes), now.Sub(start)
 		for i, j := range live {
@@ -467,12 +469,12 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 type sentBatch struct {
 	batch
 	outcomes []Outcome
-	// call is the index in outcomes of the first one from the provider
-	// call, which took took; -1 if there was no call.
+	// call is the index in outcomes of the first one that came from the
+	// provider call, -1 if no call was made; took is how long it took.
 	call     int
 	took     time.Duration
-	br       *breaker // its provider's circuit, nil if none
-	closings uint64   // br.closings before the call
+	br       *breaker // the circuit the call went through; nil without a call
+	closings uint64   // br.closings just before the call
 }
 
 // missedRecovery reports whether sb holds a retry at its provider from a

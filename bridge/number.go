@@ -40,14 +40,14 @@ func ParseNumber(s, region string) (string, error) {
 		return "", Permanent(ReasonBadNumber, "to", "%q is not a valid phone number", s)
 	}
 	e164 := phonenumbers.Format(n, phonenumbers.E164)
-	// The lenient check above lets through some nonsense (all zeros after
-	// the country code) that does not survive a round trip; an E.164
-	// number must read back as itself.
-	// Input already written as that E.164 number is its own round trip,
-	// and spares the second parse (half of the cost).
+	// Input already written as that E.164 number is its own round trip
+	// (below), and spares the second parse, half of the cost.
 	if e164 == s {
 		return e164, nil
 	}
+	// The lenient check above lets through some nonsense (all zeros after
+	// the country code) that does not survive a round trip; an E.164
+	// number must read back as itself.
 	if again, err := phonenumbers.Parse(e164, region); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
 		return "", Permanent(ReasonBadNumber, "to", "%q is not a valid phone number", s)
 	}
