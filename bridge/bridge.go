@@ -201,6 +201,7 @@ type Submission struct {
 	EnvelopeFrom  string
 	MailMessageID string
 	Headers       string
+	Subject       string // decoded
 	// ReplyTo is where the phone's replies are mailed (Message.ReplyTo).
 	ReplyTo string
 	// MailRefs are the mail's In-Reply-To and References: an answer to one
@@ -269,6 +270,7 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		EnvelopeFrom:   s.EnvelopeFrom,
 		MailMessageID:  s.MailMessageID,
 		Headers:        s.Headers,
+		Subject:        s.Subject,
 		ReplyTo:        s.ReplyTo,
 		Sender:         sender,
 		Text:           s.Text,

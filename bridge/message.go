@@ -49,6 +49,9 @@ type Message struct {
 	ReplyTo string
 	// Headers is the original mail header block, attached to bounces.
 	Headers string
+	// Subject is the mail's decoded Subject, filed with the conversation
+	// (replies are "Re: " it).
+	Subject string
 	// IdempotencyKey, if set, is unique per account: enqueueing a second
 	// message with the same key fails with ErrDuplicateKey.
 	IdempotencyKey string

@@ -77,7 +77,12 @@ func (b *Bridge) Touch(m *Message, r Recipient, o Outcome) *ConversationTouch {
 		// Only an SMS that went out makes its writer the one replies go to.
 		t.ReplyTo = m.ReplyTo
 		t.MailMessageID = m.MailMessageID
-		t.Subject = MailSubject(m.Headers)
+		t.Subject = m.Subject
+		if t.Subject == "" {
+			// Stored before messages kept their subject (or the mail
+			// had none).
+			t.Subject = MailSubject(m.Headers)
+		}
 	}
 	return t
 }

@@ -394,6 +394,7 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 		EnvelopeFrom:  s.from,
 		MailMessageID: m.MessageID,
 		Headers:       m.RawHeader,
+		Subject:       m.Subject,
 		ReplyTo:       m.ReplyAddress(s.from),
 		MailRefs:      m.Refs(),
 		Sender:        strings.TrimSpace(m.Header.Get(HeaderSender)),

@@ -180,6 +180,7 @@ func testRoundTrip(t *testing.T, s bridge.Store) {
 		MailMessageID: "<20300314.1234@clinic.example>",
 		ReplyTo:       "Reception <reception+replies@clinic.example>",
 		Headers:       "From: Reception <reception@clinic.example>\r\nSubject: =?UTF-8?B?16rXldeo?=\r\nX-Empty:\r\n",
+		Subject:       "תור",
 		Sender:        "Clinic",
 		Text:          "שלום דוד, התור שלך אושר. سلام، نوبت شما تأیید شد ۱۴۰۳ 😀\n-- \nend",
 		Template:      "appt-confirm",

@@ -118,6 +118,9 @@ func TestTwoWayVoipcom(t *testing.T) {
 		sent, err = d.Store().Message(t.Context(), msgID)
 		return err == nil && sent.Recipients[0].State == bridge.StateSent
 	})
+	if sent.Subject != "Dinner" {
+		t.Errorf("stored subject %q, want the mail's, decoded once at submission", sent.Subject)
+	}
 	status := url.Values{"smsid": {sent.Recipients[0].ProviderID}, "status": {"DELIVRD"}}
 	if code, body := postCallback(t, fake, d, "/v1/providers/voip/status", callbackSecret, status); code != 200 || body["updated"] != float64(1) {
 		t.Fatalf("status callback: %d %v", code, body)

@@ -80,7 +80,7 @@ func (s *Store) ImportMessages(ctx context.Context, ms []MessageRecord, now time
 			return 0, fmt.Errorf("encoding params of %s: %w", m.ID, err)
 		}
 		msgArgs[i] = []any{cleanText(m.ID), cleanText(string(m.Channel)), cleanText(m.Account), raw(m.EnvelopeFrom),
-			raw(m.MailMessageID), raw(m.ReplyTo), raw(m.Headers), raw(m.Sender), raw(m.Text), cleanText(m.Template),
+			raw(m.MailMessageID), raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), cleanText(m.Template),
 			params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
 	}
 	stored := 0

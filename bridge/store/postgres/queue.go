@@ -20,13 +20,13 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.sender, m.text, m.template, m.params, m.send_at, m.created`
+		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
 		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, sender, text, template, params, send_at, created)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created)
 		VALUES ($1, $2, $3, $4)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
@@ -79,7 +79,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
-		raw(m.ReplyTo), raw(m.Headers), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
+		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
 	if m.IdempotencyKey != "" {
 		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
 	}
@@ -378,7 +378,7 @@ type messageRow struct {
 
 func (r *messageRow) dest() []any {
 	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.replyTo, &r.headers,
-		&r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created}
+		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created}
 }
 
 func (r *messageRow) message() (*bridge.Message, error) {

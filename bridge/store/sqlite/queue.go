@@ -16,13 +16,13 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.sender, m.text, m.template, m.params, m.send_at, m.created`
+		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
 		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, sender, text, template, params, send_at, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -60,7 +60,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
-		m.Headers, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
+		m.Headers, m.Subject, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
 		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
@@ -374,7 +374,7 @@ type messageRow struct {
 }
 
 func (r *messageRow) dest() []any {
-	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.ReplyTo, &r.m.Headers,
+	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.ReplyTo, &r.m.Headers, &r.m.Subject,
 		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created}
 }
 
