@@ -3,10 +3,12 @@ package bridge
 import (
 	"crypto/sha256"
 	"encoding/hex"
-
-	"golang.org/x/crypto/bcrypt"
+	"net/netip"
 	"sort"
 	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Account is a configured sender: who may send (by mail address), with
@@ -29,6 +31,27 @@ type Account struct {
 	PasswordHash string
 	// Admin accounts read every conversation and message, not only their own.
 	Admin bool
+	// Networks are the client networks whose unauthenticated mail may
+	// claim this account by its envelope sender. nil leaves the choice to
+	// the front end's default (smtp.allowed_networks); an empty, non-nil
+	// list trusts no network: the account must authenticate.
+	Networks []netip.Prefix
+}
+
+// Trusts reports whether an unauthenticated client at addr may send as
+// the account, given the front end's default networks for an account
+// that names none.
+func (a *Account) Trusts(addr netip.Addr, def []netip.Prefix) bool {
+	nets := a.Networks
+	if nets == nil {
+		nets = def
+	}
+	for _, p := range nets {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultSender is the sender ID used when none is asked for.
@@ -57,14 +80,22 @@ type Accounts struct {
 	domain map[string]*Account
 	tokens map[[sha256.Size]byte]*Account
 	names  map[string]*Account
+	// cost is the highest bcrypt cost among the accounts' password
+	// hashes: every failed login is made to cost that much (see
+	// Authenticate).
+	cost int
 }
 
 // NewAccounts indexes accounts by their addresses and patterns.
 func NewAccounts(list []Account) *Accounts {
-	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}, names: map[string]*Account{}}
+	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}, names: map[string]*Account{},
+		cost: bcrypt.DefaultCost}
 	for i := range list {
 		acct := &list[i]
 		a.names[acct.Name] = acct
+		if c, err := bcrypt.Cost([]byte(acct.PasswordHash)); err == nil && c > a.cost {
+			a.cost = c
+		}
 		for _, h := range acct.TokenSHA256 {
 			var sum [sha256.Size]byte
 			if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
@@ -115,19 +146,53 @@ func (a *Accounts) ByToken(token string) (*Account, error) {
 	return nil, Permanent(ReasonUnknownAccount, "Authorization", "unknown API token")
 }
 
-// dummyHash makes Authenticate take as long for an unknown user as for a
-// wrong password, so timing does not reveal account names.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+// compareHash is bcrypt's comparison; tests replace it to count the
+// comparisons and their cost, which wall-clock time would only blur.
+var compareHash = bcrypt.CompareHashAndPassword
+
+// dummyHashes holds, per bcrypt cost, a hash no password matches. A
+// failed login for an unknown user, or for an account without a
+// password, is checked against the one of the highest configured cost,
+// so it takes as long as a wrong password for the slowest real account:
+// timing reveals neither account names nor which accounts have
+// passwords. (A dummy of bcrypt.DefaultCost against cost-12 account
+// hashes answered unknown users 4x faster.)
+var dummyHashes struct {
+	sync.Mutex
+	byCost map[int][]byte
+}
+
+func dummyHash(cost int) []byte {
+	dummyHashes.Lock()
+	defer dummyHashes.Unlock()
+	if h, ok := dummyHashes.byCost[cost]; ok {
+		return h
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("not a password"), cost)
+	if err != nil {
+		// Only an invalid cost fails, and costs come from parsed hashes.
+		h, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.DefaultCost)
+	}
+	if dummyHashes.byCost == nil {
+		dummyHashes.byCost = map[int][]byte{}
+	}
+	dummyHashes.byCost[cost] = h
+	return h
+}
 
 // Authenticate checks an SMTP AUTH login: the user name is the account
-// name, the password is checked against its bcrypt hash.
+// name, the password is checked against its bcrypt hash. Every attempt
+// runs exactly one bcrypt comparison, of the highest configured cost
+// when the account is unknown or has no password.
 func (a *Accounts) Authenticate(user, password string) (*Account, error) {
 	acct := a.names[user]
-	hash := dummyHash
+	var hash []byte
 	if acct != nil && acct.PasswordHash != "" {
 		hash = []byte(acct.PasswordHash)
+	} else {
+		hash = dummyHash(a.cost)
 	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	err := compareHash(hash, []byte(password))
 	if acct == nil || acct.PasswordHash == "" || err != nil {
 		return nil, Permanent(ReasonUnknownAccount, "user", "authentication failed")
 	}
