@@ -159,6 +159,9 @@ type guardListener struct {
 	net.Listener
 	limits *connLimiter
 	tls    *tls.Config // set when the connections will speak TLS at once
+	// maxCommands and maxDuration bound each session (0: no bound).
+	maxCommands int
+	maxDuration time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -172,6 +175,14 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		}
 		gc, refusal := l.limits.admit(c)
 		if refusal == "" {
+			gc.maxCommands = l.maxCommands
+			if l.maxDuration > 0 {
+				gc.expires = time.Now().Add(l.maxDuration)
+				gc.maxDuration = l.maxDuration
+			}
+			if l.tls == nil {
+				gc.top = gc
+			}
 			return gc, nil
 		}
 		l.limits.reject(c, refusal, l.tls)
@@ -200,9 +211,32 @@ type guardConn struct {
 	// hangUp closes the connection once the reply being written has
 	// gone out, so the client reads why it is being dropped.
 	hangUp atomic.Bool
+
+	// The session bounds and the state enforcing them (sessionguard.go).
+	// Only the connection's own goroutine touches these.
+	maxCommands int
+	maxDuration time.Duration
+	expires     time.Time // zero: no lifetime bound
+	commands    int
+	// top is where the guard writes its own last reply: this conn for
+	// plain SMTP, the *tls.Conn above it once a session runs over TLS,
+	// nil while TLS is being set up and no session has shown the
+	// *tls.Conn yet.
+	top     io.Writer
+	greeted bool
+	// readErr is the first read error; once set the connection is over
+	// and nothing read after the last complete line is acted upon.
+	readErr error
+	// silent drops whatever go-smtp still writes after the guard has
+	// said the last word.
+	silent bool
 }
 
 func (c *guardConn) Write(p []byte) (int, error) {
+	if c.silent {
+		return len(p), nil
+	}
+	c.noteReply(p)
 	n, err := c.Conn.Write(p)
 	if c.hangUp.Load() {
 		_ = c.Close()
@@ -229,17 +263,16 @@ func guardOf(c net.Conn) *guardConn {
 	}
 }
 
-// allowed reports whether an unauthenticated client at addr may send.
-func (s *Server) allowed(addr netip.Addr) bool {
-	if len(s.cfg.AllowedNetworks) == 0 {
-		return true
+// loopback is what accounts trust when neither they nor
+// Config.AllowedNetworks name networks.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+
+// defaultNetworks are the networks an account without its own trusts.
+func (s *Server) defaultNetworks() []netip.Prefix {
+	if s.cfg.AllowedNetworks == nil {
+		return loopback
 	}
-	for _, p := range s.cfg.AllowedNetworks {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return s.cfg.AllowedNetworks
 }
 
 // refusedConnection is what an over-cap connection counts as in metrics:

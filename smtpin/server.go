@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
@@ -44,10 +45,32 @@ type Config struct {
 	// collect; the next one is answered 421 and the connection closed.
 	// 0 is no cap.
 	MaxBadCommands int
-	// AllowedNetworks, when not empty, are the only networks
-	// unauthenticated clients may send from.
+	// AllowedNetworks are the networks whose unauthenticated mail may
+	// claim an account that names no networks of its own
+	// (bridge.Account.Networks). nil is loopback only; an empty, non-nil
+	// list is no network.
 	AllowedNetworks []netip.Prefix
+	// MaxSessionDuration and MaxCommands bound one connection's life
+	// and its command lines; past either it is answered 421 4.7.0 and
+	// closed. 0 is no bound.
+	MaxSessionDuration time.Duration
+	MaxCommands        int
+	// AuthFailuresPerClient and AuthFailuresPerAccount are the failed
+	// AUTH attempts allowed per hour from one client (IPv4 address, IPv6
+	// /64) and for one user name, across connections (a token bucket:
+	// that many at once, refilled evenly over the hour). Attempts past
+	// them are answered 454 4.7.0 without checking the password. 0 is no
+	// limit.
+	AuthFailuresPerClient  int
+	AuthFailuresPerAccount int
 }
+
+// maxAddressLen is the longest address RFC 5321 (4.5.3.1.3) allows in a
+// path: 256 octets with the angle brackets.
+const maxAddressLen = 254
+
+// maxDomainLen is the longest domain name (RFC 1035 2.3.4, near enough).
+const maxDomainLen = 255
 
 // Submitter is the part of the bridge the SMTP side uses. It is declared
 // here, where it is used, so tests can see exactly what smtpin depends on.
@@ -78,6 +101,7 @@ type Server struct {
 	log     *slog.Logger
 	domains map[string]bool
 	limits  *connLimiter
+	auth    *authThrottle
 
 	mu        sync.Mutex
 	closed    bool
@@ -95,15 +119,29 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname
-	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	// go-smtp's DATA reader refuses a message that reaches its limit
+	// before it has seen the end-of-data line, so a message of exactly
+	// the limit would be refused. It gets one byte more and Data
+	// enforces the limit itself; MAIL SIZE= is checked in Mail. (EHLO
+	// therefore advertises SIZE max+1.)
+	if cfg.MaxMessageBytes > 0 {
+		srv.MaxMessageBytes = cfg.MaxMessageBytes + 1
+	}
 	// go-smtp refuses recipients past the cap itself with 452 4.5.3.
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.ReadTimeout = cfg.ReadTimeout
+	if srv.ReadTimeout == 0 && (cfg.MaxCommands > 0 || cfg.MaxSessionDuration > 0) {
+		// The session bounds hang on go-smtp arming a read deadline
+		// before each command (sessionguard.go), which it does only with
+		// a read timeout.
+		srv.ReadTimeout = 24 * time.Hour
+	}
 	srv.WriteTimeout = cfg.WriteTimeout
 	srv.TLSConfig = cfg.TLS
 	srv.ErrorLog = slogPrinter{log}
 	s.smtp = srv
 	s.limits = newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, s.refusedConnection)
+	s.auth = newAuthThrottle(cfg.AuthFailuresPerClient, cfg.AuthFailuresPerAccount)
 	return s
 }
 
@@ -125,7 +163,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	// The caps sit under TLS: go-smtp must see the *tls.Conn itself to
 	// run the handshake and to offer AUTH.
-	gl := &guardListener{Listener: ln, limits: s.limits, tls: tlsCfg}
+	gl := &guardListener{Listener: ln, limits: s.limits, tls: tlsCfg,
+		maxCommands: s.cfg.MaxCommands, maxDuration: s.cfg.MaxSessionDuration}
 	s.mu.Lock()
 	if s.closed {
 		// Shutdown has run: go-smtp would never close this listener.
@@ -179,13 +218,24 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		// counts for this session alone.
 		gc = &guardConn{Conn: c.Conn(), addr: remoteAddr(c.Conn()), release: func() {}}
 	}
-	return &session{srv: s, remote: c.Conn().RemoteAddr().String(), conn: gc}, nil
+	if gc.cut() {
+		return nil, errCut
+	}
+	// Sessions start at HELO/EHLO, over TLS once the handshake is done:
+	// from here the guard can write through whatever go-smtp writes to.
+	gc.top = c.Conn()
+	if len(c.Hostname()) > maxDomainLen {
+		// go-smtp would echo it in its greeting reply.
+		return nil, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "HELO/EHLO argument longer than a domain name (255 octets)"}
+	}
+	return &session{srv: s, remote: c.Conn().RemoteAddr().String(), conn: gc, c: c}, nil
 }
 
 type session struct {
 	srv    *Server
 	remote string
 	conn   *guardConn
+	c      *smtp.Conn
 
 	authed *bridge.Account // set by a successful AUTH
 	from   string
@@ -205,27 +255,47 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.srv.log.Warn("authentication failed", "remote", s.remote, "user", user)
 		return s.strike(smtp.ErrAuthFailed)
 	}
+	client := clientKey(s.conn.addr)
 	check := func(user, pass string) error {
+		if s.conn.cut() {
+			return errCut
+		}
+		now := time.Now()
+		if !s.srv.auth.allowed(client, user, now) {
+			// Neither counted as a strike nor checked: the password may
+			// be right, and bcrypt is what the guesser wants us to spend.
+			s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
+			s.srv.log.Warn("authentication throttled", "remote", s.remote, "user", user)
+			return errAuthThrottled
+		}
 		acct, err := s.srv.bridge.Authenticate(user, pass)
 		if err != nil {
+			s.srv.auth.failed(client, user, now)
 			return failed(user)
 		}
 		s.authed = acct
 		return nil
 	}
+	if !s.srv.auth.allowed(client, "", time.Now()) {
+		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
+		return nil, errAuthThrottled
+	}
+	plain := func(identity, user, pass string) error {
+		if identity != "" && identity != user {
+			return failed(user)
+		}
+		return check(user, pass)
+	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, user, pass string) error {
-			if identity != "" && identity != user {
-				return failed(user)
-			}
-			return check(user, pass)
-		}), nil
+		return sasl.NewPlainServer(plain), nil
 	case sasl.Login:
 		return &loginServer{check: check}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
+
+var errAuthThrottled = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many failed logins, try again later"}
 
 // loginServer is the server side of the (obsolete but still common) LOGIN
 // mechanism: ask for the user name, then the password.
@@ -253,26 +323,61 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 
 func (s *session) Reset() {
 	s.from, s.acct, s.rcpts = "", nil, nil
+	if s.c != nil && len(s.c.Hostname()) > maxDomainLen {
+		// A second HELO/EHLO resets the session without a new one, and
+		// go-smtp's reply would echo the argument: end the connection
+		// before it is written.
+		_ = s.conn.finish("421 4.5.2 HELO/EHLO argument longer than a domain name (255 octets), closing\r\n", errBadHello)
+	}
 }
 
 func (s *session) Logout() error { return nil }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.conn.cut() {
+		return errCut
+	}
+	if len(from) > maxAddressLen {
+		// go-smtp would echo it in its 250.
+		return s.strike(&smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "sender address longer than RFC 5321 allows (254 octets)"})
+	}
+	if max := s.srv.cfg.MaxMessageBytes; max > 0 && opts != nil && opts.Size > max {
+		return s.refuse("MAIL", bridge.Permanent(bridge.ReasonTooLong, "size", "message size %d exceeds the limit of %d bytes", opts.Size, max))
+	}
 	acct := s.authed
 	switch {
 	case acct != nil:
-		// An authenticated account sends as itself whatever the
-		// envelope says; bounces go to the envelope sender.
+		// An authenticated account sends from its own addresses only:
+		// bounces and replies go to the envelope sender, which must not
+		// be someone else's mailbox. The null sender is refused too: the
+		// bounce of an SMS would have nowhere to go.
+		if from == "" {
+			return s.refuse("MAIL", bridge.Permanent(bridge.ReasonSenderNotAllowed, "from",
+				"account %s must use one of its own addresses as sender, not the null sender", acct.Name))
+		}
+		if owner, err := s.srv.bridge.Account(from); err != nil || owner.Name != acct.Name {
+			return s.refuse("MAIL", bridge.Permanent(bridge.ReasonSenderNotAllowed, "from",
+				"%s is not an address of account %s", from, acct.Name))
+		}
 	case s.srv.cfg.RequireAuth:
 		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonUnknownAccount)
 		return s.strike(&smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"})
-	case !s.srv.allowed(s.conn.addr):
-		return s.refuse("MAIL", bridge.Permanent(bridge.ReasonUnknownAccount, "from",
-			"clients at %s must authenticate to send here", s.conn.addr))
 	default:
+		// The envelope sender is only a claim: it picks the account only
+		// from a network that account trusts. A client outside the
+		// default networks gets the same answer for an unknown address
+		// as for a known one, so it cannot list the accounts' addresses.
+		untrusted := bridge.Permanent(bridge.ReasonSenderNotAllowed, "from",
+			"clients at %s may not send as <%s> without authentication", s.conn.addr, from)
 		var err error
 		if acct, err = s.srv.bridge.Account(from); err != nil {
+			if !(&bridge.Account{}).Trusts(s.conn.addr, s.srv.defaultNetworks()) {
+				err = untrusted
+			}
 			return s.refuse("MAIL", err)
+		}
+		if !acct.Trusts(s.conn.addr, s.srv.defaultNetworks()) {
+			return s.refuse("MAIL", untrusted)
 		}
 	}
 	s.Reset()
@@ -281,6 +386,13 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.conn.cut() {
+		return errCut
+	}
+	if len(to) > maxAddressLen {
+		// go-smtp would echo it in its 250.
+		return s.strike(&smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "recipient address longer than RFC 5321 allows (254 octets)"})
+	}
 	if s.acct == nil {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
 	}
@@ -333,7 +445,7 @@ func asciiLower(s string) string {
 }
 
 func (s *session) Data(r io.Reader) error {
-	er := &errReader{r: r}
+	er := &errReader{r: r, max: s.srv.cfg.MaxMessageBytes}
 	m, err := ReadMail(er)
 	if er.err != nil {
 		// The transport failed (size limit, timeout): answer that, not
@@ -345,6 +457,10 @@ func (s *session) Data(r io.Reader) error {
 		// the session (go-smtp also drains, this keeps it explicit).
 		_, _ = io.Copy(io.Discard, r)
 		return s.refuse("DATA", err)
+	}
+	if s.conn.cut() {
+		// The end-of-data line came, but the connection is over.
+		return errCut
 	}
 	sub, err := s.submission(m)
 	if err != nil {
@@ -475,6 +591,39 @@ func (s *session) strike(e *smtp.SMTPError) *smtp.SMTPError {
 // internal text, so every error is translated here, and internal causes
 // never reach the client.
 func Reply(err error) *smtp.SMTPError {
+	return fitLine(reply(err))
+}
+
+// maxReplyLine is the longest reply line RFC 5321 (4.5.3.1.5) allows,
+// CRLF included.
+const maxReplyLine = 512
+
+// fitLine keeps a reply to one line of at most 512 octets: messages
+// quote what the client sent (addresses, numbers), and a client must not
+// be able to make us echo a kilobyte, or a line break, back. The cut is
+// at a UTF-8 boundary and marked with "...".
+func fitLine(e *smtp.SMTPError) *smtp.SMTPError {
+	msg := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, e.Message)
+	room := maxReplyLine - len("550 5.7.1 ") - len("\r\n")
+	if len(msg) > room {
+		cut := room - len("...")
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
+	}
+	if msg == e.Message {
+		return e
+	}
+	return &smtp.SMTPError{Code: e.Code, EnhancedCode: e.EnhancedCode, Message: msg}
+}
+
+func reply(err error) *smtp.SMTPError {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return se
@@ -514,14 +663,25 @@ func Reply(err error) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "temporary failure, try again later"}
 }
 
-// errReader remembers the first error of the SMTP data stream itself.
+// errReader remembers the first error of the SMTP data stream itself,
+// and enforces the message size limit (see New for why go-smtp's is one
+// byte higher).
 type errReader struct {
 	r   io.Reader
+	max int64 // 0: no limit
+	n   int64
 	err error
 }
 
 func (e *errReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
 	n, err := e.r.Read(p)
+	e.n += int64(n)
+	if e.max > 0 && e.n > e.max {
+		n, err = 0, bridge.Permanent(bridge.ReasonTooLong, "DATA", "message exceeds the limit of %d bytes", e.max)
+	}
 	if err != nil && err != io.EOF && e.err == nil {
 		e.err = err
 	}

@@ -44,6 +44,13 @@ func newServer(t *testing.T, cfg smtpin.Config) *server {
 // listener when cfg.TLS is set, counting into m (which may be nil).
 func newServerWith(t *testing.T, cfg smtpin.Config, m smtpin.Metrics) *server {
 	t.Helper()
+	return newServerFull(t, cfg, m, []bridge.Account{{Name: "a", Emails: []string{"*@example.com"}, SenderIDs: []string{"A"}, PasswordHash: testHash}}, nil)
+}
+
+// newServerFull is newServerWith with the given accounts, and with the
+// bridge seen through wrap when it is not nil.
+func newServerFull(t *testing.T, cfg smtpin.Config, m smtpin.Metrics, accounts []bridge.Account, wrap func(smtpin.Submitter) smtpin.Submitter) *server {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(tlog{t}, nil))
@@ -54,8 +61,7 @@ func newServerWith(t *testing.T, cfg smtpin.Config, m smtpin.Metrics) *server {
 	}
 	p := console.New("console", nil, log)
 	b, err := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+972", Providers: []string{"console"}}},
-		[]bridge.Account{{Name: "a", Emails: []string{"*@example.com"}, SenderIDs: []string{"A"}, PasswordHash: testHash}},
-		bridge.Options{Region: "IL", MaxSegments: 10, MaxRecipients: 5})
+		accounts, bridge.Options{Region: "IL", MaxSegments: 10, MaxRecipients: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +73,11 @@ func newServerWith(t *testing.T, cfg smtpin.Config, m smtpin.Metrics) *server {
 		cfg.ReadTimeout = 5 * time.Second
 	}
 	cfg.WriteTimeout = 5 * time.Second
-	srv := smtpin.New(b, cfg, m, log)
+	var sub smtpin.Submitter = b
+	if wrap != nil {
+		sub = wrap(b)
+	}
+	srv := smtpin.New(sub, cfg, m, log)
 	listen := func() net.Listener {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -334,8 +344,9 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("AUTH: %v", err)
 			}
 			before := s.queued(t)
-			// Authenticated: the account sends whatever the envelope says.
-			if err := c.SendMail("robot@anywhere.example", []string{"0501234567@sms.example.com"},
+			// Authenticated: the account sends from its own addresses,
+			// and only from those (see TestAuthSenderAddresses).
+			if err := c.SendMail("robot@example.com", []string{"0501234567@sms.example.com"},
 				strings.NewReader("Subject: x\r\n\r\nauthenticated\r\n")); err != nil {
 				t.Fatalf("send: %v", err)
 			}

@@ -1,0 +1,87 @@
+package smtpin
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxThrottled bounds the entries of each throttle table. User names
+// are whatever clients type, so the per-account table would otherwise
+// grow with every name tried.
+const maxThrottled = 10000
+
+// authThrottle limits failed AUTH attempts per client (IPv4 address,
+// IPv6 /64) and per user name, across connections: each failure takes a
+// token from both buckets, and while either is empty an attempt is
+// refused before its password is looked at, so a guesser spends no
+// bcrypt time of ours. A success takes nothing.
+type authThrottle struct {
+	perClient, perAccount int // failures per hour, and the burst; 0: no limit
+
+	mu       sync.Mutex
+	clients  map[netip.Prefix]*rate.Limiter
+	accounts map[string]*rate.Limiter
+}
+
+func newAuthThrottle(perClient, perAccount int) *authThrottle {
+	return &authThrottle{perClient: perClient, perAccount: perAccount,
+		clients: map[netip.Prefix]*rate.Limiter{}, accounts: map[string]*rate.Limiter{}}
+}
+
+// allowed reports whether an attempt from client as user may be checked.
+// user is "" when it is not known yet (the client check alone).
+func (t *authThrottle) allowed(client netip.Prefix, user string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.clients[client]; l != nil && l.TokensAt(now) < 1 {
+		return false
+	}
+	if l := t.accounts[user]; user != "" && l != nil && l.TokensAt(now) < 1 {
+		return false
+	}
+	return true
+}
+
+// failed takes a token from the client's and the user's buckets.
+func (t *authThrottle) failed(client netip.Prefix, user string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	take(t.clients, client, t.perClient, now)
+	take(t.accounts, user, t.perAccount, now)
+}
+
+func take[K comparable](m map[K]*rate.Limiter, k K, perHour int, now time.Time) {
+	if perHour <= 0 {
+		return
+	}
+	l := m[k]
+	if l == nil {
+		if len(m) >= maxThrottled {
+			prune(m, perHour, now)
+		}
+		l = rate.NewLimiter(rate.Limit(float64(perHour)/3600), perHour)
+		m[k] = l
+	}
+	l.AllowN(now, 1)
+}
+
+// prune forgets buckets that have refilled (they hold no history worth
+// keeping) and, if the table is still full, arbitrary others: a flood of
+// fresh names can then reset some account's bucket, but the per-client
+// bucket still holds the flood itself.
+func prune[K comparable](m map[K]*rate.Limiter, burst int, now time.Time) {
+	for k, l := range m {
+		if l.TokensAt(now) >= float64(burst) {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) < maxThrottled {
+			break
+		}
+		delete(m, k)
+	}
+}
