@@ -76,10 +76,26 @@ type SMTP struct {
 	// MaxBadCommands is how many refused commands (bad recipients,
 	// failed AUTH…) a connection may collect before it is dropped.
 	MaxBadCommands int `toml:"max_bad_commands"`
-	// AllowedNetworks are the CIDRs unauthenticated clients may send
-	// from; empty is any. Authenticated clients may send from anywhere.
+	// AllowedNetworks are the CIDRs whose unauthenticated mail may
+	// claim an account that names no networks of its own. Unset is
+	// loopback only (DefaultNetworks); an empty list is none: every
+	// client must authenticate. Authenticated clients may send from
+	// anywhere.
 	AllowedNetworks []string `toml:"allowed_networks"`
+	// MaxSessionDuration and MaxCommands bound one SMTP connection: its
+	// lifetime and its command lines (NOOP, RSET... included).
+	MaxSessionDuration time.Duration `toml:"max_session_duration"`
+	MaxCommands        int           `toml:"max_commands"`
+	// AuthFailuresPerClient and AuthFailuresPerAccount are the failed
+	// AUTH attempts allowed per hour from one client address and for one
+	// user name, across connections; more are answered 454 4.7.0.
+	AuthFailuresPerClient  int `toml:"auth_failures_per_client"`
+	AuthFailuresPerAccount int `toml:"auth_failures_per_account"`
 }
+
+// DefaultNetworks is smtp.allowed_networks when it is not set: mail
+// programs on this host only.
+var DefaultNetworks = []string{"127.0.0.1/32", "::1/128"}
 
 // HTTP configures the HTTP listener (API, callbacks, health).
 type HTTP struct {
@@ -123,6 +139,10 @@ type Account struct {
 	// password (user name: the account name); make one with
 	// `smsbridge hash-password`.
 	SMTPPasswordHash string `toml:"smtp_password_hash"`
+	// Networks are the CIDRs whose unauthenticated mail may claim this
+	// account by its envelope sender; unset is smtp.allowed_networks, an
+	// empty list none (the account must authenticate).
+	Networks []string `toml:"networks"`
 }
 
 // Replies configures mail going out: replies from phones and bounces.
@@ -327,6 +347,14 @@ func (c *Config) defaults() {
 	defInt(&c.SMTP.MaxBadCommands, 10)
 	defDur(&c.SMTP.ReadTimeout, time.Minute)
 	defDur(&c.SMTP.WriteTimeout, time.Minute)
+	defDur(&c.SMTP.MaxSessionDuration, 10*time.Minute)
+	defInt(&c.SMTP.MaxCommands, 1000)
+	defInt(&c.SMTP.AuthFailuresPerClient, 10)
+	defInt(&c.SMTP.AuthFailuresPerAccount, 30)
+	if c.SMTP.AllowedNetworks == nil {
+		// An explicit empty list stays empty: no network is trusted.
+		c.SMTP.AllowedNetworks = slices.Clone(DefaultNetworks)
+	}
 	def(&c.HTTP.Listen, "127.0.0.1:8025")
 	defInt(&c.Queue.Workers, 8)
 	defDur(&c.Queue.MaxAge, 24*time.Hour)
@@ -415,17 +443,26 @@ func (c *Config) validate() Problems {
 			add("smtp.tls_listen", "implicit TLS needs smtp.tls_cert and smtp.tls_key")
 		}
 	}
-	for i, n := range c.SMTP.AllowedNetworks {
-		key := fmt.Sprintf("smtp.allowed_networks[%d]", i)
-		p, err := netip.ParsePrefix(n)
-		switch {
-		case err != nil:
-			add(key, "%q is not a CIDR such as 192.0.2.0/24 or 2001:db8::/32 (a single host is 192.0.2.1/32)", n)
-		case p != p.Masked():
-			// 10.1.2.3/8 means 10.0.0.0/8 to the parser, which is
-			// rarely what was meant: make the operator say which.
-			add(key, "%q has bits set past the prefix length: write %s, or /%d for the single host", n, p.Masked(), p.Addr().BitLen())
+	checkNetworks := func(key string, list []string) {
+		for i, n := range list {
+			key := fmt.Sprintf("%s[%d]", key, i)
+			p, err := netip.ParsePrefix(n)
+			switch {
+			case err != nil:
+				add(key, "%q is not a CIDR such as 192.0.2.0/24 or 2001:db8::/32 (a single host is 192.0.2.1/32)", n)
+			case p != p.Masked():
+				// 10.1.2.3/8 means 10.0.0.0/8 to the parser, which is
+				// rarely what was meant: make the operator say which.
+				add(key, "%q has bits set past the prefix length: write %s, or /%d for the single host", n, p.Masked(), p.Addr().BitLen())
+			}
 		}
+	}
+	checkNetworks("smtp.allowed_networks", c.SMTP.AllowedNetworks)
+	positive("smtp.max_commands", int64(c.SMTP.MaxCommands))
+	positive("smtp.auth_failures_per_client", int64(c.SMTP.AuthFailuresPerClient))
+	positive("smtp.auth_failures_per_account", int64(c.SMTP.AuthFailuresPerAccount))
+	if c.SMTP.MaxSessionDuration < 0 {
+		add("smtp.max_session_duration", "must be positive")
 	}
 
 	checkAddr("http.listen", c.HTTP.Listen)
@@ -486,6 +523,7 @@ func (c *Config) validate() Problems {
 				add(key+".smtp_password_hash", "not a bcrypt hash (make one with `smsbridge hash-password`)")
 			}
 		}
+		checkNetworks(key+".networks", a.Networks)
 		for j, s := range a.SenderIDs {
 			if !senderID.MatchString(s) {
 				add(fmt.Sprintf("%s.sender_ids[%d]", key, j), "%q is not a sender ID (letters, digits, +, at most 16)", s)

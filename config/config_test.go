@@ -229,9 +229,15 @@ func TestSMTPHardening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMTP.MaxConnectionsPerIP != 20 || c.SMTP.MaxBadCommands != 10 || c.SMTP.TLSListen != "" || len(c.SMTP.AllowedNetworks) != 0 {
-		t.Errorf("defaults: per IP %d, bad commands %d, tls_listen %q, networks %v; want 20, 10, \"\", none",
+	if c.SMTP.MaxConnectionsPerIP != 20 || c.SMTP.MaxBadCommands != 10 || c.SMTP.TLSListen != "" ||
+		!slices.Equal(c.SMTP.AllowedNetworks, []string{"127.0.0.1/32", "::1/128"}) {
+		t.Errorf("defaults: per IP %d, bad commands %d, tls_listen %q, networks %v; want 20, 10, \"\", loopback",
 			c.SMTP.MaxConnectionsPerIP, c.SMTP.MaxBadCommands, c.SMTP.TLSListen, c.SMTP.AllowedNetworks)
+	}
+	if c.SMTP.MaxSessionDuration != 10*time.Minute || c.SMTP.MaxCommands != 1000 ||
+		c.SMTP.AuthFailuresPerClient != 10 || c.SMTP.AuthFailuresPerAccount != 30 || c.Accounts[0].Networks != nil {
+		t.Errorf("defaults: session %s, commands %d, auth failures %d/%d, account networks %v; want 10m, 1000, 10/30, unset",
+			c.SMTP.MaxSessionDuration, c.SMTP.MaxCommands, c.SMTP.AuthFailuresPerClient, c.SMTP.AuthFailuresPerAccount, c.Accounts[0].Networks)
 	}
 
 	good := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
