@@ -146,9 +146,15 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := config.Load(*path, daemon.Kinds); err != nil {
+	cfg, err := config.Load(*path, daemon.Kinds)
+	if err != nil {
 		printConfigError(stderr, err)
 		return 1
+	}
+	// Warnings describe a valid but dangerous configuration: loud, on
+	// stderr, but not a failure (a deploy script must not break on them).
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "smsbridge: WARNING:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0

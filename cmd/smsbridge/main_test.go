@@ -50,6 +50,33 @@ func TestCheckConfig(t *testing.T) {
 			t.Errorf("problem list lacks %q:\n%s", key, errb.String())
 		}
 	}
+	// Valid but dangerous: warned about on stderr, exit status still 0.
+	example, err := os.ReadFile("../../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Replace(strings.Replace(string(example), `listen = "127.0.0.1:2525"`, `listen = "0.0.0.0:2525"`, 1),
+		`allowed_networks = ["127.0.0.1/32", "::1/128"]`, `allowed_networks = ["0.0.0.0/0"]`, 1)
+	if open == string(example) {
+		t.Fatal("config.example.toml no longer has the lines this test edits")
+	}
+	exposed := filepath.Join(t.TempDir(), "exposed.toml")
+	os.WriteFile(exposed, []byte(open), 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check-config", "-config", exposed}, &out, &errb); code != 0 {
+		t.Fatalf("exposed config: exit %d, want 0 (a warning): %s", code, errb.String())
+	}
+	if want := "smsbridge: WARNING: smtp.allowed_networks[0]: 0.0.0.0/0 trusts unauthenticated mail from everywhere, and smtp.listen 0.0.0.0:2525 is not on loopback"; !strings.HasPrefix(errb.String(), want) {
+		t.Errorf("stderr %q, want it to start %q", errb.String(), want)
+	}
+	if !strings.HasSuffix(out.String(), ": ok\n") {
+		t.Errorf("stdout %q", out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"check-config", "-config", "../../config.example.toml"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Errorf("config.example.toml: exit %d, stderr %q; want no warning", code, errb.String())
+	}
 	out.Reset()
 	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "smsbridge ") {
 		t.Errorf("version: exit %d, %q", code, out.String())

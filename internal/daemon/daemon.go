@@ -166,14 +166,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	var networks []netip.Prefix
-	for _, n := range cfg.SMTP.AllowedNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("smtp.allowed_networks: %w", err)
-		}
-		networks = append(networks, p)
+	networks, err := prefixes(cfg.SMTP.AllowedNetworks)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("smtp.allowed_networks: %w", err)
 	}
 	d.smtp = smtpin.New(d.bridge, smtpin.Config{
 		Hostname:            cfg.SMTP.Hostname,
@@ -189,7 +185,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
 		MaxBadCommands:      cfg.SMTP.MaxBadCommands,
 		AllowedNetworks:     networks,
+		MaxSessionDuration:  cfg.SMTP.MaxSessionDuration,
+		MaxCommands:         cfg.SMTP.MaxCommands,
+		// The throttle's counts outlive connections, not the process.
+		AuthFailuresPerClient:  cfg.SMTP.AuthFailuresPerClient,
+		AuthFailuresPerAccount: cfg.SMTP.AuthFailuresPerAccount,
 	}, m, log.With("component", "smtp"))
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	// On a bind error, close what is already open.
 	fail := func(err error) (*Daemon, error) {
 		for _, ln := range []net.Listener{d.smtpLn, d.smtpsLn} {
@@ -418,11 +422,31 @@ func routes(cfg *config.Config) []bridge.Route {
 func accounts(cfg *config.Config) []bridge.Account {
 	var out []bridge.Account
 	for _, a := range cfg.Accounts {
+		// Validated by config; nil (unset) leaves smtp.allowed_networks.
+		nets, _ := prefixes(a.Networks)
 		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
-			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash})
+			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
+			Networks: nets})
 	}
 	return out
+}
+
+// prefixes parses CIDRs, keeping nil (unset: the default applies) apart
+// from empty (no network).
+func prefixes(list []string) ([]netip.Prefix, error) {
+	if list == nil {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for _, n := range list {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func concurrency(cfg *config.Config) map[string]int {
