@@ -329,8 +329,8 @@ func TestNoSecretInLogs(t *testing.T) {
 			if err := c.Auth(auth); err != nil {
 				t.Fatalf("%s: AUTH: %v", name, err)
 			}
-			// Authenticated, the envelope sender is free.
-			if err := c.SendMail("robot@anywhere.example", []string{"+17134567801@sms.example.com"},
+			// Authenticated, the envelope sender is one of the account's addresses.
+			if err := c.SendMail("ops@example.com", []string{"+17134567801@sms.example.com"},
 				strings.NewReader("X-SMS-Sender: +17134567890\r\nSubject: x\r\n\r\nauthenticated "+name+"\r\n")); err != nil {
 				t.Fatalf("%s: send: %v", name, err)
 			}
