@@ -374,3 +374,21 @@ func TestReplyLineLength(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a refusal quotes, its reply is one line of at most 512
+// octets, valid UTF-8 when the input was.
+func FuzzReply(f *testing.F) {
+	for _, s := range []string{"", "0501234567", strings.Repeat("ש", 300), "a\r\nb", strings.Repeat("x", 600)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, quoted string) {
+		e := smtpin.Reply(bridge.Permanent(bridge.ReasonBadNumber, "to", "%s is not a phone number", quoted))
+		line := fmt.Sprintf("%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+		if len(line) > 512 || strings.ContainsAny(e.Message, "\r\n") {
+			t.Errorf("%d-octet reply %q", len(line), e.Message)
+		}
+		if utf8.ValidString(quoted) && !utf8.ValidString(e.Message) {
+			t.Errorf("invalid UTF-8 from valid input: %q", e.Message)
+		}
+	})
+}
