@@ -88,8 +88,7 @@ type Accounts struct {
 
 // NewAccounts indexes accounts by their addresses and patterns.
 func NewAccounts(list []Account) *Accounts {
-	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}, names: map[string]*Account{},
-		cost: bcrypt.DefaultCost}
+	a := &Accounts{exact: map[string]*Account{}, domain: map[string]*Account{}, tokens: map[[sha256.Size]byte]*Account{}, names: map[string]*Account{}}
 	for i := range list {
 		acct := &list[i]
 		a.names[acct.Name] = acct
@@ -111,6 +110,13 @@ func NewAccounts(list []Account) *Accounts {
 				a.exact[e] = acct
 			}
 		}
+	}
+	if a.cost == 0 {
+		a.cost = bcrypt.DefaultCost // no passwords: no login can succeed anyway
+	} else {
+		// Made now rather than at the first unknown user, whose answer
+		// would otherwise take twice as long.
+		dummyHash(a.cost)
 	}
 	return a
 }

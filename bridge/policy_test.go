@@ -59,6 +59,14 @@ func TestAuthenticateCost(t *testing.T) {
 			t.Errorf("%s/%q: bcrypt comparisons at costs %v, want one at %d", tc.user, tc.pass, costs, tc.want)
 		}
 	}
+
+	// Cheap hashes make a cheap dummy: the dummy's cost follows the
+	// configuration, not bcrypt's default.
+	costs = nil
+	cheap := NewAccounts([]Account{{Name: "weak", PasswordHash: hash(bcrypt.MinCost)}})
+	if _, err := cheap.Authenticate("nobody", "x"); err == nil || len(costs) != 1 || costs[0] != bcrypt.MinCost {
+		t.Errorf("unknown user with only cost-%d hashes: %v, costs %v", bcrypt.MinCost, err, costs)
+	}
 }
 
 func TestAccountTrusts(t *testing.T) {

@@ -2,6 +2,7 @@ package smtpin
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -162,6 +163,7 @@ type guardListener struct {
 	// maxCommands and maxDuration bound each session (0: no bound).
 	maxCommands int
 	maxDuration time.Duration
+	ended       func(*guardConn, error) // told why the guard ended a session
 
 	closeOnce sync.Once
 	closeErr  error
@@ -175,7 +177,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		}
 		gc, refusal := l.limits.admit(c)
 		if refusal == "" {
-			gc.maxCommands = l.maxCommands
+			gc.maxCommands, gc.ended = l.maxCommands, l.ended
 			if l.maxDuration > 0 {
 				gc.expires = time.Now().Add(l.maxDuration)
 				gc.maxDuration = l.maxDuration
@@ -216,6 +218,7 @@ type guardConn struct {
 	// Only the connection's own goroutine touches these.
 	maxCommands int
 	maxDuration time.Duration
+	ended       func(*guardConn, error)
 	expires     time.Time // zero: no lifetime bound
 	commands    int
 	// top is where the guard writes its own last reply: this conn for
@@ -273,6 +276,17 @@ func (s *Server) defaultNetworks() []netip.Prefix {
 		return loopback
 	}
 	return s.cfg.AllowedNetworks
+}
+
+// sessionEnded logs a session the guard ended, counting those ended by
+// a limit as throttled clients.
+func (s *Server) sessionEnded(gc *guardConn, why error) {
+	if errors.Is(why, errTooManyCommands) || errors.Is(why, errSessionExpired) {
+		s.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
+		s.log.Warn("session limit reached, closing the connection", "channel", "smtp", "remote", gc.addr, "err", why, "commands", gc.commands)
+		return
+	}
+	s.log.Info("connection ended", "channel", "smtp", "remote", gc.addr, "err", why)
 }
 
 // refusedConnection is what an over-cap connection counts as in metrics:

@@ -164,7 +164,7 @@ func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	// The caps sit under TLS: go-smtp must see the *tls.Conn itself to
 	// run the handshake and to offer AUTH.
 	gl := &guardListener{Listener: ln, limits: s.limits, tls: tlsCfg,
-		maxCommands: s.cfg.MaxCommands, maxDuration: s.cfg.MaxSessionDuration}
+		maxCommands: s.cfg.MaxCommands, maxDuration: s.cfg.MaxSessionDuration, ended: s.sessionEnded}
 	s.mu.Lock()
 	if s.closed {
 		// Shutdown has run: go-smtp would never close this listener.

@@ -98,10 +98,31 @@ func (c *guardConn) finish(reply string, cause error) error {
 	if reply != "" && c.top != nil {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(rejectTimeout))
 		_, _ = io.WriteString(c.top, reply)
+		c.linger()
 	}
 	c.silent = true
 	_ = c.Close()
+	if c.ended != nil {
+		c.ended(c, cause)
+	}
 	return cause
+}
+
+// lingerTimeout bounds how long a connection being closed is drained.
+const lingerTimeout = time.Second
+
+// linger lets the last reply reach the client: closing a socket with
+// unread input (the next pipelined command, the line the guard refused to
+// read) sends a reset, and the client's kernel may drop the reply before
+// the client has read it. So the write side is shut first and the input
+// drained until the client closes, briefly and only so much.
+func (c *guardConn) linger() {
+	tc, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
 }
 
 // cut reports whether the connection is over: a read failed, so any

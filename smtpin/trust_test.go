@@ -206,8 +206,12 @@ func TestAuthThrottle(t *testing.T) {
 // A session may send only so many command lines, whatever they are.
 func TestMaxCommands(t *testing.T) {
 	s := newServer(t, smtpin.Config{TLS: selfSigned(t), MaxCommands: 6})
-	for name, c := range map[string]*rawConn{"plain": dialFrom(t, s.addr, localhost), "implicit TLS": dialTLS(t, s.tlsAddr)} {
+	for name, dial := range map[string]func(t *testing.T) *rawConn{
+		"plain":        func(t *testing.T) *rawConn { return dialFrom(t, s.addr, localhost) },
+		"implicit TLS": func(t *testing.T) *rawConn { return dialTLS(t, s.tlsAddr) },
+	} {
 		t.Run(name, func(t *testing.T) {
+			c := dial(t)
 			var last string
 			n := 1 // EHLO
 			for ; n <= 10; n++ {
