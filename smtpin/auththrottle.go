@@ -69,9 +69,10 @@ func take[K comparable](m map[K]*rate.Limiter, k K, perHour int, now time.Time) 
 }
 
 // prune forgets buckets that have refilled (they hold no history worth
-// keeping) and, if the table is still full, arbitrary others: a flood of
-// fresh names can then reset some account's bucket, but the per-client
-// bucket still holds the flood itself.
+// keeping) and, if the table is still nearly full, arbitrary others, a
+// tenth of the table at once so the scan is not repeated for every new
+// entry: a flood of fresh names can then reset some account's bucket,
+// but the per-client bucket still holds the flood itself.
 func prune[K comparable](m map[K]*rate.Limiter, burst int, now time.Time) {
 	for k, l := range m {
 		if l.TokensAt(now) >= float64(burst) {
@@ -79,7 +80,7 @@ func prune[K comparable](m map[K]*rate.Limiter, burst int, now time.Time) {
 		}
 	}
 	for k := range m {
-		if len(m) < maxThrottled {
+		if len(m) < maxThrottled*9/10 {
 			break
 		}
 		delete(m, k)
