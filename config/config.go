@@ -82,8 +82,9 @@ type SMTP struct {
 	// client must authenticate. Authenticated clients may send from
 	// anywhere.
 	AllowedNetworks []string `toml:"allowed_networks"`
-	// MaxSessionDuration and MaxCommands bound one SMTP connection: its
-	// lifetime and its command lines (NOOP, RSET... included).
+	// MaxSessionDuration bounds one SMTP connection's lifetime, and
+	// MaxCommands the command lines (NOOP, RSET... included) it may send
+	// without a message being accepted.
 	MaxSessionDuration time.Duration `toml:"max_session_duration"`
 	MaxCommands        int           `toml:"max_commands"`
 	// AuthFailuresPerClient and AuthFailuresPerAccount are the failed

@@ -50,9 +50,13 @@ type Config struct {
 	// (bridge.Account.Networks). nil is loopback only; an empty, non-nil
 	// list is no network.
 	AllowedNetworks []netip.Prefix
-	// MaxSessionDuration and MaxCommands bound one connection's life
-	// and its command lines; past either it is answered 421 4.7.0 and
-	// closed. 0 is no bound.
+	// MaxSessionDuration bounds one connection's life, and MaxCommands
+	// the command lines it may send without getting a message accepted
+	// (NOOP, RSET, refused recipients...): a client that makes no
+	// progress is cut off, one that keeps delivering is not (a relay
+	// such as Postfix would defer the mail answered 421). Past either the
+	// client is answered 421 4.7.0 and the connection closed. 0 is no
+	// bound.
 	MaxSessionDuration time.Duration
 	MaxCommands        int
 	// AuthFailuresPerClient and AuthFailuresPerAccount are the failed
@@ -475,6 +479,7 @@ func (s *session) Data(r io.Reader) error {
 		return s.refuse("DATA", err)
 	}
 	s.srv.metrics.Accepted(bridge.ChannelSMTP)
+	s.conn.commands = 0 // progress: max_commands counts from here
 	s.srv.log.Info("accepted", "channel", "smtp", "id", msg.ID, "account", s.acct.Name, "recipients", len(msg.Recipients))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + msg.ID}
 }

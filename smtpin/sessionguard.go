@@ -17,8 +17,9 @@ import (
 //   - go-smtp arms the read deadline before reading every command line
 //     (conn.go readLine), through TLS too (tls.Conn passes
 //     SetReadDeadline down). Counting those calls counts command lines
-//     (AUTH continuation lines included, message content not), and is the
-//     moment to check the session's lifetime.
+//     (AUTH continuation lines included, message content not; Data resets
+//     the count when it accepts a message), and is the moment to check the
+//     session's lifetime.
 //   - go-smtp reads lines with textproto, whose bufio.Reader.ReadLine
 //     hands back the bytes read so far with a nil error when the read
 //     fails after them: a command line cut by a timeout or a hang-up
@@ -42,7 +43,7 @@ func (c *guardConn) SetReadDeadline(t time.Time) error {
 	}
 	c.commands++
 	if c.maxCommands > 0 && c.commands > c.maxCommands {
-		return c.finish(fmt.Sprintf("421 4.7.0 too many commands (%d in one session), closing\r\n", c.maxCommands), errTooManyCommands)
+		return c.finish(fmt.Sprintf("421 4.7.0 too many commands (%d) without a message, closing\r\n", c.maxCommands), errTooManyCommands)
 	}
 	if !c.expires.IsZero() {
 		if !time.Now().Before(c.expires) {

@@ -203,7 +203,8 @@ func TestAuthThrottle(t *testing.T) {
 	})
 }
 
-// A session may send only so many command lines, whatever they are.
+// A session may send only so many command lines without getting a
+// message accepted, whatever they are; delivering resets the count.
 func TestMaxCommands(t *testing.T) {
 	s := newServer(t, smtpin.Config{TLS: selfSigned(t), MaxCommands: 6})
 	for name, dial := range map[string]func(t *testing.T) *rawConn{
@@ -212,18 +213,30 @@ func TestMaxCommands(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := dial(t)
+			// Five mails, 20 commands with EHLO: each acceptance is
+			// progress.
+			for i := range 5 {
+				for _, cmd := range []string{"MAIL FROM:<a@example.com>", "RCPT TO:<0501234567@sms.example.com>", "DATA"} {
+					if r := c.cmd(cmd); r[0] != '2' && r[0] != '3' {
+						t.Fatalf("mail %d: %s: %q", i, cmd, r)
+					}
+				}
+				if r := c.cmd("Subject: x\r\n\r\nhi\r\n."); !strings.HasPrefix(r, "250 ") {
+					t.Fatalf("mail %d: %q", i, r)
+				}
+			}
 			var last string
-			n := 1 // EHLO
+			n := 1 // the n-th command since the last mail
 			for ; n <= 10; n++ {
 				if last = c.cmd("NOOP"); !strings.HasPrefix(last, "250 ") {
 					break
 				}
 			}
-			if last != "421 4.7.0 too many commands (6 in one session), closing" {
+			if last != "421 4.7.0 too many commands (6) without a message, closing" {
 				t.Errorf("command %d: %q, want 421 4.7.0", n, last)
 			}
-			if n > 7 {
-				t.Errorf("%d commands answered, want at most 6", n-1)
+			if n != 7 {
+				t.Errorf("the %d. command after the last mail refused, want the 7th", n)
 			}
 			if r := c.reply(); r != "EOF" {
 				t.Errorf("still open: %q", r)

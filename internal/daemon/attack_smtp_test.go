@@ -218,7 +218,7 @@ func TestAttackSessionHolding(t *testing.T) {
 				break
 			}
 		}
-		if r != "421 4.7.0 too many commands (20 in one session), closing" || n != 20 {
+		if r != "421 4.7.0 too many commands (20) without a message, closing" || n != 20 {
 			t.Errorf("command %d: %q, want the 21st answered 421 4.7.0", n+1, r)
 		}
 		if r := a.reply(); r != "EOF" {
