@@ -210,6 +210,8 @@ type Submission struct {
 	// IdempotencyKey makes a retried submission return the first one's
 	// message (HTTP Idempotency-Key).
 	IdempotencyKey string
+	// RequestDigest identifies the request (see Message.RequestDigest).
+	RequestDigest string
 
 	// Sender is the sender ID asked for explicitly, or "" for the default.
 	Sender   string
@@ -259,11 +261,12 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	}
 	if s.IdempotencyKey != "" {
 		if m, err := b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey); err == nil {
-			return m, nil
+			return replay(m, s)
 		}
 	}
 	m := &Message{
 		IdempotencyKey: s.IdempotencyKey,
+		RequestDigest:  s.RequestDigest,
 		ID:             NewID(),
 		Channel:        s.Channel,
 		Account:        s.Account.Name,
@@ -303,7 +306,11 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	if err := b.store.Enqueue(ctx, m); err != nil {
 		if errors.Is(err, ErrDuplicateKey) {
 			// A concurrent retry with the same key won the race.
-			return b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey)
+			first, err := b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey)
+			if err != nil {
+				return nil, err
+			}
+			return replay(first, s)
 		}
 		return nil, fmt.Errorf("storing message: %w", err)
 	}
@@ -311,6 +318,18 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		b.opt.Enqueued()
 	}
 	return m, nil
+}
+
+// replay answers a submission whose idempotency key found first, the
+// message an earlier request with the key created: that message when the
+// requests are the same, a conflict naming the key (and not the first
+// request's result) when they differ.
+func replay(first *Message, s *Submission) (*Message, error) {
+	if first.RequestDigest != "" && s.RequestDigest != "" && first.RequestDigest != s.RequestDigest {
+		return nil, Permanent(ReasonIdempotencyConflict, "Idempotency-Key",
+			"Idempotency-Key %q was used before with a different request; use a new key for a new request", s.IdempotencyKey)
+	}
+	return first, nil
 }
 
 // admit applies the account's and each destination's rate limit. It runs

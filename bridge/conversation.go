@@ -11,9 +11,14 @@ import (
 // It remembers who mailed that phone last, so that the phone's replies
 // reach that person (within the reply window).
 type Conversation struct {
-	ID    string // ConversationID(Phone, Our)
+	ID    string // ConversationID(Phone, Our), or ConversationIDVia
 	Phone string // the other side, E.164
 	Our   string // our sender ID or number; "" when the provider did not say
+	// Provider is the provider the phone's SMS in this conversation may
+	// come through: the one that carried the SMS of the person replies
+	// go to, or the one the phone first wrote through. Receive files SMS
+	// from any other provider elsewhere.
+	Provider string
 
 	// The person who last wrote to Phone from Our and whose SMS went out:
 	// where replies go, and the Message-ID their mail had (for threading).
@@ -35,6 +40,15 @@ func ConversationID(phone, our string) string {
 	return "c" + idEncoding.EncodeToString(sum[:])[:20]
 }
 
+// ConversationIDVia is the id of the conversation that holds what
+// provider reported of phone and our while the conversation of the pair
+// (ConversationID) belongs to another provider: a provider's SMS never
+// land in another provider's thread, yet are recorded, once each.
+func ConversationIDVia(phone, our, provider string) string {
+	sum := sha256.Sum256([]byte(phone + "\x00" + strings.ToLower(our) + "\x00" + provider))
+	return "c" + idEncoding.EncodeToString(sum[:])[:20]
+}
+
 // ConversationTouch files a recipient under its conversation when its
 // outcome is recorded (Outcome.Conversation). With ReplyTo set (an SMS that
 // reached the provider on behalf of a person), it also makes that person
@@ -44,6 +58,7 @@ type ConversationTouch struct {
 	ID            string
 	Phone         string
 	Our           string
+	Provider      string // the provider of the outcome (Conversation.Provider)
 	Account       string
 	ReplyTo       string
 	MailMessageID string
@@ -170,9 +185,11 @@ type Conversations interface {
 
 	// Conversation returns one conversation, or ErrNotFound.
 	Conversation(ctx context.Context, id string) (*Conversation, error)
-	// LatestConversation returns the conversation of phone with our, or
-	// with our == "", the one of phone updated last; ErrNotFound if none.
-	LatestConversation(ctx context.Context, phone, our string) (*Conversation, error)
+	// LatestConversation returns the conversation of phone with our (or
+	// with our == "", with any sender, the one updated last) whose
+	// Provider is provider: the one ConversationID names, or the one
+	// ConversationIDVia does; ErrNotFound if none.
+	LatestConversation(ctx context.Context, phone, our, provider string) (*Conversation, error)
 	// ListConversations returns conversations matching f, newest first.
 	ListConversations(ctx context.Context, f ConversationFilter) ([]Conversation, error)
 	// ConversationLog returns the SMS of a conversation both ways, oldest

@@ -29,6 +29,8 @@ const (
 	ReasonExpired           Reason = "expired" // older than queue.max_age
 	ReasonCancelled         Reason = "cancelled"
 	ReasonNotFound          Reason = "not_found"
+	// An idempotency key reused with a different request.
+	ReasonIdempotencyConflict Reason = "idempotency_conflict"
 )
 
 // Error is an error that knows whether it is temporary, why it happened

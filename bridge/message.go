@@ -55,6 +55,11 @@ type Message struct {
 	// IdempotencyKey, if set, is unique per account: enqueueing a second
 	// message with the same key fails with ErrDuplicateKey.
 	IdempotencyKey string
+	// RequestDigest identifies the request that came with IdempotencyKey
+	// (a front end's digest of it), stored with the key: the same key with
+	// another request is a client error, not a retry. "" for keys stored
+	// before digests were, which match any request.
+	RequestDigest string
 
 	Sender   string            // SMS sender ID or number; "" means the provider default
 	Text     string            // the SMS text; with a template, an explicit override

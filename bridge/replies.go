@@ -72,7 +72,8 @@ func (b *Bridge) Touch(m *Message, r Recipient, o Outcome) *ConversationTouch {
 	if !ok { // a sender ID since removed from the configuration
 		our = b.OurKey(m.Sender)
 	}
-	t := &ConversationTouch{ID: ConversationID(r.To, our), Phone: r.To, Our: our, Account: m.Account, At: m.Created}
+	t := &ConversationTouch{ID: ConversationID(r.To, our), Phone: r.To, Our: our, Provider: o.Provider,
+		Account: m.Account, At: m.Created}
 	if o.State == StateSent {
 		// Only an SMS that went out makes its writer the one replies go to.
 		t.ReplyTo = m.ReplyTo
@@ -157,14 +158,9 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 		return false, Permanent(ReasonInvalid, "id", "inbound SMS without a dedupe key")
 	}
 
-	c, err := cs.LatestConversation(ctx, in.From, in.To)
-	if errors.Is(err, ErrNotFound) && in.To != "" {
-		c = nil // a phone writing first to one of our numbers
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
+	c, err := b.inboundConversation(ctx, cs, in)
+	if err != nil {
 		return false, err
-	}
-	if c == nil {
-		c = &Conversation{ID: ConversationID(in.From, in.To), Phone: in.From, Our: in.To}
 	}
 	in.Conversation = c.ID
 	if !logOnly {
@@ -200,6 +196,35 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 		b.opt.MailQueued()
 	}
 	return false, nil
+}
+
+// inboundConversation is the conversation in belongs to: one of in's
+// provider's (see Conversations.LatestConversation), or a new one. A new
+// one is the pair's own (ConversationID) unless that belongs to another
+// provider; then it is one apart (ConversationIDVia), routed to nobody:
+// a provider reports only on what went out through it, so what it says
+// of another's conversation goes to the catch-all at most.
+func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *Inbound) (*Conversation, error) {
+	c, err := cs.LatestConversation(ctx, in.From, in.To, in.Provider)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	c = &Conversation{ID: ConversationID(in.From, in.To), Phone: in.From, Our: in.To, Provider: in.Provider}
+	other, err := cs.Conversation(ctx, c.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return c, nil // a phone writing first
+	case err != nil:
+		return nil, err
+	case other.Provider != "" && other.Provider != in.Provider:
+		b.opt.Log.WarnContext(ctx, "inbound SMS names a conversation of another provider; filed apart, not routed",
+			"provider", in.Provider, "conversation_provider", other.Provider, "conversation", other.ID)
+		c.ID = ConversationIDVia(in.From, in.To, in.Provider)
+	}
+	return c, nil
 }
 
 // route says who gets a reply received at: the person who last wrote to

@@ -248,7 +248,7 @@ func TestPermanentFailureQueuesOneBounce(t *testing.T) {
 	}
 	// The failed recipient is in the log, but does not make alice the
 	// one replies go to: the phone never got her SMS.
-	conv, err := w.store.LatestConversation(t.Context(), "+972501234567", "")
+	conv, err := w.store.LatestConversation(t.Context(), "+972501234567", "", "p")
 	if err != nil {
 		t.Fatal(err)
 	}

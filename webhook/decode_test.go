@@ -1,38 +1,107 @@
 package webhook
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/smsbridge/smsbridge/bridge"
 )
 
 func TestDecodeSendRequest(t *testing.T) {
 	for body, want := range map[string]int{
-		`{"to": "0501234567", "text": "hi"}`:                  1,
-		`{"to": ["0501234567", "+972 52 765 4321"]}`:          2,
-		`{"to": [], "text": "x"}`:                             0,
-		`{"to": "1", "send_at": "2030-01-02T09:00:00+02:00"}`: 1,
+		`{"to": "0501234567", "text": "hi"}`:                       1,
+		`{"to": ["0501234567", "+972 52 765 4321"]}`:               2,
+		`{"to": [], "text": "x"}`:                                  0,
+		`{"to": null, "text": "x"}`:                                0,
+		`{"to": "1", "send_at": "2030-01-02T09:00:00+02:00"}`:      1,
+		`{"TO": ["1", "2", "3"], "Text": "case as encoding/json"}`: 3,
+		` {"to": ["1"]} `:                                          1,
 	} {
-		req, err := decodeSendRequest(strings.NewReader(body))
+		req, err := decodeSendRequest(strings.NewReader(body), 3)
 		if err != nil || len(req.To) != want {
 			t.Errorf("%s: to = %v, %v; want %d", body, req.To, err, want)
 		}
 	}
-	for _, body := range []string{``, `{`, `{"to": 5}`, `{"to": [1]}`, `{"txt": "x"}`, `{"to": "1"} {"to": "2"}`, `{"send_at": "tomorrow"}`, `[]`} {
-		if _, err := decodeSendRequest(strings.NewReader(body)); err == nil {
+	for _, body := range []string{``, `{`, `{"to": 5}`, `{"to": [1]}`, `{"to": [["1"]]}`, `{"to": {"a": "1"}}`,
+		`{"txt": "x"}`, `{"to": "1"} {"to": "2"}`, `{"send_at": "tomorrow"}`, `[]`, `{"to": ["1"`, `{"to": "1"} x`} {
+		if _, err := decodeSendRequest(strings.NewReader(body), 3); err == nil {
 			t.Errorf("%q: no error", body)
 		}
 	}
 }
 
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestDecodeSendRequestToCap: a to list over the cap is refused as too
+// many recipients, naming to, after reading little more than the entries
+// allowed: a huge list is neither read whole nor parsed.
+func TestDecodeSendRequestToCap(t *testing.T) {
+	if _, err := decodeSendRequest(strings.NewReader(`{"to": ["1", "2", "3"]}`), 3); err != nil {
+		t.Fatalf("3 of 3: %v", err)
+	}
+	huge := `{"text": "x", "to": [` + strings.Repeat(`"+972501234567", `, 700_000) + `"1"]}` // ~12 MB
+	r := &countingReader{r: strings.NewReader(huge)}
+	_, err := decodeSendRequest(r, 100)
+	var be *bridge.Error
+	if !errors.As(err, &be) || be.Reason != bridge.ReasonTooManyRecipients || be.Field != "to" {
+		t.Fatalf("err = %v; want too_many_recipients on to", err)
+	}
+	if r.n > 64<<10 {
+		t.Errorf("read %d bytes of a %d-byte body to refuse it at entry 101", r.n, len(huge))
+	}
+}
+
+func TestSendRequestDigest(t *testing.T) {
+	decode := func(body string) string {
+		t.Helper()
+		req, err := decodeSendRequest(strings.NewReader(body), 0)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return req.digest()
+	}
+	a := decode(`{"to": ["1", "2"], "text": "hi", "params": {"a": "1", "b": "2"}, "send_at": "2030-01-02T09:00:00+02:00"}`)
+	same := decode(`{"send_at": "2030-01-02T07:00:00Z", "params": {"b": "2", "a": "1"},"text":"hi","to":["1","2"]}`)
+	if a != same {
+		t.Errorf("the same request spelt otherwise has another digest")
+	}
+	for _, other := range []string{
+		`{"to": ["1", "2"], "text": "hi!", "params": {"a": "1", "b": "2"}, "send_at": "2030-01-02T09:00:00+02:00"}`,
+		`{"to": ["2", "1"], "text": "hi", "params": {"a": "1", "b": "2"}, "send_at": "2030-01-02T09:00:00+02:00"}`,
+		`{"to": ["1", "2"], "text": "hi", "params": {"a": "1", "b": "3"}, "send_at": "2030-01-02T09:00:00+02:00"}`,
+		`{"to": ["1", "2"], "text": "hi", "params": {"a": "1", "b": "2"}}`,
+	} {
+		if decode(other) == a {
+			t.Errorf("%s: same digest as another request", other)
+		}
+	}
+}
+
 func FuzzDecodeSendRequest(f *testing.F) {
-	for _, s := range []string{`{"to": "0501234567", "text": "hi"}`, `{"to": ["1","2"], "params": {"a": "b"}}`, `{"send_at": "2030-01-02T09:00:00Z"}`, `{`} {
+	for _, s := range []string{`{"to": "0501234567", "text": "hi"}`, `{"to": ["1","2"], "params": {"a": "b"}}`,
+		`{"send_at": "2030-01-02T09:00:00Z"}`, `{`, `{"to": ["1","2","3","4"]}`, `{"TO": null}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		req, err := decodeSendRequest(strings.NewReader(body))
+		req, err := decodeSendRequest(strings.NewReader(body), 3)
 		if err != nil {
 			return
+		}
+		if len(req.To) > 3 {
+			t.Fatalf("%d destinations accepted with a cap of 3", len(req.To))
 		}
 		for _, to := range req.To {
 			if !utf8.ValidString(to) {

@@ -1,12 +1,15 @@
 package webhook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -27,35 +30,126 @@ type sendRequest struct {
 	ReplyTo string `json:"reply_to"`
 }
 
-// toList accepts one destination or a list of them.
+// toList is one destination or a list of them.
 type toList []string
 
-func (t *toList) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*t = toList{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("to: want a phone number or a list of them")
-	}
-	*t = many
-	return nil
+// sendFields are the fields of a send request other than to, matched as
+// encoding/json matches them (without regard to case).
+func (req *sendRequest) fields() map[string]any {
+	return map[string]any{"text": &req.Text, "sender": &req.Sender, "template": &req.Template,
+		"params": &req.Params, "send_at": &req.SendAt, "reply_to": &req.ReplyTo}
 }
 
 // decodeSendRequest reads exactly one JSON object with only known fields.
-func decodeSendRequest(body io.Reader) (sendRequest, error) {
+// It walks the object token by token rather than decoding it whole, so
+// that the to list is counted as it is read: past maxTo entries the
+// request is refused (ReasonTooManyRecipients, field to) before the rest
+// of the list is read, let alone parsed. maxTo <= 0 is no cap.
+func decodeSendRequest(body io.Reader, maxTo int) (sendRequest, error) {
 	var req sendRequest
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if tok, err := dec.Token(); err != nil {
+		return req, err
+	} else if tok != json.Delim('{') {
+		return req, errors.New("want a JSON object")
+	}
+	fields := req.fields()
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return req, err
+		}
+		key, _ := tok.(string) // inside an object every key is a string
+		if strings.EqualFold(key, "to") {
+			if req.To, err = decodeTo(dec, maxTo); err != nil {
+				return req, err
+			}
+			continue
+		}
+		v, ok := fields[strings.ToLower(key)]
+		if !ok {
+			return req, fmt.Errorf("json: unknown field %q", clip(key, maxQuoted))
+		}
+		if err := dec.Decode(v); err != nil {
+			return req, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
 		return req, err
 	}
 	if dec.More() {
 		return req, errors.New("more than one JSON value in the body")
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, errors.New("more than one JSON value in the body")
+	}
 	return req, nil
+}
+
+// errTo is the answer to a to that is neither a string nor a list of them.
+var errTo = errors.New("to: want a phone number or a list of them")
+
+// decodeTo reads the value of to: one destination, a list of them, or
+// null. Each entry of a list is decoded on its own, so a list over maxTo
+// is refused at its entry maxTo+1.
+func decodeTo(dec *json.Decoder, maxTo int) (toList, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok := tok.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return toList{tok}, nil
+	case json.Delim:
+		if tok != '[' {
+			return nil, errTo
+		}
+	default:
+		return nil, errTo
+	}
+	var to toList
+	for dec.More() {
+		if maxTo > 0 && len(to) == maxTo {
+			return nil, tooManyTo(maxTo)
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		s, ok := tok.(string)
+		if !ok {
+			return nil, errTo
+		}
+		to = append(to, s)
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return nil, err
+	}
+	return to, nil
+}
+
+func tooManyTo(maxTo int) error {
+	return bridge.Permanent(bridge.ReasonTooManyRecipients, "to", "to: more than %d destinations", maxTo)
+}
+
+// digest identifies the request for its Idempotency-Key: the SHA-256 of
+// the request as decoded and encoded again (Go's encoding sorts params),
+// so that a retry matches however its client spaced or ordered the JSON,
+// while any change to what would be sent does not.
+func (req *sendRequest) digest() string {
+	c := *req
+	if c.SendAt != nil { // the same instant written in another zone
+		t := c.SendAt.UTC()
+		c.SendAt = &t
+	}
+	b, err := json.Marshal(c)
+	if err != nil { // only strings, a map of them and a time: cannot fail
+		return ""
+	}
+	sum := sha256.Sum256(append([]byte("POST /v1/messages\n"), b...))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // messageView is a message as the API shows it.
@@ -96,7 +190,11 @@ func view(m *bridge.Message) messageView {
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	acct := account(r)
-	req, err := decodeSendRequest(r.Body)
+	req, err := decodeSendRequest(r.Body, s.cfg.MaxRecipients)
+	if bridge.ReasonOf(err) == bridge.ReasonTooManyRecipients {
+		s.fail(w, r, err)
+		return
+	}
 	if err != nil {
 		s.badJSON(w, err)
 		return
@@ -105,6 +203,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		Account:        acct,
 		Channel:        bridge.ChannelHTTP,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		RequestDigest:  req.digest(),
 		Sender:         req.Sender,
 		Text:           req.Text,
 		Template:       req.Template,
@@ -120,7 +219,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	if req.ReplyTo != "" {
 		a, err := mail.ParseAddress(req.ReplyTo)
 		if err != nil || a.Name != "" {
-			s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "reply_to", "reply_to: %q is not a mail address", req.ReplyTo))
+			s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "reply_to", "reply_to: %q is not a mail address", clip(req.ReplyTo, maxQuoted)))
 			return
 		}
 		sub.ReplyTo = a.Address
@@ -133,6 +232,12 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string) {
 	if len(to) == 0 {
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "to: at least one phone number is required"))
+		return
+	}
+	if s.cfg.MaxRecipients > 0 && len(to) > s.cfg.MaxRecipients {
+		// Before anything is resolved: each entry costs a parse and
+		// possibly an error line in the answer.
+		s.fail(w, r, tooManyTo(s.cfg.MaxRecipients))
 		return
 	}
 	var errs []fieldError

@@ -60,6 +60,10 @@ type Metrics interface {
 // Config configures the HTTP side.
 type Config struct {
 	MaxBodyBytes int64 // request bodies larger than this get 413
+	// MaxRecipients caps the destinations of one send request (its to
+	// list, an alert's ?to=); a longer list gets 422 naming to before any
+	// entry is parsed. 0: no cap but the body's size.
+	MaxRecipients int
 	// Ready reports whether the daemon can take work (store reachable,
 	// listeners up); nil means always.
 	Ready func(ctx context.Context) error
@@ -205,7 +209,31 @@ type errorBody struct {
 	Errors []fieldError `json:"errors,omitempty"`
 }
 
+// maxQuoted caps a client's value quoted back in an error message, and
+// maxErrorText the message itself: an error never echoes unbounded input.
+const (
+	maxQuoted    = 64
+	maxErrorText = 512
+)
+
+// bounded cuts every text of an error body to maxErrorText bytes, whatever
+// the code that made it quoted.
+func (e errorBody) bounded() errorBody {
+	e.Error, e.Field = clip(e.Error, maxErrorText), clip(e.Field, maxQuoted)
+	if len(e.Errors) > 0 {
+		errs := make([]fieldError, len(e.Errors))
+		for i, f := range e.Errors {
+			errs[i] = fieldError{Field: clip(f.Field, maxQuoted), Reason: f.Reason, Message: clip(f.Message, maxErrorText)}
+		}
+		e.Errors = errs
+	}
+	return e
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if e, ok := v.(errorBody); ok {
+		v = e.bounded()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
@@ -229,6 +257,8 @@ func status(err error) int {
 		return http.StatusTooManyRequests
 	case bridge.ReasonNotFound:
 		return http.StatusNotFound
+	case bridge.ReasonIdempotencyConflict:
+		return http.StatusConflict
 	case bridge.ReasonStoreUnavailable:
 		return http.StatusServiceUnavailable
 	}

@@ -35,6 +35,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"CompleteWithMail", testCompleteWithMail},
 		{"ConversationNotFound", testConversationNotFound},
 		{"LatestConversation", testLatestConversation},
+		{"ProviderScope", testProviderScope},
 		{"ListConversations", testListConversations},
 		{"PageSameInstant", testPageSameInstant},
 		{"ListConversationsLimit", testListConversationsLimit},
@@ -71,7 +72,7 @@ const (
 // touch is the ConversationTouch a dispatcher makes for m's SMS to phone.
 func touch(m *bridge.Message, phone string) *bridge.ConversationTouch {
 	return &bridge.ConversationTouch{
-		ID: bridge.ConversationID(phone, m.Sender), Phone: phone, Our: m.Sender,
+		ID: bridge.ConversationID(phone, m.Sender), Phone: phone, Our: m.Sender, Provider: "p1",
 		Account: m.Account, ReplyTo: m.ReplyTo, MailMessageID: m.MailMessageID,
 		Subject: "Subject of " + m.ID, At: m.Created,
 	}
@@ -103,7 +104,7 @@ func conversation(t *testing.T, s Full, id string) bridge.Conversation {
 // routed is the conversation of phone and our as m routes it.
 func routed(m *bridge.Message, phone string, created, updated time.Time) bridge.Conversation {
 	return bridge.Conversation{
-		ID: bridge.ConversationID(phone, m.Sender), Phone: phone, Our: m.Sender,
+		ID: bridge.ConversationID(phone, m.Sender), Phone: phone, Our: m.Sender, Provider: "p1",
 		Account: m.Account, ReplyTo: m.ReplyTo, MailMessageID: m.MailMessageID,
 		Subject: "Subject of " + m.ID, LastOut: m.Created, Created: created, Updated: updated,
 	}
@@ -171,7 +172,7 @@ func testReplyRouting(t *testing.T, s Full) {
 	// A conversation whose first SMS routes nothing has no routing.
 	other := converse(t, s, phone2, our1, "monitoring", "", base, base.Add(time.Second))
 	assertConversation(t, conversation(t, s, bridge.ConversationID(phone2, our1)), bridge.Conversation{
-		ID: bridge.ConversationID(phone2, our1), Phone: phone2, Our: our1,
+		ID: bridge.ConversationID(phone2, our1), Phone: phone2, Our: our1, Provider: "p1",
 		Created: base.Add(time.Second), Updated: base.Add(time.Second),
 	})
 	if got := logIDs(conversationLog(t, s, bridge.ConversationID(phone2, our1), 0)); !reflect.DeepEqual(got, []string{other.ID}) {
@@ -191,7 +192,7 @@ func testFileCaseInsensitiveSender(t *testing.T, s Full) {
 	if got := logIDs(conversationLog(t, s, id, 0)); !reflect.DeepEqual(got, []string{first.ID, second.ID}) {
 		t.Errorf("log = %v", got)
 	}
-	c, err := s.LatestConversation(context.Background(), phone1, "clinic")
+	c, err := s.LatestConversation(context.Background(), phone1, "clinic", "p1")
 	if err != nil || c.ID != id {
 		t.Errorf("LatestConversation(%s, clinic) = %+v, %v; want %s", phone1, c, err, id)
 	}
@@ -272,7 +273,7 @@ func testConversationNotFound(t *testing.T, s Full) {
 		t.Errorf("ConversationLog(unknown) = %+v, %v; want ErrNotFound", log, err)
 	}
 	for _, q := range [][2]string{{phone2, ""}, {phone2, our1}, {phone1, our2}} {
-		if c, err := s.LatestConversation(ctx, q[0], q[1]); !errors.Is(err, bridge.ErrNotFound) {
+		if c, err := s.LatestConversation(ctx, q[0], q[1], "p1"); !errors.Is(err, bridge.ErrNotFound) {
 			t.Errorf("LatestConversation(%q, %q) = %+v, %v; want ErrNotFound", q[0], q[1], c, err)
 		}
 	}
@@ -285,7 +286,7 @@ func testLatestConversation(t *testing.T, s Full) {
 	converse(t, s, phone2, our1, "clinic", "carol@clinic.example", base, base.Add(3*time.Minute))
 	check := func(phone, our, wantID string) {
 		t.Helper()
-		c, err := s.LatestConversation(ctx, phone, our)
+		c, err := s.LatestConversation(ctx, phone, our, "p1")
 		if err != nil || c.ID != wantID {
 			t.Errorf("LatestConversation(%q, %q) = %+v, %v; want %s", phone, our, c, err, wantID)
 		}
@@ -377,6 +378,69 @@ var inboundSeq struct {
 }
 
 // newInbound is an SMS from phone to our, received at received.
+// testProviderScope: a provider finds only its own conversations (those
+// whose SMS went out through it, or that a phone began through it), and
+// what it reports of another provider's is filed apart; a delivery report
+// changes only what went out through its provider.
+func testProviderScope(t *testing.T, s Full) {
+	ctx := context.Background()
+	id, via := bridge.ConversationID(phone1, our2), bridge.ConversationIDVia(phone1, our2, "p2")
+	alice := converse(t, s, phone1, our2, "clinic", "alice@clinic.example", base, base.Add(time.Minute))
+	for _, our := range []string{our2, ""} {
+		if c, err := s.LatestConversation(ctx, phone1, our, "p2"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("LatestConversation(%q, %q, p2) = %+v, %v; want ErrNotFound: the SMS went out through p1", phone1, our, c, err)
+		}
+		if c, err := s.LatestConversation(ctx, phone1, our, "p1"); err != nil || c.ID != id || c.Provider != "p1" {
+			t.Errorf("LatestConversation(%q, %q, p1) = %+v, %v; want %s", phone1, our, c, err, id)
+		}
+	}
+
+	// What p2 says of the pair is filed apart: its own conversation, no
+	// routing, and not in the log of p1's.
+	in := newInbound(phone1, our2, base.Add(2*time.Minute))
+	in.Provider, in.Conversation = "p2", via
+	recordInbound(t, s, in, nil, nil)
+	assertConversation(t, conversation(t, s, via), bridge.Conversation{ID: via, Phone: phone1, Our: our2, Provider: "p2",
+		Created: in.Received, Updated: in.Received})
+	for _, our := range []string{our2, ""} {
+		if c, err := s.LatestConversation(ctx, phone1, our, "p2"); err != nil || c.ID != via {
+			t.Errorf("LatestConversation(%q, %q, p2) = %+v, %v; want %s", phone1, our, c, err, via)
+		}
+	}
+	if c, err := s.LatestConversation(ctx, phone1, our2, "p1"); err != nil || c.ID != id {
+		t.Errorf("LatestConversation(%q, %q, p1) = %+v, %v; want %s", phone1, our2, c, err, id)
+	}
+	if got := logIDs(conversationLog(t, s, id, 0)); !reflect.DeepEqual(got, []string{alice.ID}) {
+		t.Errorf("log of p1's conversation = %v, want only [%s]", got, alice.ID)
+	}
+	assertConversation(t, conversation(t, s, id), routed(alice, phone1, base.Add(time.Minute), base.Add(time.Minute)))
+
+	// When the person replies go to wrote through p2 (a failover), the
+	// pair's own conversation is p2's and comes first.
+	bob := newMessage(base.Add(time.Hour), base.Add(time.Hour), phone1)
+	bob.Sender, bob.Account, bob.ReplyTo = our2, "clinic", "bob@clinic.example"
+	enqueue(t, s, bob)
+	tc := touch(bob, phone1)
+	tc.Provider = "p2"
+	complete(t, s, bridge.Outcome{RecipientID: bob.Recipients[0].ID, State: bridge.StateSent, Provider: "p2",
+		ProviderID: "pid-" + bob.ID, At: base.Add(time.Hour), Conversation: tc})
+	if c, err := s.LatestConversation(ctx, phone1, our2, "p2"); err != nil || c.ID != id || c.ReplyTo != "bob@clinic.example" {
+		t.Errorf("after bob via p2: LatestConversation(p2) = %+v, %v; want %s routed to bob", c, err, id)
+	}
+	if c, err := s.LatestConversation(ctx, phone1, our2, "p1"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("after bob via p2: LatestConversation(p1) = %+v, %v; want ErrNotFound", c, err)
+	}
+
+	// p2's report of p1's provider id changes nothing.
+	n, err := s.Report(ctx, bridge.DeliveryReport{Provider: "p2", ProviderID: "pid-" + alice.ID, State: bridge.StateUndelivered, At: base.Add(2 * time.Hour)})
+	if err != nil || n != 0 {
+		t.Errorf("Report through p2 of p1's SMS = %d, %v; want 0", n, err)
+	}
+	if r := get(t, s, alice.ID).Recipients[0]; r.State != bridge.StateSent {
+		t.Errorf("p1's SMS is %s after p2's report", r.State)
+	}
+}
+
 func newInbound(phone, our string, received time.Time) *bridge.Inbound {
 	inboundSeq.Lock()
 	inboundSeq.n++
@@ -420,7 +484,7 @@ func testRecordInbound(t *testing.T, s Full) {
 
 	// A new conversation: its phone is the sender, ours the receiver.
 	assertConversation(t, conversation(t, s, in.Conversation), bridge.Conversation{
-		ID: in.Conversation, Phone: phone1, Our: our2, Created: base, Updated: base})
+		ID: in.Conversation, Phone: phone1, Our: our2, Provider: "p1", Created: base, Updated: base})
 	want := *mail
 	want.State, want.Created, want.NextAttempt, want.Updated = bridge.MailQueued, in.Created, in.Created, in.Created
 	assertMail(t, s, want)
@@ -470,7 +534,7 @@ func testRecordInboundDuplicate(t *testing.T, s Full) {
 		t.Errorf("mail of a duplicate was queued: %+v, %v", m, err)
 	}
 	assertConversation(t, conversation(t, s, first.Conversation), bridge.Conversation{
-		ID: first.Conversation, Phone: phone1, Our: our2, Created: base, Updated: base})
+		ID: first.Conversation, Phone: phone1, Our: our2, Provider: "p1", Created: base, Updated: base})
 	if got := logIDs(conversationLog(t, s, first.Conversation, 0)); !reflect.DeepEqual(got, []string{"in:" + first.ID}) {
 		t.Errorf("log = %v, want only the first", got)
 	}

@@ -170,7 +170,7 @@ func TestMigrateStore(t *testing.T) {
 
 	// The conversation: its routing, and its log both ways, which needs
 	// the outbound recipient still filed under it.
-	c, err := dst.LatestConversation(ctx, convPhone, "")
+	c, err := dst.LatestConversation(ctx, convPhone, "", "voip")
 	if err != nil {
 		t.Fatalf("conversation not migrated: %v", err)
 	}

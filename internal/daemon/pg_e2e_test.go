@@ -132,10 +132,11 @@ func inboxPolls(fake *providertest.IPPanel) int {
 // conversation log shows them.
 func inboundLog(t *testing.T, st daemon.Store, phone string) []string {
 	t.Helper()
-	c, err := st.LatestConversation(t.Context(), phone, "")
-	if err != nil {
+	list, err := st.ListConversations(t.Context(), bridge.ConversationFilter{Phone: phone, Limit: 1})
+	if err != nil || len(list) == 0 {
 		t.Fatalf("conversation of %s: %v", phone, err)
 	}
+	c := list[0]
 	log, err := st.ConversationLog(t.Context(), c.ID, 0)
 	if err != nil {
 		t.Fatal(err)

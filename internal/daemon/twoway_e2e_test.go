@@ -424,7 +424,7 @@ func TestTwoWayIPPanelPolling(t *testing.T) {
 	if n := len(capture.Messages()); n != 1 {
 		t.Errorf("%d mails; the inbox history was mailed", n)
 	}
-	old, err := d.Store().LatestConversation(t.Context(), "+989120000009", "")
+	old, err := d.Store().LatestConversation(t.Context(), "+989120000009", "", "edge")
 	if err != nil {
 		t.Fatalf("history not logged: %v", err)
 	}

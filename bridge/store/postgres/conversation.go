@@ -16,20 +16,25 @@ import (
 var _ bridge.Conversations = (*Store)(nil)
 
 const (
-	conversationCols = `c.id, c.phone, c.our, c.account, c.reply_to, c.mail_message_id, c.subject,
+	conversationCols = `c.id, c.phone, c.our, c.provider, c.account, c.reply_to, c.mail_message_id, c.subject,
 		c.last_out, c.created, c.updated`
 
 	// Creates the conversation, or marks it updated; never earlier than it
 	// was: outcomes and inbound SMS are recorded out of order. Two
 	// sessions creating the same conversation at once meet on the primary
-	// key, the arbiter: the second waits for the first and updates.
-	upsertConversation = `INSERT INTO conversations AS c (id, phone, our, created, updated) VALUES ($1, $2, $3, $4, $4)
-		ON CONFLICT (id) DO UPDATE SET updated = greatest(c.updated, EXCLUDED.updated)`
+	// key, the arbiter: the second waits for the first and updates. A
+	// conversation without a provider (from before they had one, with no
+	// SMS sent or received) takes the first one that comes.
+	upsertConversation = `INSERT INTO conversations AS c (id, phone, our, created, updated, provider)
+		VALUES ($1, $2, $3, $4, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET updated = greatest(c.updated, EXCLUDED.updated),
+		provider = CASE WHEN c.provider = '' THEN EXCLUDED.provider ELSE c.provider END`
 	// The person who wrote last gets the replies: a touch older than the
 	// routing recorded changes nothing, one as old replaces it (the later
-	// writer wins a tie).
+	// writer wins a tie). Their SMS's provider is the one the phone's
+	// replies may come through.
 	routeConversation = `UPDATE conversations SET account = $1, reply_to = $2, mail_message_id = $3,
-		subject = $4, last_out = $5 WHERE id = $6 AND last_out <= $5`
+		subject = $4, last_out = $5, provider = $7 WHERE id = $6 AND last_out <= $5`
 
 	// A duplicate dedupe key inserts nothing (waiting, if another session
 	// is inserting it, for that one's outcome), and RecordInbound writes
@@ -69,10 +74,10 @@ type filing struct {
 // fileArgs files under c at at, the outcome's time.
 func fileArgs(c *bridge.ConversationTouch, at time.Time) filing {
 	id := cleanText(c.ID)
-	f := filing{id: id, upsert: []any{id, cleanText(c.Phone), cleanText(c.Our), storeutil.Millis(at)}}
+	f := filing{id: id, upsert: []any{id, cleanText(c.Phone), cleanText(c.Our), storeutil.Millis(at), cleanText(c.Provider)}}
 	if c.ReplyTo != "" {
 		f.route = []any{cleanText(c.Account), cleanText(c.ReplyTo), cleanText(c.MailMessageID), cleanText(c.Subject),
-			storeutil.Millis(c.At), id}
+			storeutil.Millis(c.At), id, cleanText(c.Provider)}
 	}
 	return f
 }
@@ -116,7 +121,7 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 		dup = tag.RowsAffected() == 0
 		b := &pgx.Batch{}
 		if !dup {
-			b.Queue(upsertConversation, conv, cleanText(in.From), cleanText(in.To), received)
+			b.Queue(upsertConversation, conv, cleanText(in.From), cleanText(in.To), received, cleanText(in.Provider))
 			if m != nil {
 				queueMail(b, m)
 			}
@@ -143,14 +148,20 @@ func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversati
 }
 
 // LatestConversation implements bridge.Conversations. With our, it is
-// the conversation bridge.ConversationID names: sender IDs match without
-// regard to case, as that id does.
-func (s *Store) LatestConversation(ctx context.Context, phone, our string) (*bridge.Conversation, error) {
+// one of the two conversations bridge.ConversationID and
+// bridge.ConversationIDVia name, the pair's own first: sender IDs match
+// without regard to case, as those ids do.
+func (s *Store) LatestConversation(ctx context.Context, phone, our, provider string) (*bridge.Conversation, error) {
+	var row pgx.Row
 	if our != "" {
-		return s.Conversation(ctx, bridge.ConversationID(phone, our))
+		row = s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
+			WHERE c.id IN ($1, $2) AND c.provider = $3 ORDER BY c.id = $1 DESC LIMIT 1`,
+			bridge.ConversationID(phone, our), bridge.ConversationIDVia(phone, our, provider), provider)
+	} else {
+		row = s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
+			WHERE c.phone = $1 AND c.provider = $2 ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone, provider)
 	}
-	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
-		WHERE c.phone = $1 ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone))
+	c, err := scanConversation(row)
 	return c, storeErr("reading conversation of "+phone, err)
 }
 
@@ -330,7 +341,7 @@ func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, t
 func scanConversation(row pgx.Row) (*bridge.Conversation, error) {
 	var c bridge.Conversation
 	var lastOut, created, updated int64
-	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
+	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Provider, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
 		&lastOut, &created, &updated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bridge.ErrNotFound

@@ -48,9 +48,8 @@ const (
 	importRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, info, updated, conversation_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-	// No conflict target: a conversation may also clash on (phone, our).
 	importConversation = `INSERT INTO conversations (id, phone, our, account, reply_to, mail_message_id,
-		subject, last_out, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		subject, last_out, created, updated, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`
 	// Also on (provider, dedupe_key): an SMS recorded already under
 	// another id is the same SMS.
@@ -125,7 +124,7 @@ func (s *Store) ImportMessages(ctx context.Context, ms []MessageRecord, now time
 func queueRecipients(b *pgx.Batch, mr MessageRecord, id any, now time.Time) error {
 	m := mr.Message
 	if m.IdempotencyKey != "" {
-		b.Queue(importKey, cleanText(m.Account), cleanText(m.IdempotencyKey), id, storeutil.Millis(m.Created))
+		b.Queue(importKey, cleanText(m.Account), cleanText(m.IdempotencyKey), id, storeutil.Millis(m.Created), cleanText(m.RequestDigest))
 	}
 	for _, r := range mr.Recipients {
 		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
@@ -151,15 +150,15 @@ func queueRecipients(b *pgx.Batch, mr MessageRecord, id any, now time.Time) erro
 	return nil
 }
 
-// ImportConversations stores the conversations not stored yet (by id, or
-// by phone and sender) and returns how many it stored. One stored
+// ImportConversations stores the conversations not stored yet (by id)
+// and returns how many it stored. One stored
 // already keeps its routing: it may be newer than the imported one.
 func (s *Store) ImportConversations(ctx context.Context, cs []bridge.Conversation) (int, error) {
 	b := &pgx.Batch{}
 	for _, c := range cs {
 		b.Queue(importConversation, cleanText(c.ID), cleanText(c.Phone), cleanText(c.Our), cleanText(c.Account),
 			cleanText(c.ReplyTo), cleanText(c.MailMessageID), cleanText(c.Subject), storeutil.Millis(c.LastOut),
-			storeutil.Millis(c.Created), storeutil.Millis(c.Updated))
+			storeutil.Millis(c.Created), storeutil.Millis(c.Updated), cleanText(c.Provider))
 	}
 	return s.importBatch(ctx, "conversations", b)
 }

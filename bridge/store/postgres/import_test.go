@@ -90,13 +90,14 @@ func TestImportConversationsInboundMailCursors(t *testing.T) {
 	at := time.UnixMilli(1_900_000_000_000).UTC()
 
 	c := bridge.Conversation{ID: bridge.ConversationID("+15550000001", "Shop"), Phone: "+15550000001", Our: "Shop",
-		Account: "acme", ReplyTo: "a@example.com", MailMessageID: "<m@example.com>", Subject: "Hi",
+		Provider: "voip", Account: "acme", ReplyTo: "a@example.com", MailMessageID: "<m@example.com>", Subject: "Hi",
 		LastOut: at, Created: at, Updated: at.Add(time.Minute)}
-	// The same phone and sender under another id is the same conversation.
-	twin := c
-	twin.ID = "c-other"
-	if n, err := s.ImportConversations(ctx, []bridge.Conversation{c, twin}); err != nil || n != 1 {
-		t.Fatalf("import conversations: %d, %v; want 1 stored", n, err)
+	// The same phone and sender with what another provider reported of
+	// them is a conversation of its own; one stored already is not again.
+	twin := bridge.Conversation{ID: bridge.ConversationIDVia(c.Phone, c.Our, "edge"), Phone: c.Phone, Our: c.Our,
+		Provider: "edge", Created: at, Updated: at}
+	if n, err := s.ImportConversations(ctx, []bridge.Conversation{c, twin, c}); err != nil || n != 2 {
+		t.Fatalf("import conversations: %d, %v; want 2 stored", n, err)
 	}
 	if got, err := s.Conversation(ctx, c.ID); err != nil || *got != c {
 		t.Errorf("conversation %+v, %v; want %+v", got, err, c)

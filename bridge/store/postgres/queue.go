@@ -27,8 +27,8 @@ const (
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
 		reply_to, headers, subject, sender, text, template, params, send_at, created)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
-	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created)
-		VALUES ($1, $2, $3, $4)`
+	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created, request_digest)
+		VALUES ($1, $2, $3, $4, $5)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`
@@ -81,7 +81,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
 		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
 	if m.IdempotencyKey != "" {
-		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
+		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest)
 	}
 	ids := make([]int64, len(m.Recipients))
 	for i, r := range m.Recipients {
@@ -269,16 +269,21 @@ func (s *Store) releaseClaims(ctx context.Context, table string, now time.Time) 
 
 // MessageByKey implements bridge.Store.
 func (s *Store) MessageByKey(ctx context.Context, account, key string) (*bridge.Message, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT message_id FROM idempotency_keys WHERE account = $1 AND key = $2`,
-		account, key).Scan(&id)
+	var id, digest string
+	err := s.pool.QueryRow(ctx, `SELECT message_id, request_digest FROM idempotency_keys WHERE account = $1 AND key = $2`,
+		account, key).Scan(&id, &digest)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
 	if err != nil {
 		return nil, storeErr("reading idempotency key", err)
 	}
-	return s.Message(ctx, id)
+	m, err := s.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.IdempotencyKey, m.RequestDigest = key, digest
+	return m, nil
 }
 
 // Cancel implements bridge.Store. Claimed recipients are in a

@@ -15,18 +15,22 @@ import (
 var _ bridge.Conversations = (*Store)(nil)
 
 const (
-	conversationCols = `c.id, c.phone, c.our, c.account, c.reply_to, c.mail_message_id, c.subject,
+	conversationCols = `c.id, c.phone, c.our, c.provider, c.account, c.reply_to, c.mail_message_id, c.subject,
 		c.last_out, c.created, c.updated`
 
 	// Creates the conversation, or marks it updated; never earlier than it
-	// was: outcomes and inbound SMS are recorded out of order.
-	upsertConversation = `INSERT INTO conversations (id, phone, our, created, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET updated = max(updated, excluded.updated)`
+	// was: outcomes and inbound SMS are recorded out of order. A
+	// conversation without a provider (from before they had one, with no
+	// SMS sent or received) takes the first one that comes.
+	upsertConversation = `INSERT INTO conversations (id, phone, our, provider, created, updated) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET updated = max(updated, excluded.updated),
+		provider = CASE WHEN provider = '' THEN excluded.provider ELSE provider END`
 	// The person who wrote last gets the replies: a touch older than the
 	// routing recorded changes nothing, one as old replaces it (the later
-	// writer wins a tie).
+	// writer wins a tie). Their SMS's provider is the one the phone's
+	// replies may come through.
 	routeConversation = `UPDATE conversations SET account = ?, reply_to = ?, mail_message_id = ?,
-		subject = ?, last_out = ? WHERE id = ? AND last_out <= ?`
+		subject = ?, last_out = ?, provider = ? WHERE id = ? AND last_out <= ?`
 
 	// A duplicate dedupe key inserts nothing, and RecordInbound writes
 	// nothing else; another conflict (a taken id) is an error.
@@ -61,10 +65,10 @@ type filing struct {
 
 // fileArgs files under c at at, the outcome's time.
 func fileArgs(c *bridge.ConversationTouch, at time.Time) *filing {
-	f := &filing{upsert: []any{c.ID, c.Phone, c.Our, storeutil.Millis(at), storeutil.Millis(at)}}
+	f := &filing{upsert: []any{c.ID, c.Phone, c.Our, c.Provider, storeutil.Millis(at), storeutil.Millis(at)}}
 	if c.ReplyTo != "" {
 		lastOut := storeutil.Millis(c.At)
-		f.route = []any{c.Account, c.ReplyTo, c.MailMessageID, c.Subject, lastOut, c.ID, lastOut}
+		f.route = []any{c.Account, c.ReplyTo, c.MailMessageID, c.Subject, lastOut, c.Provider, c.ID, lastOut}
 	}
 	return f
 }
@@ -94,7 +98,7 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 	received := storeutil.Millis(in.Received)
 	inArgs := []any{in.ID, in.Provider, in.DedupeKey, in.Conversation, in.From, in.To, in.Text,
 		received, in.Raw, in.MailTo, storeutil.Millis(in.Created)}
-	convArgs := []any{in.Conversation, in.From, in.To, received, received}
+	convArgs := []any{in.Conversation, in.From, in.To, in.Provider, received, received}
 	var mArgs []any
 	if mail != nil {
 		m, err := storeutil.QueuedMail(mail, in.Created)
@@ -148,14 +152,20 @@ func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversati
 }
 
 // LatestConversation implements bridge.Conversations. With our, it is
-// the conversation bridge.ConversationID names: sender IDs match without
-// regard to case, as that id does.
-func (s *Store) LatestConversation(ctx context.Context, phone, our string) (*bridge.Conversation, error) {
+// one of the two conversations bridge.ConversationID and
+// bridge.ConversationIDVia name, the pair's own first: sender IDs match
+// without regard to case, as those ids do.
+func (s *Store) LatestConversation(ctx context.Context, phone, our, provider string) (*bridge.Conversation, error) {
+	var row *sql.Row
 	if our != "" {
-		return s.Conversation(ctx, bridge.ConversationID(phone, our))
+		row = s.rdb.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c
+			WHERE c.id IN (?1, ?2) AND c.provider = ?3 ORDER BY c.id = ?1 DESC LIMIT 1`,
+			bridge.ConversationID(phone, our), bridge.ConversationIDVia(phone, our, provider), provider)
+	} else {
+		row = s.rdb.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c
+			WHERE c.phone = ? AND c.provider = ? ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone, provider)
 	}
-	c, err := scanConversation(s.rdb.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations c
-		WHERE c.phone = ? ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone))
+	c, err := scanConversation(row)
 	return c, storeErr("reading conversation of "+phone, err)
 }
 
@@ -345,7 +355,7 @@ func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, t
 func scanConversation(row interface{ Scan(...any) error }) (*bridge.Conversation, error) {
 	var c bridge.Conversation
 	var lastOut, created, updated int64
-	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
+	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Provider, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
 		&lastOut, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, bridge.ErrNotFound

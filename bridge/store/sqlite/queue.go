@@ -77,8 +77,8 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 			return storeErr("inserting message "+m.ID, err)
 		}
 		if m.IdempotencyKey != "" {
-			_, err := tx.exec(ctx, `INSERT INTO idempotency_keys (account, key, message_id, created)
-				VALUES (?, ?, ?, ?)`, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created))
+			_, err := tx.exec(ctx, `INSERT INTO idempotency_keys (account, key, message_id, created, request_digest)
+				VALUES (?, ?, ?, ?, ?)`, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest)
 			if isConstraint(err) {
 				return bridge.ErrDuplicateKey
 			}
@@ -262,16 +262,21 @@ func (s *Store) releaseClaims(ctx context.Context, table string, now time.Time) 
 
 // MessageByKey implements bridge.Store.
 func (s *Store) MessageByKey(ctx context.Context, account, key string) (*bridge.Message, error) {
-	var id string
-	err := s.rdb.QueryRowContext(ctx, `SELECT message_id FROM idempotency_keys WHERE account = ? AND key = ?`,
-		account, key).Scan(&id)
+	var id, digest string
+	err := s.rdb.QueryRowContext(ctx, `SELECT message_id, request_digest FROM idempotency_keys WHERE account = ? AND key = ?`,
+		account, key).Scan(&id, &digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
 	if err != nil {
 		return nil, storeErr("reading idempotency key", err)
 	}
-	return s.Message(ctx, id)
+	m, err := s.Message(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.IdempotencyKey, m.RequestDigest = key, digest
+	return m, nil
 }
 
 // Cancel implements bridge.Store. Claimed recipients are in a
