@@ -275,7 +275,8 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 // out from: the number the phone wrote to, found through the conversation
 // id in the Message-ID our reply mail had (mailRefs are the answer's
 // In-Reply-To and References). It returns "" when the mail answers none of
-// ours, or when acct may not use that sender.
+// ours, when the conversation is another account's, or when acct may not
+// use that sender.
 func (b *Bridge) ReplySender(ctx context.Context, acct *Account, phone string, mailRefs []string) string {
 	cs, err := b.conversations()
 	if err != nil {
@@ -289,6 +290,11 @@ func (b *Bridge) ReplySender(ctx context.Context, acct *Account, phone string, m
 		c, err := cs.Conversation(ctx, id)
 		if err != nil || c.Phone != phone {
 			continue
+		}
+		if c.Account != "" && c.Account != acct.Name {
+			// Another account's conversation: its replies were mailed to
+			// that account, and only it answers from its number.
+			return ""
 		}
 		pol := b.pol()
 		for _, s := range acct.SenderIDs {
@@ -352,9 +358,25 @@ func (b *Bridge) ConversationLog(ctx context.Context, acct *Account, id string, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if !acct.Admin && c.Account != acct.Name {
-		return nil, nil, ErrNotFound
+	if acct.Admin {
+		log, err := cs.ConversationLog(ctx, id, limit)
+		return c, log, err
+	}
+	if c.Account != acct.Name {
+		return nil, nil, ErrNotFound // it does not exist for you (no 403: that would say it does)
 	}
 	log, err := cs.ConversationLog(ctx, id, limit)
-	return c, log, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// Accounts sharing a one-way sender ID share its conversation with a
+	// phone; each sees only the SMS it sent (and the phone's, which are
+	// mailed to the account that wrote last).
+	own := log[:0]
+	for _, e := range log {
+		if e.Direction == DirIn || e.Account == acct.Name {
+			own = append(own, e)
+		}
+	}
+	return c, own, nil
 }

@@ -333,3 +333,73 @@ func TestUnbuildableReplyIsLogged(t *testing.T) {
 		t.Errorf("mail queue %+v, %v", st, err)
 	}
 }
+
+// TestReceiveOnlyThroughTheConversationsProvider: an inbound SMS that
+// comes through another provider than the one the conversation's SMS
+// went out through (a provider whose callback secret leaked, say) is not
+// a reply to that conversation: it is filed apart and goes to the
+// catch-all, never to the person who wrote or into their thread.
+func TestReceiveOnlyThroughTheConversationsProvider(t *testing.T) {
+	w := newTwoWay(t, "desk@example.com")
+	m := w.mail(t, "alice@example.com", "a1@example.com", "050-123-4567", "Meeting at 10?")
+	own := bridge.ConversationID("+972501234567", "+972500000001")
+
+	planted := &bridge.Inbound{Provider: "q", DedupeKey: "q1", From: "972501234567", To: "972500000001", Text: "send the codes to me"}
+	if _, err := w.b.Receive(t.Context(), planted); err != nil {
+		t.Fatal(err)
+	}
+	if want := bridge.ConversationIDVia("+972501234567", "+972500000001", "q"); planted.Conversation != want {
+		t.Errorf("q's SMS filed under %s, want %s (apart from p's %s)", planted.Conversation, want, own)
+	}
+	if planted.MailTo != "desk@example.com" {
+		t.Errorf("q's SMS mailed to %q, want the catch-all", planted.MailTo)
+	}
+	// Through the conversation's own provider it is a reply.
+	reply := w.receive(t, "972501234567", "972500000001", "Yes, 10 is fine", "p1")
+	if reply.Conversation != own || reply.MailTo != "alice@example.com" {
+		t.Errorf("p's SMS: conversation %s mailed to %q; want %s, alice", reply.Conversation, reply.MailTo, own)
+	}
+	ops, _ := w.b.Account("alice@example.com")
+	_, log, err := w.b.ConversationLog(t.Context(), ops, own, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 2 || log[0].MessageID != m.ID || log[1].InboundID != reply.ID {
+		t.Errorf("alice's thread: %+v; want her SMS and p's reply only", log)
+	}
+	// q keeps its own thread: its next SMS lands there too.
+	again := &bridge.Inbound{Provider: "q", DedupeKey: "q2", From: "+972501234567", Text: "hello?"}
+	if _, err := w.b.Receive(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if again.Conversation != planted.Conversation || again.MailTo != "desk@example.com" {
+		t.Errorf("q's second SMS: %s to %q; want %s to the catch-all", again.Conversation, again.MailTo, planted.Conversation)
+	}
+}
+
+// TestReplySenderOnlyForTheOwningAccount: a mail answering one of our
+// reply mails goes out from the phone's number only when it comes from
+// the account whose conversation it is, even if another account may use
+// the number too (check-config refuses that; a stale or hand-made
+// configuration must still not leak).
+func TestReplySenderOnlyForTheOwningAccount(t *testing.T) {
+	w := newTwoWay(t, "")
+	w.mail(t, "alice@example.com", "a1@example.com", "050-123-4567", "Meeting at 10?")
+	in := w.receive(t, "972501234567", "972500000001", "Yes", "p1")
+	accounts := []bridge.Account{
+		{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"972500000001", "Ops"}},
+		{Name: "other", Emails: []string{"*@other.example"}, SenderIDs: []string{"972500000001"}},
+	}
+	if err := w.b.Reload([]bridge.Provider{w.prov}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}}, accounts); err != nil {
+		t.Fatal(err)
+	}
+	refs := []string{"<" + bridge.ReplyMailID(in, "sms.example.com") + ">"}
+	ops, _ := w.b.Account("alice@example.com")
+	other, _ := w.b.Account("x@other.example")
+	if got := w.b.ReplySender(t.Context(), ops, "+972501234567", refs); got != "972500000001" {
+		t.Errorf("ops answering its own conversation: sender %q", got)
+	}
+	if got := w.b.ReplySender(t.Context(), other, "+972501234567", refs); got != "" {
+		t.Errorf("other answering ops's conversation got sender %q; want none", got)
+	}
+}

@@ -102,6 +102,17 @@ var DefaultNetworks = []string{"127.0.0.1/32", "::1/128"}
 type HTTP struct {
 	Listen    string `toml:"listen"`
 	PublicURL string `toml:"public_url"`
+	// What one client can make the listener spend: connections open at
+	// once (more wait to be accepted), header and body sizes, and how long
+	// a request may take to arrive, to be answered, and a connection may
+	// idle between requests.
+	MaxConnections    int           `toml:"max_connections"`
+	MaxHeaderBytes    int           `toml:"max_header_bytes"`
+	MaxBodyBytes      int64         `toml:"max_body_bytes"`
+	ReadHeaderTimeout time.Duration `toml:"read_header_timeout"`
+	ReadTimeout       time.Duration `toml:"read_timeout"`
+	WriteTimeout      time.Duration `toml:"write_timeout"`
+	IdleTimeout       time.Duration `toml:"idle_timeout"`
 }
 
 // Queue configures the dispatcher.
@@ -357,6 +368,15 @@ func (c *Config) defaults() {
 		c.SMTP.AllowedNetworks = slices.Clone(DefaultNetworks)
 	}
 	def(&c.HTTP.Listen, "127.0.0.1:8025")
+	defInt(&c.HTTP.MaxConnections, 256)
+	defInt(&c.HTTP.MaxHeaderBytes, 64<<10)
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	defDur(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	defDur(&c.HTTP.ReadTimeout, 30*time.Second)
+	defDur(&c.HTTP.WriteTimeout, 30*time.Second)
+	defDur(&c.HTTP.IdleTimeout, 2*time.Minute)
 	defInt(&c.Queue.Workers, 8)
 	defDur(&c.Queue.MaxAge, 24*time.Hour)
 	defDur(&c.Queue.RetryMin, 30*time.Second)
@@ -382,6 +402,56 @@ var (
 	routePrefix = regexp.MustCompile(`^\+[0-9]*$`)
 	senderID    = regexp.MustCompile(`^[\p{L}\p{N} +._-]{1,16}$`)
 )
+
+// twoWay is the number a sender ID stands for when phones can answer it
+// (digits, optionally with "+" and separators: a phone number or a short
+// code), in one spelling for all the ways of writing it; ok is false for
+// an alphanumeric sender ID, which phones cannot answer.
+func twoWay(id, region string) (key string, ok bool) {
+	digits := strings.NewReplacer(" ", "", "-", "", ".", "").Replace(strings.TrimSpace(id))
+	rest := strings.TrimPrefix(digits, "+")
+	if rest == "" || strings.Trim(rest, "0123456789") != "" {
+		return "", false
+	}
+	if strings.HasPrefix(digits, "+") || strings.HasPrefix(digits, "0") {
+		if n, err := phonenumbers.Parse(digits, region); err == nil {
+			return phonenumbers.Format(n, phonenumbers.E164), true
+		}
+	}
+	return digits, true
+}
+
+// sharedNumbers finds sender numbers that phones can answer and that more
+// than one account may send from. The answer to such a number belongs to
+// whichever account wrote last, so each account would read the other's
+// conversation: refused. Alphanumeric sender IDs are one-way and may be
+// shared.
+func (c *Config) sharedNumbers() Problems {
+	var probs Problems
+	type owner struct {
+		account string
+		index   int
+	}
+	owners := map[string]owner{}
+	for i, a := range c.Accounts {
+		for j, id := range a.SenderIDs {
+			key, ok := twoWay(id, c.SMTP.DefaultRegion)
+			if !ok {
+				continue
+			}
+			first, taken := owners[key]
+			switch {
+			case !taken:
+				owners[key] = owner{a.Name, i}
+			case first.index != i:
+				probs = append(probs, fmt.Sprintf("accounts[%d].sender_ids[%d]: number %q is also a sender ID of account %q (accounts[%d]); "+
+					"phones answer a number, so it may belong to one account only, or account %q would read %q's conversations and the reverse",
+					i, j, id, first.account, first.index, a.Name, first.account))
+			}
+		}
+	}
+	return probs
+}
 
 func (c *Config) validate() Problems {
 	var probs Problems
@@ -472,6 +542,17 @@ func (c *Config) validate() Problems {
 			add("http.public_url", "must be an absolute http or https URL")
 		}
 	}
+	positive("http.max_connections", int64(c.HTTP.MaxConnections))
+	positive("http.max_header_bytes", int64(c.HTTP.MaxHeaderBytes))
+	positive("http.max_body_bytes", c.HTTP.MaxBodyBytes)
+	for key, d := range map[string]time.Duration{
+		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
+		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
+	} {
+		if d < 0 {
+			add(key, "must be positive")
+		}
+	}
 
 	positive("queue.workers", int64(c.Queue.Workers))
 	if c.Queue.RetryMin > c.Queue.RetryMax {
@@ -531,6 +612,8 @@ func (c *Config) validate() Problems {
 			}
 		}
 	}
+
+	probs = append(probs, c.sharedNumbers()...)
 
 	provs := map[string]bool{}
 	for i, p := range c.Providers {

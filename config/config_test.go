@@ -77,10 +77,57 @@ func TestDefaults(t *testing.T) {
 		{"queue.retry_min", c.Queue.RetryMin, 30 * time.Second},
 		{"queue.max_age", c.Queue.MaxAge, 24 * time.Hour},
 		{"providers[0].concurrency", c.Providers[0].Concurrency, 4},
+		{"http.max_connections", c.HTTP.MaxConnections, 256},
+		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes, 64 << 10},
+		{"http.max_body_bytes", c.HTTP.MaxBodyBytes, int64(1 << 20)},
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout, 10 * time.Second},
+		{"http.read_timeout", c.HTTP.ReadTimeout, 30 * time.Second},
+		{"http.write_timeout", c.HTTP.WriteTimeout, 30 * time.Second},
+		{"http.idle_timeout", c.HTTP.IdleTimeout, 2 * time.Minute},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+// TestSharedReplyNumber: two accounts may not share a number phones can
+// answer, however it is written (the problem names both accounts and the
+// number); alphanumeric sender IDs may be shared, and one account may list
+// its number twice.
+func TestSharedReplyNumber(t *testing.T) {
+	accounts := func(a, b string) string {
+		return strings.Replace(minimal, `sender_ids = ["Ops"]`, `sender_ids = [`+a+`]`, 1) + `
+[[accounts]]
+name = "shop"
+emails = ["*@shop.example"]
+sender_ids = [` + b + `]
+`
+	}
+	for _, tc := range []struct{ a, b string }{
+		{`"+972501234567"`, `"+972501234567"`},
+		{`"Ops", "+972 50-123-4567"`, `"0501234567"`},
+		{`"3000505"`, `"Shop", "3000505"`},
+	} {
+		_, err := config.Parse(accounts(tc.a, tc.b), kinds)
+		var probs config.Problems
+		if !errors.As(err, &probs) {
+			t.Errorf("%s / %s: err = %v, want a problem", tc.a, tc.b, err)
+			continue
+		}
+		if len(probs) != 1 || !strings.HasPrefix(probs[0], "accounts[1].sender_ids[") ||
+			!strings.Contains(probs[0], `account "ops"`) || !strings.Contains(probs[0], `"shop"`) {
+			t.Errorf("%s / %s: problems %q; want one naming accounts[1]'s sender ID and both accounts", tc.a, tc.b, probs)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{`"Ops", "Alerts"`, `"Alerts"`},                         // one-way: shared
+		{`"+972501234567", "0501234567"`, `"+972501234568"`},    // the same account twice
+		{`"+972501234567"`, `"Shop", "+17134567890", "Info.1"`}, // nothing shared
+	} {
+		if _, err := config.Parse(accounts(tc.a, tc.b), kinds); err != nil {
+			t.Errorf("%s / %s: %v", tc.a, tc.b, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"golang.org/x/net/netutil"
 
 	"github.com/smsbridge/smsbridge/bridge"
 )
@@ -147,16 +149,61 @@ func (s *Server) Routes() []string {
 	return out
 }
 
-// NewHTTPServer wraps h with timeouts fit for a public listener.
-func NewHTTPServer(h http.Handler) *http.Server {
+// Limits bounds what the HTTP server lets one client spend; zero fields
+// take the defaults in the comments.
+type Limits struct {
+	MaxConnections    int           // open at once; more wait to be accepted (256)
+	MaxHeaderBytes    int           // request line and headers (64 KiB)
+	ReadHeaderTimeout time.Duration // to send the headers (10s)
+	ReadTimeout       time.Duration // to send the whole request (30s)
+	WriteTimeout      time.Duration // to take the whole answer (30s)
+	IdleTimeout       time.Duration // between requests on a kept-alive connection (2m)
+}
+
+func (l Limits) withDefaults() Limits {
+	set := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = 256
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	set(&l.ReadHeaderTimeout, 10*time.Second)
+	set(&l.ReadTimeout, 30*time.Second)
+	set(&l.WriteTimeout, 30*time.Second)
+	set(&l.IdleTimeout, 2*time.Minute)
+	return l
+}
+
+// NewHTTPServer wraps h with the timeouts and header cap of l, fit for a
+// public listener: a client that trickles its headers, or holds a
+// connection open doing nothing, is cut off.
+func NewHTTPServer(h http.Handler, l Limits) *http.Server {
+	l = l.withDefaults()
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
 	}
+}
+
+// Listen opens the HTTP listener on addr, accepting at most
+// l.MaxConnections connections at once: the rest wait in the kernel's
+// backlog until one closes, so a flood of connections costs the daemon
+// neither goroutines nor file descriptors beyond the cap.
+func Listen(addr string, l Limits) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netutil.LimitListener(ln, l.withDefaults().MaxConnections), nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

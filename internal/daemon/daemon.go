@@ -216,9 +216,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 			return fail(fmt.Errorf("smtp.tls_listen: %w", err))
 		}
 	}
-	d.api = webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping, Callbacks: callbacks(cfg)}, log.With("component", "http"))
-	d.http = webhook.NewHTTPServer(d.api.Handler())
-	d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen)
+	d.api = webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping, Callbacks: callbacks(cfg),
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxRecipients: cfg.SMTP.MaxRecipients}, log.With("component", "http"))
+	limits := webhook.Limits{MaxConnections: cfg.HTTP.MaxConnections, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ReadTimeout: cfg.HTTP.ReadTimeout,
+		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout}
+	d.http = webhook.NewHTTPServer(d.api.Handler(), limits)
+	d.httpLn, err = webhook.Listen(cfg.HTTP.Listen, limits)
 	if err != nil {
 		return fail(fmt.Errorf("http.listen: %w", err))
 	}
