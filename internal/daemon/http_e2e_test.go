@@ -38,7 +38,7 @@ messages_per_minute = 50
 [[accounts]]
 name = "other"
 emails = ["x@other.example"]
-sender_ids = ["+17134567890"]
+sender_ids = ["Other"]
 api_token_sha256 = %q
 [[providers]]
 name = "voip"

@@ -112,7 +112,7 @@ allow_phonebooks = true
 [[accounts]]
 name = "intern"
 emails = ["intern@example.com"]
-sender_ids = ["+983000505"]
+sender_ids = ["Intern"]
 [[providers]]
 name = "edge"
 type = "ippanel"

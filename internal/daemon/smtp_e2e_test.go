@@ -38,7 +38,7 @@ sender_ids = ["+%s"]
 [[accounts]]
 name = "brand"
 emails = ["marketing@example.org"]
-sender_ids = ["+%s", "Brand"]
+sender_ids = ["Brand"]
 [[providers]]
 name = "voip"
 type = "voipcom"
@@ -50,7 +50,7 @@ numbers = ["+%s"]
 [[routes]]
 prefix = "+"
 provider = "voip"
-`, ourNum, ourNum, url, voipKey, voipPass, ourNum, extra)
+`, ourNum, url, voipKey, voipPass, ourNum, extra)
 }
 
 func hebrewQPWindows1255(t *testing.T, s string) string {
