@@ -86,6 +86,38 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestCheckConfigSharedNumber: check-config refuses a number phones can
+// answer listed by two accounts, naming both accounts and the number.
+func TestCheckConfigSharedNumber(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "shared.toml")
+	os.WriteFile(cfg, []byte(`
+[smtp]
+domains = ["sms.example.com"]
+[[accounts]]
+name = "clinic"
+emails = ["*@clinic.example"]
+sender_ids = ["Clinic", "+972500000001"]
+[[accounts]]
+name = "shop"
+emails = ["*@shop.example"]
+sender_ids = ["Clinic", "050-000-0001"]
+[[providers]]
+name = "c"
+type = "console"
+[[routes]]
+prefix = "+"
+provider = "c"
+`), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", "-config", cfg}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, errb.String())
+	}
+	if e := errb.String(); !strings.Contains(e, "accounts[1].sender_ids[1]:") || !strings.Contains(e, `"050-000-0001"`) ||
+		!strings.Contains(e, `"clinic"`) || !strings.Contains(e, `"shop"`) || strings.Contains(e, "sender_ids[0]") {
+		t.Errorf("problems:\n%s\nwant one for accounts[1].sender_ids[1] naming the number and both accounts (the shared one-way Clinic is fine)", e)
+	}
+}
+
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
