@@ -63,6 +63,9 @@ type policy struct {
 	// ourKeys are the configured sender IDs' OurKey: every SMS sent is
 	// filed under its sender's key, and parsing a number is not free.
 	ourKeys map[string]string
+	// numberOwners are, by OurKey, the providers that receive on each
+	// number they declare (NumberOwner).
+	numberOwners map[string][]string
 }
 
 // New assembles a Bridge. Every provider named by a route must be given.
@@ -101,9 +104,17 @@ func (b *Bridge) Reload(providers []Provider, routes []Route, accounts []Account
 		accounts:   NewAccounts(accounts),
 		perAccount: map[string]*limiters{},
 		ourKeys:    map[string]string{},
+
+		numberOwners: map[string][]string{},
 	}
 	for _, p := range providers {
 		pol.providers[p.Name()] = p
+		if o, ok := p.(NumberOwner); ok {
+			for _, n := range o.Numbers() {
+				key := b.OurKey(n)
+				pol.numberOwners[key] = append(pol.numberOwners[key], p.Name())
+			}
+		}
 	}
 	for _, name := range pol.routes.All() {
 		if pol.providers[name] == nil {

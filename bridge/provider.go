@@ -62,3 +62,11 @@ type Batcher interface {
 type Canceller interface {
 	Cancel(ctx context.Context, providerID string) error
 }
+
+// NumberOwner is a provider that knows the numbers it receives SMS on
+// (its configured 2-way numbers). An SMS another provider reports as
+// sent to one of them is not that provider's to speak for: Receive files
+// it apart and routes it to nobody.
+type NumberOwner interface {
+	Numbers() []string
+}

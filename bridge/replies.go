@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 )
@@ -205,6 +206,15 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 // a provider reports only on what went out through it, so what it says
 // of another's conversation goes to the catch-all at most.
 func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *Inbound) (*Conversation, error) {
+	if owners := b.pol().numberOwners[in.To]; in.To != "" && len(owners) > 0 && !slices.Contains(owners, in.Provider) {
+		// A number of another provider's: not even a phone's first SMS
+		// to it may open its conversation (whoever writes from it later
+		// would find this one in their thread).
+		b.opt.Log.WarnContext(ctx, "inbound SMS to another provider's number; filed apart, not routed",
+			"provider", in.Provider, "number_of", strings.Join(owners, ","))
+		return &Conversation{ID: ConversationIDVia(in.From, in.To, in.Provider), Phone: in.From, Our: in.To,
+			Provider: in.Provider}, nil
+	}
 	c, err := cs.LatestConversation(ctx, in.From, in.To, in.Provider)
 	if err == nil {
 		return c, nil

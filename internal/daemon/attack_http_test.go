@@ -30,10 +30,10 @@ const (
 )
 
 // TestAttackProviderPlantsReply: provider "rogue" (its callback secret
-// leaked, or its operator is hostile) reports an SMS from a phone to the
-// number alice's conversation went out on through "voip". It must not
-// reach alice nor her thread: it goes to the catch-all. Nor may rogue
-// mark voip's SMS delivered.
+// leaked, or its operator is hostile) reports SMS from a phone to voip's
+// number: one before anybody wrote to the phone, one after alice did
+// through voip. Neither reaches alice nor her thread: both go to the
+// catch-all. Nor may rogue mark voip's SMS delivered.
 func TestAttackProviderPlantsReply(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{STARTTLS: false})
 	voip := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001")
@@ -72,6 +72,14 @@ prefix = "+972"
 provider = "voip"
 `, capture.Addr(), sha(aliceToken), voip.URL, callbackSecret, rogue.URL, rogueSecret))
 
+	// Before anyone wrote: rogue opens the phone's thread on voip's
+	// number, for whoever writes from it next to find.
+	first := url.Values{"from": {"972501234567"}, "to": {"972500000001"}, "msg": {"Hi, new number, call me"}, "smsid": {"r-0"}}
+	if code, body := postCallback(t, rogue, d, "/v1/providers/rogue/inbound", rogueSecret, first); code != 200 {
+		t.Fatalf("rogue inbound: %d %v", code, body)
+	}
+	eventually(t, 5*time.Second, "the first planted SMS mailed", func() bool { return len(capture.Messages()) == 1 })
+
 	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"050-123-4567@sms.example.com"},
 		"From: alice@example.com\nMessage-ID: <dinner@example.com>\nSubject: Dinner\n\nAre you coming at 8?\n")
 	if err != nil {
@@ -93,9 +101,11 @@ provider = "voip"
 	if code, body := postCallback(t, rogue, d, "/v1/providers/rogue/status", rogueSecret, status); code != 200 || body["updated"] != float64(0) {
 		t.Errorf("rogue's report of voip's SMS: %d %v; want 200, 0 updated", code, body)
 	}
-	eventually(t, 5*time.Second, "the planted SMS mailed", func() bool { return len(capture.Messages()) == 1 })
-	if to := capture.Messages()[0].To; len(to) != 1 || to[0] != "desk@example.com" {
-		t.Errorf("rogue's SMS mailed to %v; want only the catch-all", to)
+	eventually(t, 5*time.Second, "the planted SMS mailed", func() bool { return len(capture.Messages()) == 2 })
+	for _, m := range capture.Messages() {
+		if len(m.To) != 1 || m.To[0] != "desk@example.com" {
+			t.Errorf("rogue's SMS mailed to %v; want only the catch-all", m.To)
+		}
 	}
 	if m, _ := d.Store().Message(t.Context(), msgID); m.Recipients[0].State != bridge.StateSent {
 		t.Errorf("voip's SMS is %s after rogue's report", m.Recipients[0].State)
@@ -108,8 +118,8 @@ provider = "voip"
 	if code, body := postCallback(t, voip, d, "/v1/providers/voip/inbound", callbackSecret, answer); code != 200 {
 		t.Fatalf("voip inbound: %d %v", code, body)
 	}
-	eventually(t, 5*time.Second, "the answer mailed", func() bool { return len(capture.Messages()) == 2 })
-	if to := capture.Messages()[1].To; len(to) != 1 || to[0] != "alice@example.com" {
+	eventually(t, 5*time.Second, "the answer mailed", func() bool { return len(capture.Messages()) == 3 })
+	if to := capture.Messages()[2].To; len(to) != 1 || to[0] != "alice@example.com" {
 		t.Errorf("voip's answer mailed to %v, want alice", to)
 	}
 	r := call(t, "GET", "http://"+d.HTTPAddr()+"/v1/conversations/"+conv, aliceToken, "")
@@ -118,7 +128,7 @@ provider = "voip"
 		t.Fatalf("alice's conversation: %d %v; want her SMS and voip's answer", r.Status, r.Body)
 	}
 	for _, e := range log {
-		if e := e.(map[string]any); e["provider"] == "rogue" || strings.Contains(fmt.Sprint(e["text"]), "door code") {
+		if e := e.(map[string]any); e["provider"] == "rogue" || e["direction"] == "in" && e["text"] != "Yes, at 8" {
 			t.Errorf("rogue's SMS in alice's thread: %v", e)
 		}
 	}

@@ -83,6 +83,7 @@ var (
 	_ bridge.RequestChecker   = (*Provider)(nil)
 	_ bridge.Batcher          = (*Provider)(nil)
 	_ bridge.Canceller        = (*Provider)(nil)
+	_ bridge.NumberOwner      = (*Provider)(nil)
 )
 
 // New returns a provider for cfg, validating it first. A nil hc gets a
@@ -115,6 +116,10 @@ func New(name string, cfg *Config, hc *http.Client, log *slog.Logger) (*Provider
 }
 
 func (p *Provider) Name() string { return p.name }
+
+// Numbers are the account's numbers: only SMS to them come through this
+// provider (bridge.NumberOwner).
+func (p *Provider) Numbers() []string { return slices.Clone(p.numbers) }
 
 // MaxBatch is batch_size: the recipients of one webservice call. Pattern
 // requests are split into one call per recipient inside Send.

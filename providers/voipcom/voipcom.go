@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ var (
 	_ bridge.RecipientChecker = (*Provider)(nil)
 	_ bridge.RequestChecker   = (*Provider)(nil)
 	_ bridge.Batcher          = (*Provider)(nil)
+	_ bridge.NumberOwner      = (*Provider)(nil)
 )
 
 // New returns a provider for cfg, validating it first (Validate may already
@@ -91,6 +93,10 @@ func New(name string, cfg *Config, hc *http.Client, log *slog.Logger) (*Provider
 
 // Name is the configured name of this provider.
 func (p *Provider) Name() string { return p.name }
+
+// Numbers are the account's SMS-enabled numbers: only SMS to them come
+// through this provider (bridge.NumberOwner).
+func (p *Provider) Numbers() []string { return slices.Clone(p.numbers) }
 
 // MaxBatch is the configured batch_size.
 func (p *Provider) MaxBatch() int { return p.batch }
