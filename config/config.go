@@ -413,10 +413,16 @@ func twoWay(id, region string) (key string, ok bool) {
 	if rest == "" || strings.Trim(rest, "0123456789") != "" {
 		return "", false
 	}
-	if strings.HasPrefix(digits, "+") || strings.HasPrefix(digits, "0") {
-		if n, err := phonenumbers.Parse(digits, region); err == nil {
-			return phonenumbers.Format(n, phonenumbers.E164), true
+	// As bridge.OurKey reads a number: international digits may come
+	// without the "+", a national number has its leading 0.
+	if !strings.HasPrefix(digits, "+") && !strings.HasPrefix(digits, "0") {
+		if len(digits) < 6 {
+			return digits, true // a short code
 		}
+		digits = "+" + digits
+	}
+	if n, err := phonenumbers.Parse(digits, region); err == nil {
+		return phonenumbers.Format(n, phonenumbers.E164), true
 	}
 	return digits, true
 }

@@ -110,3 +110,16 @@ func FuzzDecodeSendRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestErrorBodyBounded(t *testing.T) {
+	huge := strings.Repeat("é", 10_000)
+	e := errorBody{Error: huge, Reason: "invalid", Field: huge,
+		Errors: []fieldError{{Field: huge, Reason: "bad_number", Message: huge}}}.bounded()
+	if len(e.Error) > maxErrorText || len(e.Field) > maxQuoted || len(e.Errors[0].Field) > maxQuoted ||
+		len(e.Errors[0].Message) > maxErrorText {
+		t.Errorf("bounded: error %d, field %d, errors[0] %d/%d bytes", len(e.Error), len(e.Field), len(e.Errors[0].Field), len(e.Errors[0].Message))
+	}
+	if !utf8.ValidString(e.Error) || !utf8.ValidString(e.Errors[0].Field) {
+		t.Error("cut inside a character")
+	}
+}
