@@ -33,8 +33,9 @@ type sendRequest struct {
 // toList is one destination or a list of them.
 type toList []string
 
-// sendFields are the fields of a send request other than to, matched as
-// encoding/json matches them (without regard to case).
+// fields are the fields of a send request other than to, by their JSON
+// names in lower case: keys match them without regard to case, as they
+// did when encoding/json decoded the request whole.
 func (req *sendRequest) fields() map[string]any {
 	return map[string]any{"text": &req.Text, "sender": &req.Sender, "template": &req.Template,
 		"params": &req.Params, "send_at": &req.SendAt, "reply_to": &req.ReplyTo}
@@ -76,9 +77,6 @@ func decodeSendRequest(body io.Reader, maxTo int) (sendRequest, error) {
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return req, err
-	}
-	if dec.More() {
-		return req, errors.New("more than one JSON value in the body")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return req, errors.New("more than one JSON value in the body")
