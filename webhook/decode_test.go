@@ -62,6 +62,7 @@ func TestDecodeSendRequestToCap(t *testing.T) {
 	if r.n > 64<<10 {
 		t.Errorf("read %d bytes of a %d-byte body to refuse it at entry 101", r.n, len(huge))
 	}
+	t.Logf("refused after reading %d of %d bytes", r.n, len(huge))
 }
 
 func TestSendRequestDigest(t *testing.T) {
