@@ -67,6 +67,10 @@ type Config struct {
 	// limit.
 	AuthFailuresPerClient  int
 	AuthFailuresPerAccount int
+	// MaxHeaderFields and MaxHeaderBytes bound a mail's header block and
+	// each MIME part's (see Limits); 0 is the default.
+	MaxHeaderFields int
+	MaxHeaderBytes  int
 }
 
 // maxAddressLen is the longest address RFC 5321 (4.5.3.1.3) allows in a
@@ -450,7 +454,7 @@ func asciiLower(s string) string {
 
 func (s *session) Data(r io.Reader) error {
 	er := &errReader{r: r, max: s.srv.cfg.MaxMessageBytes}
-	m, err := ReadMail(er)
+	m, err := ReadMail(er, Limits{MaxHeaderFields: s.srv.cfg.MaxHeaderFields, MaxHeaderBytes: s.srv.cfg.MaxHeaderBytes})
 	if er.err != nil {
 		// The transport failed (size limit, timeout): answer that, not
 		// whatever the MIME parser made of the truncated input.
@@ -514,7 +518,7 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 		Channel:       bridge.ChannelSMTP,
 		EnvelopeFrom:  s.from,
 		MailMessageID: m.MessageID,
-		Headers:       m.RawHeader,
+		Headers:       m.BounceHeaders,
 		Subject:       m.Subject,
 		ReplyTo:       m.ReplyAddress(s.from),
 		MailRefs:      m.Refs(),

@@ -1,0 +1,5 @@
+//go:build !race
+
+package smtpin
+
+const raceEnabled = false
