@@ -19,7 +19,10 @@ type Options struct {
 	MaxRecipients int    // most recipients in one message
 	// DestinationPerMinute caps SMS to one number per minute; 0: no cap.
 	DestinationPerMinute int
-	Now                  func() time.Time
+	// ScheduleHorizon is how far ahead a send may be scheduled
+	// (default DefaultScheduleHorizon).
+	ScheduleHorizon time.Duration
+	Now             func() time.Time
 	// Enqueued, if set, is called after a message is committed, to wake
 	// the dispatcher.
 	Enqueued func()
@@ -81,6 +84,9 @@ func New(store Store, providers []Provider, routes []Route, accounts []Account, 
 	}
 	if opt.ReplyWindow <= 0 {
 		opt.ReplyWindow = 7 * 24 * time.Hour
+	}
+	if opt.ScheduleHorizon <= 0 {
+		opt.ScheduleHorizon = DefaultScheduleHorizon
 	}
 	b := &Bridge{store: store, opt: opt}
 	if opt.DestinationPerMinute > 0 {
@@ -244,6 +250,12 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	}
 	if b.opt.MaxRecipients > 0 && len(s.Recipients) > b.opt.MaxRecipients {
 		return nil, Permanent(ReasonTooManyRecipients, "to", "%d recipients; at most %d", len(s.Recipients), b.opt.MaxRecipients)
+	}
+	if err := checkContent(s); err != nil {
+		return nil, err
+	}
+	if err := checkSchedule(s, b.opt.Now(), b.opt.ScheduleHorizon); err != nil {
+		return nil, err
 	}
 	sender := strings.TrimSpace(s.Sender)
 	if sender == "" && len(s.MailRefs) > 0 && len(s.Recipients) == 1 {
