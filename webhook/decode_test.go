@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -123,4 +125,49 @@ func TestErrorBodyBounded(t *testing.T) {
 	if !utf8.ValidString(e.Error) || !utf8.ValidString(e.Errors[0].Field) {
 		t.Error("cut inside a character")
 	}
+}
+
+func TestParseSendAt(t *testing.T) {
+	want := time.Date(2030, 1, 2, 7, 0, 0, 0, time.UTC)
+	for raw, ok := range map[string]bool{
+		``: true, `null`: true, `"2030-01-02T09:00:00+02:00"`: true, `"2030-01-02T07:00:00Z"`: true,
+		`"tomorrow"`: false, `"2030-01-02 09:00"`: false, `5`: false, `{"at": 1}`: false, `""`: false,
+	} {
+		got, err := parseSendAt(json.RawMessage(raw))
+		switch {
+		case ok && err != nil:
+			t.Errorf("%s: %v", raw, err)
+		case ok && (raw == "" || raw == "null") && got != nil:
+			t.Errorf("%s: %v, want none", raw, got)
+		case ok && raw != "" && raw != "null" && (got == nil || !got.Equal(want)):
+			t.Errorf("%s: %v, want %v", raw, got, want)
+		case !ok:
+			var be *bridge.Error
+			if err == nil || !asBridgeError(err, &be) || be.Field != "send_at" || be.Reason != bridge.ReasonInvalid {
+				t.Errorf("%s: err = %v, want %q on send_at", raw, err, bridge.ReasonInvalid)
+			}
+		}
+	}
+}
+
+func asBridgeError(err error, be **bridge.Error) bool {
+	e, ok := err.(*bridge.Error)
+	*be = e
+	return ok
+}
+
+func FuzzParseSendAt(f *testing.F) {
+	for _, s := range []string{`"2030-01-02T09:00:00+02:00"`, `null`, `"x"`, `5`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		_, err := parseSendAt(json.RawMessage(raw))
+		if err == nil {
+			return
+		}
+		e, ok := err.(*bridge.Error)
+		if !ok || e.Field != "send_at" || len(e.Msg) > 200 {
+			t.Fatalf("err = %v: want a short error on send_at", err)
+		}
+	})
 }

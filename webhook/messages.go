@@ -38,7 +38,7 @@ type toList []string
 // did when encoding/json decoded the request whole.
 func (req *sendRequest) fields() map[string]any {
 	return map[string]any{"text": &req.Text, "sender": &req.Sender, "template": &req.Template,
-		"params": &req.Params, "send_at": &req.SendAt, "reply_to": &req.ReplyTo}
+		"params": &req.Params, "reply_to": &req.ReplyTo}
 }
 
 // decodeSendRequest reads exactly one JSON object with only known fields.
@@ -67,6 +67,19 @@ func decodeSendRequest(body io.Reader, maxTo int) (sendRequest, error) {
 			}
 			continue
 		}
+		if strings.EqualFold(key, "send_at") {
+			// Read as it stands and parsed here, so a value that is no
+			// time is answered 422 naming send_at, not 400 as malformed
+			// JSON.
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return req, err
+			}
+			if req.SendAt, err = parseSendAt(raw); err != nil {
+				return req, err
+			}
+			continue
+		}
 		v, ok := fields[strings.ToLower(key)]
 		if !ok {
 			return req, fmt.Errorf("json: unknown field %q", clip(key, maxQuoted))
@@ -82,6 +95,21 @@ func decodeSendRequest(body io.Reader, maxTo int) (sendRequest, error) {
 		return req, errors.New("more than one JSON value in the body")
 	}
 	return req, nil
+}
+
+// parseSendAt reads send_at: an RFC 3339 string; null is none.
+func parseSendAt(raw json.RawMessage) (*time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err == nil {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			return &t, nil
+		}
+	}
+	return nil, bridge.Permanent(bridge.ReasonInvalid, "send_at",
+		"send_at: %s is not an RFC 3339 time such as \"2030-01-02T15:04:05+02:00\"", clip(string(raw), maxQuoted))
 }
 
 // errTo is the answer to a to that is neither a string nor a list of them.
@@ -189,7 +217,9 @@ func view(m *bridge.Message) messageView {
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	acct := account(r)
 	req, err := decodeSendRequest(r.Body, s.cfg.MaxRecipients)
-	if bridge.ReasonOf(err) == bridge.ReasonTooManyRecipients {
+	if bridge.ReasonOf(err) != "" {
+		// A field's value refused as it was read (too many to, a
+		// send_at that is no time): 422 naming it, not malformed JSON.
 		s.fail(w, r, err)
 		return
 	}
