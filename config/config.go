@@ -92,6 +92,10 @@ type SMTP struct {
 	// user name, across connections; more are answered 454 4.7.0.
 	AuthFailuresPerClient  int `toml:"auth_failures_per_client"`
 	AuthFailuresPerAccount int `toml:"auth_failures_per_account"`
+	// MaxHeaderFields and MaxHeaderBytes bound the header block of a mail
+	// and of each of its MIME parts (552 5.3.4 beyond).
+	MaxHeaderFields int `toml:"max_header_fields"`
+	MaxHeaderBytes  int `toml:"max_header_bytes"`
 }
 
 // DefaultNetworks is smtp.allowed_networks when it is not set: mail
@@ -188,6 +192,8 @@ type Limits struct {
 	// DestinationPerMinute caps SMS to any one number per minute, so a
 	// looping script cannot flood a phone; 0 is unlimited.
 	DestinationPerMinute int `toml:"destination_per_minute"`
+	// ScheduleHorizon is how far ahead X-SMS-Send-At / send_at may be.
+	ScheduleHorizon time.Duration `toml:"schedule_horizon"`
 }
 
 // StringList decodes from a TOML string or array of strings.
@@ -357,6 +363,8 @@ func (c *Config) defaults() {
 	defInt(&c.SMTP.MaxConnections, 200)
 	defInt(&c.SMTP.MaxConnectionsPerIP, 20)
 	defInt(&c.SMTP.MaxBadCommands, 10)
+	defInt(&c.SMTP.MaxHeaderFields, 1000)
+	defInt(&c.SMTP.MaxHeaderBytes, 64<<10)
 	defDur(&c.SMTP.ReadTimeout, time.Minute)
 	defDur(&c.SMTP.WriteTimeout, time.Minute)
 	defDur(&c.SMTP.MaxSessionDuration, 10*time.Minute)
@@ -367,6 +375,7 @@ func (c *Config) defaults() {
 		// An explicit empty list stays empty: no network is trusted.
 		c.SMTP.AllowedNetworks = slices.Clone(DefaultNetworks)
 	}
+	defDur(&c.Limits.ScheduleHorizon, 365*24*time.Hour)
 	def(&c.HTTP.Listen, "127.0.0.1:8025")
 	defInt(&c.HTTP.MaxConnections, 256)
 	defInt(&c.HTTP.MaxHeaderBytes, 64<<10)
@@ -514,6 +523,12 @@ func (c *Config) validate() Problems {
 	positive("smtp.max_connections", int64(c.SMTP.MaxConnections))
 	positive("smtp.max_connections_per_ip", int64(c.SMTP.MaxConnectionsPerIP))
 	positive("smtp.max_bad_commands", int64(c.SMTP.MaxBadCommands))
+	positive("smtp.max_header_fields", int64(c.SMTP.MaxHeaderFields))
+	positive("smtp.max_header_bytes", int64(c.SMTP.MaxHeaderBytes))
+	if c.SMTP.MaxHeaderBytes > 0 && c.SMTP.MaxHeaderBytes < 1024 {
+		// Less would refuse ordinary mail: one Received line is 200 bytes.
+		add("smtp.max_header_bytes", "must be at least 1024")
+	}
 	if c.SMTP.TLSListen != "" {
 		checkAddr("smtp.tls_listen", c.SMTP.TLSListen)
 		if c.SMTP.TLSCert == "" {
@@ -579,6 +594,9 @@ func (c *Config) validate() Problems {
 	names := map[string]bool{}
 	tokens := map[string]bool{}
 	positive("limits.destination_per_minute", int64(c.Limits.DestinationPerMinute))
+	if c.Limits.ScheduleHorizon < 0 {
+		add("limits.schedule_horizon", "must be positive")
+	}
 	for i, a := range c.Accounts {
 		key := fmt.Sprintf("accounts[%d]", i)
 		if a.Name == "" {

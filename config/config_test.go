@@ -84,6 +84,9 @@ func TestDefaults(t *testing.T) {
 		{"http.read_timeout", c.HTTP.ReadTimeout, 30 * time.Second},
 		{"http.write_timeout", c.HTTP.WriteTimeout, 30 * time.Second},
 		{"http.idle_timeout", c.HTTP.IdleTimeout, 2 * time.Minute},
+		{"smtp.max_header_fields", c.SMTP.MaxHeaderFields, 1000},
+		{"smtp.max_header_bytes", c.SMTP.MaxHeaderBytes, 65536},
+		{"limits.schedule_horizon", c.Limits.ScheduleHorizon, 365 * 24 * time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -420,6 +423,36 @@ poll_interval = "30s"
 		"providers[1].poll_interval: only ippanel providers are polled",
 	} {
 		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
+		}
+	}
+}
+
+func TestContentLimits(t *testing.T) {
+	good := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
+max_header_fields = 200
+max_header_bytes = 32768
+[limits]
+schedule_horizon = "720h"`, 1)
+	c, err := config.Parse(good, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.MaxHeaderFields != 200 || c.SMTP.MaxHeaderBytes != 32768 || c.Limits.ScheduleHorizon != 720*time.Hour {
+		t.Errorf("decoded %+v %+v", c.SMTP, c.Limits)
+	}
+	bad := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
+max_header_fields = -1
+max_header_bytes = 100
+[limits]
+schedule_horizon = "-1h"`, 1)
+	_, err = config.Parse(bad, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v, want config.Problems", err)
+	}
+	for _, w := range []string{"smtp.max_header_fields: must be positive", "smtp.max_header_bytes: must be at least 1024", "limits.schedule_horizon: must be positive"} {
+		if !slices.Contains(probs, w) {
 			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
 		}
 	}

@@ -106,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		MaxSegments:          cfg.SMTP.MaxSegments,
 		MaxRecipients:        cfg.SMTP.MaxRecipients,
 		DestinationPerMinute: cfg.Limits.DestinationPerMinute,
+		ScheduleHorizon:      cfg.Limits.ScheduleHorizon,
 		Enqueued:             func() { d.dispatcher.Wake() },
 		ReplyWindow:          cfg.Replies.ReplyWindow,
 		CatchAll:             cfg.Replies.CatchAll,
@@ -190,6 +191,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		// The throttle's counts outlive connections, not the process.
 		AuthFailuresPerClient:  cfg.SMTP.AuthFailuresPerClient,
 		AuthFailuresPerAccount: cfg.SMTP.AuthFailuresPerAccount,
+		MaxHeaderFields:        cfg.SMTP.MaxHeaderFields,
+		MaxHeaderBytes:         cfg.SMTP.MaxHeaderBytes,
 	}, m, log.With("component", "smtp"))
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
