@@ -17,6 +17,9 @@ const (
 	MaxParamValue    = 1000 // bytes
 	MaxSenderBytes   = 64
 	MaxTemplateBytes = 64
+	// MaxSubject caps the mail subject kept for reply subjects (RFC
+	// 5322's line limit).
+	MaxSubject = 998
 	// MaxStoredHeaders caps the mail header kept for bounces
 	// (Message.Headers); smtpin keeps only a few fields, well under it.
 	MaxStoredHeaders = 8 << 10
@@ -86,6 +89,9 @@ func checkContent(s *Submission) error {
 	}
 	s.Text = CleanText(s.Text)
 	s.Headers = capHeaders(s.Headers)
+	if len(s.Subject) > MaxSubject {
+		s.Subject = strings.ToValidUTF8(s.Subject[:MaxSubject], "")
+	}
 	return nil
 }
 
