@@ -182,3 +182,44 @@ func TestReadMailMemory(t *testing.T) {
 		})
 	}
 }
+
+// FuzzHeaderGuard checks the guard against a plain reading of the header
+// block: it passes every byte through, and refuses a header exactly when
+// it has more fields or bytes than allowed.
+func FuzzHeaderGuard(f *testing.F) {
+	f.Add([]byte("Subject: x\r\nFrom: a\r\n folded\r\n\r\nbody\r\n"))
+	f.Add([]byte("a:b\nc:d\n\n"))
+	f.Add([]byte("\r\r\r\nX"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fields, size := 0, 0
+		for l := range bytes.SplitAfterSeq(raw, []byte("\n")) {
+			body := bytes.TrimRight(bytes.TrimSuffix(l, []byte("\n")), "\r")
+			if len(body) == 0 {
+				break // the blank line (or CRs at the end) ends the header
+			}
+			size += len(l)
+			if c := l[0]; c != ' ' && c != '\t' && c != '\r' {
+				fields++
+			}
+		}
+		read := func(lim Limits) ([]byte, error) {
+			var out bytes.Buffer
+			_, err := out.ReadFrom(newHeaderGuard(bytes.NewReader(raw), lim, nil))
+			return out.Bytes(), err
+		}
+		out, err := read(Limits{MaxHeaderFields: fields, MaxHeaderBytes: size})
+		if err != nil || !bytes.Equal(out, raw) {
+			t.Fatalf("at %d fields and %d bytes: err %v, %d of %d bytes through", fields, size, err, len(out), len(raw))
+		}
+		if fields > 0 {
+			if _, err := read(Limits{MaxHeaderFields: fields - 1, MaxHeaderBytes: size}); bridge.ReasonOf(err) != bridge.ReasonTooLong {
+				t.Fatalf("%d fields with a limit of %d: err %v", fields, fields-1, err)
+			}
+		}
+		if size > 0 {
+			if _, err := read(Limits{MaxHeaderFields: fields, MaxHeaderBytes: size - 1}); bridge.ReasonOf(err) != bridge.ReasonTooLong {
+				t.Fatalf("%d bytes with a limit of %d: err %v", size, size-1, err)
+			}
+		}
+	})
+}

@@ -448,7 +448,8 @@ func (g *headerGuard) header(c byte) {
 	g.col++
 	if g.blank && c == '\r' {
 		// Counted once the line proves not to be the blank one
-		// ending the header, whose bytes are not the header's.
+		// ending the header, whose bytes are not the header's (a
+		// "blank" line of many CRs costs go-message its size, once).
 		g.crs++
 	} else {
 		g.bytes += 1 + g.crs
@@ -460,7 +461,7 @@ func (g *headerGuard) header(c byte) {
 	switch {
 	case g.fields > g.lim.MaxHeaderFields:
 		g.err = bridge.Permanent(bridge.ReasonTooLong, "header", "%s has more than %d fields (smtp.max_header_fields)", g.what, g.lim.MaxHeaderFields)
-	case g.bytes > g.lim.MaxHeaderBytes || g.crs > g.lim.MaxHeaderBytes:
+	case g.bytes > g.lim.MaxHeaderBytes:
 		g.err = bridge.Permanent(bridge.ReasonTooLong, "header", "%s is larger than %d bytes (smtp.max_header_bytes)", g.what, g.lim.MaxHeaderBytes)
 	}
 }
