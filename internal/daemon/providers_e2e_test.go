@@ -27,6 +27,9 @@ user_id = 42
 [[routes]]
 prefix = "+972"
 provider = "crm"
+# The tests schedule sends at fixed dates, years ahead.
+[limits]
+schedule_horizon = "87600h"
 `, url)
 }
 
@@ -122,6 +125,9 @@ numbers = ["+983000505"]
 [[routes]]
 prefix = "+98"
 provider = "edge"
+# The tests schedule sends at fixed dates, years ahead.
+[limits]
+schedule_horizon = "87600h"
 `, url)
 }
 
