@@ -420,6 +420,9 @@ func (g *headerGuard) Read(p []byte) (int, error) {
 		return 0, g.err
 	}
 	n, err := g.r.Read(p)
+	if !g.inHeader && g.delim == nil {
+		return n, err // past the mail's header: nothing more to watch
+	}
 	for _, c := range p[:n] {
 		if g.inHeader {
 			g.header(c)

@@ -529,6 +529,9 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 	if v := strings.TrimSpace(m.Header.Get(HeaderSendAt)); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
+			if len(v) > 64 { // never echo a huge value
+				v = strings.ToValidUTF8(v[:64], "") + "…"
+			}
 			return nil, bridge.Permanent(bridge.ReasonInvalid, "send_at", "%s: %q is not an RFC 3339 time such as 2030-01-02T15:04:05+02:00", HeaderSendAt, v)
 		}
 		sub.SendAt = t

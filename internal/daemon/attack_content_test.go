@@ -203,6 +203,11 @@ func TestAttackScheduleHorizon(t *testing.T) {
 		"From: alice@example.com\nX-SMS-Send-At: "+near+"\n\nhello\n"); err != nil {
 		t.Errorf("SMTP within the horizon: %v", err)
 	}
+	_, err = sendMail(t, e.d.SMTPAddr(), "alice@example.com", []string{"+17135550100@sms.example.com"},
+		"From: alice@example.com\nX-SMS-Send-At: "+strings.Repeat("x", 900)+"\n\nhello\n")
+	if code, enh := smtpCode(err); code != 554 || enh != "5.6.0" || len(err.Error()) > 200 {
+		t.Errorf("SMTP unreadable X-SMS-Send-At of 900 bytes: %d %s, %d bytes of reply; want 554 5.6.0 without the echo", code, enh, len(err.Error()))
+	}
 	for _, tc := range []struct{ sendAt string }{{`"` + far + `"`}, {`"tomorrow"`}, {`1767225600`}} {
 		r := call(t, "POST", e.base+"/v1/messages", opsToken, `{"to": "+17135550100", "text": "hi", "send_at": `+tc.sendAt+`}`)
 		if r.Status != http.StatusUnprocessableEntity || r.Body["field"] != "send_at" {
