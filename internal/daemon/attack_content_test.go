@@ -1,14 +1,19 @@
 package daemon_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 
+	"github.com/emersion/go-message"
+
+	"github.com/smsbridge/smsbridge/mailout/mailtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
@@ -74,6 +79,44 @@ func TestAttackStoredHeaders(t *testing.T) {
 	}
 	if m.Subject != subject[:998] {
 		t.Errorf("stored subject of %d bytes, want its first 998", len(m.Subject))
+	}
+}
+
+// A bounce is built from what the store kept: its text/rfc822-headers part
+// shows the bounce fields of the mail, not the rest of its header block.
+func TestAttackBounceShowsStoredHeaders(t *testing.T) {
+	capture := mailtest.Start(t, mailtest.Options{})
+	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake.FailRecipient("972501234567", 400, "number is blacklisted")
+	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
+	mail := strings.Repeat("Received: from relay.example by mx.example; Mon, 1 Jan 2029 10:00:00 +0000\n", 500) +
+		"From: Alice <alice@example.com>\nTo: 0501234567@sms.example.com\nMessage-ID: <orig-10@example.com>\nSubject: Reminder\nX-Mailer: bulk\n\nDon't forget\n"
+	if _, err := sendMail(t, d.SMTPAddr(), "bounces@example.com", []string{"0501234567@sms.example.com"}, mail); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := capture.Wait(ctx5(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := message.Read(bytes.NewReader(msgs[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headers string
+	mr := e.MultipartReader()
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if pt, _, _ := p.Header.ContentType(); pt == "text/rfc822-headers" {
+			b, _ := io.ReadAll(p.Body)
+			headers = string(b)
+		}
+	}
+	const want = "From: Alice <alice@example.com>\r\nTo: 0501234567@sms.example.com\r\nSubject: Reminder\r\nMessage-ID: <orig-10@example.com>\r\n"
+	if headers != want {
+		t.Errorf("text/rfc822-headers of %d bytes:\n%.300q\nwant\n%q", len(headers), headers, want)
 	}
 }
 
