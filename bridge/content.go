@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -76,7 +78,9 @@ func checkContent(s *Submission) error {
 	if len(s.Params) > MaxParams {
 		return refuse("params", "%d parameters; at most %d", len(s.Params), MaxParams)
 	}
-	for name, v := range s.Params {
+	// In name order, so the same request always gets the same answer.
+	for _, name := range slices.Sorted(maps.Keys(s.Params)) {
+		v := s.Params[name]
 		if name == "" {
 			return refuse("params", "a parameter has no name")
 		}
