@@ -223,3 +223,27 @@ func FuzzHeaderGuard(f *testing.F) {
 		}
 	})
 }
+
+// Message ids too long for a header line are not kept (nor stored).
+func TestReadMailLongMessageIDs(t *testing.T) {
+	long := strings.Repeat("i", maxMsgID+1) + "@x"
+	raw := "Message-ID: <" + long + ">\r\nIn-Reply-To: " + long + "\r\nReferences: <a@x> <" + long + "> <b@x>\r\n\r\nhi\r\n"
+	m, err := ReadMail(strings.NewReader(raw), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MessageID != "" || m.InReplyTo != "" || strings.Join(m.References, " ") != "a@x b@x" {
+		t.Errorf("MessageID %.20q, InReplyTo %.20q, References %.40q", m.MessageID, m.InReplyTo, m.References)
+	}
+	var refs strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&refs, " <r%d@x>", i)
+	}
+	m, err = ReadMail(strings.NewReader("References:"+refs.String()+"\r\n\r\nhi\r\n"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.References) != maxRefs || m.References[maxRefs-1] != "r49@x" || m.References[0] != "r30@x" {
+		t.Errorf("References %q, want the last %d", m.References, maxRefs)
+	}
+}

@@ -236,7 +236,7 @@ func invalid(msg string, err error) *bridge.Error {
 // from some old clients) are taken as whitespace-separated words.
 func msgIDs(v string) []string {
 	if !strings.Contains(v, "<") {
-		return strings.Fields(v)
+		return slices.DeleteFunc(strings.Fields(v), tooLongID)
 	}
 	var ids []string
 	for {
@@ -248,12 +248,19 @@ func msgIDs(v string) []string {
 		if !ok {
 			return ids
 		}
-		if id = strings.TrimSpace(id); id != "" {
+		if id = strings.TrimSpace(id); id != "" && !tooLongID(id) {
 			ids = append(ids, id)
 		}
 		v = rest
 	}
 }
+
+// maxMsgID bounds a message id kept (and stored, for threading): real ids
+// are well under 100 bytes, and one that does not fit on a header line
+// (RFC 5322: 998) is not an id anyone can thread under.
+const maxMsgID = 990
+
+func tooLongID(id string) bool { return len(id) > maxMsgID }
 
 // textPart is a part chosen to become the SMS, still in its own format.
 type textPart struct {
