@@ -12,8 +12,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -278,60 +280,86 @@ func (p Problems) Error() string {
 	return "config: " + strings.Join(p, "; ")
 }
 
-// file is the on-disk shape: providers are kept raw until their type is
-// known.
-type file struct {
-	Config
-	Providers []toml.Primitive `toml:"providers"`
-}
-
-// Parse decodes a configuration from TOML text.
+// Parse decodes a configuration from TOML text. The TOML syntax is read
+// by BurntSushi/toml into a generic document; the decoder in decode.go
+// then fills the structs, so that every unknown key and every value of the
+// wrong type is reported, with its full path, together with the
+// validation problems.
 func Parse(text string, kinds Kinds) (*Config, error) {
-	var f file
-	md, err := toml.Decode(text, &f)
-	if err != nil {
+	var doc map[string]any
+	if _, err := toml.Decode(text, &doc); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c := f.Config
-	var probs Problems
-	add := func(key, format string, args ...any) {
-		probs = append(probs, key+": "+fmt.Sprintf(format, args...))
-	}
-	for i, prim := range f.Providers {
-		key := fmt.Sprintf("providers[%d]", i)
-		var p Provider
-		if err := md.PrimitiveDecode(prim, &p); err != nil {
-			add(key, "%v", err)
-			continue
-		}
-		if p.Type == "" {
-			add(key+".type", "must be set")
-		} else if s, ok := kinds(p.Type); !ok {
-			add(key+".type", "unknown provider type %q", p.Type)
-		} else if s != nil {
-			if err := md.PrimitiveDecode(prim, s); err != nil {
-				add(key, "%v", err)
-			}
-			p.Settings = s
-		}
-		c.Providers = append(c.Providers, p)
-	}
-	// Undecoded keys are typos or keys of another version: refuse them
-	// instead of silently running with a default.
-	for _, k := range md.Undecoded() {
-		probs = append(probs, keyPath(k)+": unknown key")
+	var (
+		c Config
+		d decoder
+	)
+	// Providers are decoded in two steps: the common keys, then the
+	// keys of the type named in the table.
+	rawProviders, hasProviders := doc["providers"]
+	delete(doc, "providers")
+	d.table("", doc, true, reflect.ValueOf(&c).Elem())
+	if hasProviders {
+		c.Providers = d.providers(rawProviders, kinds)
 	}
 	c.defaults()
-	probs = append(probs, c.validate()...)
+	probs := d.probs
+	for _, p := range c.validate() {
+		if !d.covers(p) {
+			probs = append(probs, p)
+		}
+	}
 	if len(probs) > 0 {
 		return nil, probs
 	}
 	return &c, nil
 }
 
-// keyPath renders a toml.Key with array indexes lost by the decoder kept
-// as the plain dotted path.
-func keyPath(k toml.Key) string { return k.String() }
+// providers decodes the [[providers]] tables: the keys every type has
+// into Provider, and the same table into the settings struct of its type.
+func (d *decoder) providers(raw any, kinds Kinds) []Provider {
+	var tables []map[string]any
+	switch a := raw.(type) {
+	case []map[string]any:
+		tables = a
+	case []any:
+		for i, e := range a {
+			m, ok := e.(map[string]any)
+			if !ok {
+				d.mismatch(fmt.Sprintf("providers[%d]", i), "a table", e)
+				continue
+			}
+			tables = append(tables, m)
+		}
+	default:
+		d.mismatch("providers", "an array of tables ([[providers]])", raw)
+		return nil
+	}
+	var out []Provider
+	for i, tbl := range tables {
+		key := fmt.Sprintf("providers[%d]", i)
+		var p Provider
+		dsts := []reflect.Value{reflect.ValueOf(&p).Elem()}
+		typ, _ := tbl["type"].(string)
+		strict := true
+		switch s, ok := kinds(typ); {
+		case typ == "":
+			if _, set := tbl["type"]; !set {
+				d.add(key+".type", "must be set")
+			}
+			strict = false
+		case !ok:
+			d.add(key+".type", "unknown provider type %q", typ)
+			strict = false
+		case s != nil:
+			p.Settings = s
+			dsts = append(dsts, reflect.ValueOf(s).Elem())
+		}
+		d.table(key, tbl, strict, dsts...)
+		out = append(out, p)
+	}
+	return out
+}
 
 func (c *Config) defaults() {
 	def := func(v *string, d string) {
@@ -474,8 +502,8 @@ func (c *Config) validate() Problems {
 		probs = append(probs, key+": "+fmt.Sprintf(format, args...))
 	}
 	checkAddr := func(key, v string) {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			add(key, "must be host:port: %v", err)
+		if err := checkHostPort(v); err != nil {
+			add(key, "%v", err)
 		}
 	}
 
@@ -654,6 +682,9 @@ func (c *Config) validate() Problems {
 			}
 		}
 		positive(key+".concurrency", int64(p.Concurrency))
+		if p.Timeout < 0 {
+			add(key+".timeout", "must be positive")
+		}
 		if sec, err := ResolveSecret("inbound_secret", p.InboundSecret, p.InboundSecretFile); err != nil {
 			add(key, "%v", err) // the error starts with the key that is wrong
 		} else {
@@ -732,8 +763,8 @@ func (r *Replies) validate() Problems {
 		probs = append(probs, "replies."+key+": "+fmt.Sprintf(format, args...))
 	}
 	if r.Smarthost != "" {
-		if _, _, err := net.SplitHostPort(r.Smarthost); err != nil {
-			add("smarthost", "must be host:port: %v", err)
+		if err := checkHostPort(r.Smarthost); err != nil {
+			add("smarthost", "%v", err)
 		}
 	}
 	switch r.TLS {
@@ -772,6 +803,20 @@ func (r *Replies) validate() Problems {
 		add("retry_min", "must not exceed replies.retry_max (%s)", r.RetryMax)
 	}
 	return probs
+}
+
+// checkHostPort accepts host:port with a numeric port, which is what a
+// listener or dialer can use without a services database: ":http-x" or
+// "127.0.0.1:99999" would otherwise pass check-config and fail at start.
+func checkHostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("must be host:port: %w", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q must be a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // flatten undoes errors.Join so each problem gets its own key path.

@@ -208,7 +208,7 @@ fallback = ["f", "nope"]
 	}
 	want := []string{
 		"store.pth: unknown key",
-		"providers.colour: unknown key",
+		"providers[0].colour: unknown key",
 		"smtp.domains: at least one domain is required",
 		"smtp.default_region:",
 		"smtp.text:",
@@ -227,6 +227,83 @@ fallback = ["f", "nope"]
 		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
 			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
 		}
+	}
+}
+
+// Every TOML mistake is reported at once with its full key path: values
+// of the wrong type (decoding used to stop at the first), durations
+// without a unit (15 nanoseconds to the TOML library), unknown keys with
+// their array index, a misspelt section as one problem, ports no listener
+// can use, a negative provider timeout.
+func TestTOMLMistakesAllReported(t *testing.T) {
+	text := `
+[smpt]
+listen = "127.0.0.1:25"
+hostname = "x"
+domains = ["a"]
+[smtp]
+domains = ["sms.example.com"]
+max_recipients = "100"
+listen = "127.0.0.1:99999"
+require_auth = "yes"
+[http]
+listen = ":http-x"
+[queue]
+shutdown_grace = 15
+retry_max = "1 hour"
+send_timeout = 0
+[[accounts]]
+name = "ops"
+emails = ["*@example.com"]
+sender_ids = ["Ops"]
+[[accounts]]
+name = "b"
+emails = ["b@example.com", 7]
+colour = "blue"
+messages_per_minute = 1.5
+[[providers]]
+name = "c"
+type = "console"
+timeout = "-1s"
+[[providers]]
+name = "f"
+type = "fake"
+token = "t"
+numbers = ["+983000505"]
+shade = "x"
+[[routes]]
+prefix = "+"
+provider = "c"
+[[ruotes]]
+prefix = "+1"
+`
+	_, err := config.Parse(text, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("err = %v, want config.Problems", err)
+	}
+	want := []string{
+		"[smpt]: unknown section",
+		"[[ruotes]]: unknown section",
+		"smtp.max_recipients: must be an integer, not a string",
+		"smtp.require_auth: must be true or false, not a string",
+		`queue.shutdown_grace: 15 has no unit: write a string such as "15s" for 15 seconds`,
+		`queue.retry_max: "1 hour" is not a duration`,
+		"accounts[1].emails[1]: must be a string, not an integer",
+		"accounts[1].colour: unknown key",
+		"accounts[1].messages_per_minute: must be an integer, not a float",
+		"providers[1].shade: unknown key",
+		`smtp.listen: port "99999" must be a number from 0 to 65535`,
+		`http.listen: port "http-x" must be a number from 0 to 65535`,
+		"providers[0].timeout: must be positive",
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(probs, func(p string) bool { return strings.HasPrefix(p, w) }) {
+			t.Errorf("missing problem %q in:\n%s", w, strings.Join(probs, "\n"))
+		}
+	}
+	if len(probs) != len(want) {
+		t.Errorf("%d problems, want %d (one per mistake):\n%s", len(probs), len(want), strings.Join(probs, "\n"))
 	}
 }
 
@@ -252,6 +329,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(minimal)
 	f.Add("[smtp]\ndomains=[\"a\"]\n[[routes]]\nprefix=\"+1\"\n")
 	f.Add("[[providers]]\nname=1\n")
+	f.Add("[queue]\nshutdown_grace=15\n[smpt]\nx=1\n[[accounts]]\nemails=[1,{a=2}]\n")
+	f.Add("providers=[1,{type=\"fake\",numbers=\"x\"}]\n[replies]\nbounces=1\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := config.Parse(text, kinds)
 		if err == nil && (len(c.SMTP.Domains) == 0 || len(c.Routes) == 0 || len(c.Accounts) == 0) {
