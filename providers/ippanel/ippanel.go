@@ -75,6 +75,7 @@ type Provider struct {
 	recipientsURL string
 	hc            *http.Client
 	log           *slog.Logger
+	skip          inboxSkip
 }
 
 var (

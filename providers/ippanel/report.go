@@ -43,6 +43,11 @@ type InboxMessage struct {
 	Text   string
 	Time   time.Time // when IPPanel received it; zero if not given
 	Raw    string    // the data[] entry as received, for the conversation log
+	// Unreadable says why a message cannot be taken (no sender, a field
+	// of the wrong type), "" when it can. Such a message is still
+	// returned, with its ID and Raw only, so the caller's cursor can move
+	// past it instead of meeting it again on every poll.
+	Unreadable string
 }
 
 // Inbox returns the inbound SMS with an id above fromID, oldest first: at
@@ -171,14 +176,30 @@ func decodeInbox(provider, secret string, r *providers.Response, env envelope) (
 	}
 	out := make([]InboxMessage, 0, len(raws))
 	for _, raw := range raws {
-		var it inboxItem
-		// Without an id there is no cursor, and without a sender no
-		// reply: no way to take such a message but to stop here.
-		if err := json.Unmarshal(raw, &it); err != nil || it.ID <= 0 || it.From == "" {
+		var id struct {
+			ID flexInt `json:"messages_inbox_id"`
+		}
+		// Without an id there is no cursor: no way to go past such an
+		// entry, nor to know where it is in the order, but to stop here.
+		if err := json.Unmarshal(raw, &id); err != nil || id.ID <= 0 {
 			return nil, pageMeta{}, garbage(provider, r, secret)
 		}
-		m := InboxMessage{ID: int64(it.ID), From: e164(string(it.From)), Number: e164(string(it.Number)), Text: it.Message,
-			Raw: strings.ToValidUTF8(string(raw), "\uFFFD")}
+		m := InboxMessage{ID: int64(id.ID), Raw: strings.ToValidUTF8(string(raw), "\uFFFD")}
+		var it inboxItem
+		if err := json.Unmarshal(raw, &it); err != nil {
+			// Not the error itself: it may quote the value, which can
+			// be message text, and this reason is logged.
+			m.Unreadable = "a field is not of its documented type"
+			out = append(out, m)
+			continue
+		}
+		if strings.TrimSpace(string(it.From)) == "" {
+			// Without a sender there is nobody to reply to.
+			m.Unreadable = "no sender"
+			out = append(out, m)
+			continue
+		}
+		m.From, m.Number, m.Text = e164(string(it.From)), e164(string(it.Number)), it.Message
 		if it.Time > 0 {
 			m.Time = time.Unix(int64(it.Time), 0).UTC()
 		}

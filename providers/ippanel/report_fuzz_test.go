@@ -85,7 +85,7 @@ func FuzzDecodeReports(f *testing.F) {
 				t.Fatalf("last_page %d", meta.LastPage)
 			}
 			for _, m := range msgs {
-				if m.ID <= 0 || m.From == "" {
+				if m.ID <= 0 || (m.From == "") == (m.Unreadable == "") {
 					t.Fatalf("accepted %+v", m)
 				}
 			}

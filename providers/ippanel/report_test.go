@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -349,5 +350,86 @@ func TestPollReports(t *testing.T) {
 	got, err := s.p.PollReports(context.Background(), "77")
 	if err != nil || len(got) != 1 || got[0].To != alice || got[0].State != bridge.StateDelivered || got[0].ProviderID != "77" {
 		t.Errorf("%+v, %v", got, err)
+	}
+}
+
+// inboxFromIDs returns filters.from_id of each messages-inbox request
+// made since the n-th.
+func inboxFromIDs(t *testing.T, fake *providertest.IPPanel, n int) []string {
+	t.Helper()
+	var out []string
+	for _, r := range fake.ReportRequests()[n:] {
+		if r.Path != "/api/report/messages-inbox" {
+			continue
+		}
+		f, _ := r.Body["filters"].(map[string]any)
+		out = append(out, fmt.Sprint(f["from_id"]))
+	}
+	return out
+}
+
+func inboundKeys(in []bridge.Inbound) []string {
+	out := []string{}
+	for _, m := range in {
+		out = append(out, m.DedupeKey)
+	}
+	return out
+}
+
+// An inbox message that cannot be taken (no sender, a field of the wrong
+// type) neither blocks the ones around it nor, when it is the newest,
+// keeps the cursor before it: the next poll asks from past it, and it is
+// warned about once, not on every poll. What the bridge has not recorded
+// yet is never skipped.
+func TestInboxPassesUnreadableMessages(t *testing.T) {
+	ctx := context.Background()
+	s := newSetup(t)
+	s.fake.AddInbound(alice, number1, "one")
+	s.fake.AddInbound("", number1, "from nobody") // id 2, the newest
+
+	got, err := s.p.PollInbox(ctx, "")
+	if err != nil || !reflect.DeepEqual(inboundKeys(got), []string{"1"}) {
+		t.Fatalf("first poll = %v, %v; want [1]", inboundKeys(got), err)
+	}
+	// The bridge did not record 1 (a store error): it comes again.
+	got, err = s.p.PollInbox(ctx, "")
+	if err != nil || !reflect.DeepEqual(inboundKeys(got), []string{"1"}) {
+		t.Fatalf("poll before 1 was recorded = %v, %v; want [1] again", inboundKeys(got), err)
+	}
+	// 1 recorded: the poll goes on from past the unreadable 2.
+	n := len(s.fake.ReportRequests())
+	for range 3 {
+		got, err = s.p.PollInbox(ctx, "1")
+		if err != nil || len(got) != 0 {
+			t.Fatalf("poll after 1 = %v, %v; want nothing", inboundKeys(got), err)
+		}
+	}
+	if ids := inboxFromIDs(t, s.fake, n); !reflect.DeepEqual(ids, []string{"2", "2", "2"}) {
+		t.Errorf("from_id asked after 1 was recorded: %v, want 2 each time", ids)
+	}
+	s.fake.AddInbound(bob, number1, "three")
+	got, err = s.p.PollInbox(ctx, "1")
+	if err != nil || !reflect.DeepEqual(inboundKeys(got), []string{"3"}) {
+		t.Fatalf("poll with a new message = %v, %v; want [3]", inboundKeys(got), err)
+	}
+
+	// A field of the wrong type between two good messages.
+	s.fake.Faults.Push(providertest.Fault{Status: 200, Body: `{"data":[
+		{"messages_inbox_id":12,"from":"+989120000000","number":"+983000505","message":"b","time":1700000000},
+		{"messages_inbox_id":11,"from":"+989120000000","number":"+983000505","message":{"text":"?"}},
+		{"messages_inbox_id":10,"from":"+989120000000","number":"+983000505","message":"a","time":1700000000}],
+		"meta":{"status":true,"last_page":1}}`})
+	got, err = s.p.PollInbox(ctx, "3")
+	if err != nil || !reflect.DeepEqual(inboundKeys(got), []string{"10", "12"}) {
+		t.Fatalf("page with a bad field = %v, %v; want [10 12]", inboundKeys(got), err)
+	}
+	warns := 0
+	for _, l := range s.logs.levels(t) {
+		if l == "WARN" {
+			warns++
+		}
+	}
+	if warns != 2 {
+		t.Errorf("%d warnings, want 2: one per unreadable message, not one per poll", warns)
 	}
 }
