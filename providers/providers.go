@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/smsbridge/smsbridge/bridge"
 )
@@ -124,11 +125,17 @@ func Redact(s string, secrets ...string) string {
 	return s
 }
 
-// Snippet returns at most n bytes of a body for error messages.
+// Snippet returns at most n bytes of a body for error messages, cut at a
+// character boundary (a Persian or Hebrew error cut mid-character would
+// put invalid UTF-8 in logs and replies) and with invalid bytes replaced.
 func Snippet(b []byte, n int) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
 	if len(s) > n {
-		s = s[:n] + "…"
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }

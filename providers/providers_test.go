@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/providers"
@@ -123,4 +124,42 @@ func TestRedact(t *testing.T) {
 	if got := providers.Redact("token abc and abc again", "abc", ""); got != "token [REDACTED] and [REDACTED] again" {
 		t.Errorf("Redact = %q", got)
 	}
+}
+
+// Snippet cuts at a character boundary: an error body in Persian cut in
+// the middle of a letter would be invalid UTF-8 in logs and replies.
+func TestSnippetKeepsCharactersWhole(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"سلام", 3, "س…"}, // 2-byte letters: byte 3 is inside the second
+		{"سلام", 4, "سل…"},
+		{"سلام", 8, "سلام"},
+		{"  ok  ", 2, "ok"},
+		{"a\xffb", 10, "a\uFFFDb"},
+		{"€uro", 1, "…"},
+	} {
+		if got := providers.Snippet([]byte(c.in), c.n); got != c.want {
+			t.Errorf("Snippet(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func FuzzSnippet(f *testing.F) {
+	f.Add([]byte("سلام دنیا"), 5)
+	f.Add([]byte("a\xffb"), 1)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		s := providers.Snippet(b, n)
+		if !utf8.ValidString(s) {
+			t.Fatalf("Snippet(%q, %d) = %q: invalid UTF-8", b, n, s)
+		}
+		if body, ok := strings.CutSuffix(s, "…"); ok && len(body) > n {
+			t.Fatalf("Snippet(%q, %d) = %q: longer than %d bytes", b, n, s, n)
+		}
+	})
 }
