@@ -352,6 +352,7 @@ func replay(first *Message, s *Submission) (*Message, error) {
 		return nil, Permanent(ReasonIdempotencyConflict, "Idempotency-Key",
 			"Idempotency-Key %q was used before with a different request; use a new key for a new request", s.IdempotencyKey)
 	}
+	first.Replayed = true
 	return first, nil
 }
 

@@ -69,6 +69,11 @@ type Message struct {
 	Created  time.Time
 
 	Recipients []Recipient
+
+	// Replayed is set by Submit, never stored, when the message is one
+	// an earlier submission with the same IdempotencyKey stored: nothing
+	// new was accepted (metrics must not count it again).
+	Replayed bool
 }
 
 // Recipient is one destination of a message and the state of its delivery.

@@ -298,8 +298,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 		s.fail(w, r, err)
 		return
 	}
-	s.metrics.Accepted(bridge.ChannelHTTP)
-	s.log.InfoContext(r.Context(), "accepted", "channel", "http", "id", m.ID, "account", sub.Account.Name, "recipients", len(m.Recipients))
+	if m.Replayed {
+		// A client's retry of a message already accepted: answered
+		// with it, but it is not a new acceptance.
+		s.log.InfoContext(r.Context(), "idempotent replay", "channel", "http", "id", m.ID, "account", sub.Account.Name)
+	} else {
+		s.metrics.Accepted(bridge.ChannelHTTP)
+		s.log.InfoContext(r.Context(), "accepted", "channel", "http", "id", m.ID, "account", sub.Account.Name, "recipients", len(m.Recipients))
+	}
 	w.Header().Set("Location", "/v1/messages/"+m.ID)
 	writeJSON(w, http.StatusAccepted, view(m))
 }

@@ -215,7 +215,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			writeError(w, http.StatusServiceUnavailable, "not_ready", "", err.Error())
+			// /readyz answers anyone who can reach the listener: the
+			// store's error (a host name, a path, a user name) goes to
+			// the log, not to them.
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "not_ready", "", "not ready: see the daemon's log")
 			return
 		}
 	}
