@@ -367,3 +367,34 @@ func TestAlertHooks(t *testing.T) {
 		t.Errorf("no token: %d", r.Status)
 	}
 }
+
+// A client's retry with the same Idempotency-Key is answered with the
+// first message but is not a second acceptance in the metrics.
+func TestHTTPIdempotentReplayIsNotCounted(t *testing.T) {
+	e := newHTTPEnv(t, "")
+	body := `{"to": "0501234567", "text": "Order 19 shipped"}`
+	for range 3 {
+		if r := call(t, "POST", e.base+"/v1/messages", opsToken, body, "Idempotency-Key", "order-19"); r.Status != 202 {
+			t.Fatalf("POST = %d %v", r.Status, r.Body)
+		}
+	}
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `smsbridge_messages_accepted_total{channel="http"} 1` + "\n"; !strings.Contains(string(b), want) {
+		t.Errorf("metrics lack %q:\n%s", want, grepLines(string(b), "accepted_total"))
+	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for l := range strings.Lines(text) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
+}
