@@ -389,7 +389,9 @@ func (c *Config) defaults() {
 	defInt(&c.SMTP.MaxRecipients, 100)
 	defInt(&c.SMTP.MaxSegments, 10)
 	defInt(&c.SMTP.MaxConnections, 200)
-	defInt(&c.SMTP.MaxConnectionsPerIP, 20)
+	// Above Postfix's default_destination_concurrency_limit (20), so an
+	// MTA relaying through us never meets the cap in normal work.
+	defInt(&c.SMTP.MaxConnectionsPerIP, 50)
 	defInt(&c.SMTP.MaxBadCommands, 10)
 	defInt(&c.SMTP.MaxHeaderFields, 1000)
 	defInt(&c.SMTP.MaxHeaderBytes, 64<<10)

@@ -359,9 +359,9 @@ func TestSMTPHardening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMTP.MaxConnectionsPerIP != 20 || c.SMTP.MaxBadCommands != 10 || c.SMTP.TLSListen != "" ||
+	if c.SMTP.MaxConnectionsPerIP != 50 || c.SMTP.MaxBadCommands != 10 || c.SMTP.TLSListen != "" ||
 		!slices.Equal(c.SMTP.AllowedNetworks, []string{"127.0.0.1/32", "::1/128"}) {
-		t.Errorf("defaults: per IP %d, bad commands %d, tls_listen %q, networks %v; want 20, 10, \"\", loopback",
+		t.Errorf("defaults: per IP %d, bad commands %d, tls_listen %q, networks %v; want 50 (above Postfix's 20 sessions), 10, \"\", loopback",
 			c.SMTP.MaxConnectionsPerIP, c.SMTP.MaxBadCommands, c.SMTP.TLSListen, c.SMTP.AllowedNetworks)
 	}
 	if c.SMTP.MaxSessionDuration != 10*time.Minute || c.SMTP.MaxCommands != 1000 ||

@@ -25,10 +25,19 @@ const (
 	// rejectTimeout bounds how long answering a refused connection may
 	// take (for the TLS listener that includes a handshake).
 	rejectTimeout = 5 * time.Second
-	// maxRejecting bounds the goroutines answering refused connections,
-	// so a flood of connections cannot turn into a flood of goroutines;
-	// past it a refused connection is closed without a word.
+	// maxRejecting bounds the goroutines answering refused connections
+	// (or waiting for a slot, see admitGrace), so a flood of connections
+	// cannot turn into a flood of goroutines; past it a refused
+	// connection is closed without a word.
 	maxRejecting = 64
+	// admitGrace is how long a connection over its client's cap waits
+	// for one of that client's sessions to end before it is refused. A
+	// client that opens a connection per message (Postfix, up to its
+	// destination concurrency of 20) reconnects the moment it reads the
+	// 221 to QUIT, which go-smtp writes before it closes the session and
+	// releases the slot: refusing at once would answer that new
+	// connection 421 while the client has no other session left.
+	admitGrace = time.Second
 )
 
 // connLimiter counts open connections, in all and per client, across all
@@ -42,11 +51,15 @@ type connLimiter struct {
 	mu     sync.Mutex
 	active map[netip.Prefix]int
 	conns  map[*guardConn]struct{}
+	// freed is closed (and replaced) whenever a slot is released, to
+	// wake the connections waiting for one.
+	freed chan struct{}
 }
 
 func newConnLimiter(total, perClient int, refused func()) *connLimiter {
 	l := &connLimiter{perClient: perClient, refused: refused,
-		rejecting: make(chan struct{}, maxRejecting), active: map[netip.Prefix]int{}, conns: map[*guardConn]struct{}{}}
+		rejecting: make(chan struct{}, maxRejecting), active: map[netip.Prefix]int{}, conns: map[*guardConn]struct{}{},
+		freed: make(chan struct{})}
 	if total > 0 {
 		l.total = make(chan struct{}, total)
 	}
@@ -113,9 +126,35 @@ func (l *connLimiter) release(gc *guardConn, key netip.Prefix) {
 		delete(l.active, key)
 	}
 	delete(l.conns, gc)
-	l.mu.Unlock()
 	if l.total != nil {
 		<-l.total
+	}
+	close(l.freed)
+	l.freed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// admitWaiting is admit for a connection refused only for its client's
+// cap: it waits up to admitGrace for a slot to be released (a session of
+// that client ending) and returns the reply refusing it if none was.
+func (l *connLimiter) admitWaiting(c net.Conn, stop <-chan struct{}) (*guardConn, string) {
+	deadline := time.NewTimer(admitGrace)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		freed := l.freed
+		l.mu.Unlock()
+		gc, refusal := l.admit(c)
+		if refusal != msgTooManyConnsFromIP {
+			return gc, refusal
+		}
+		select {
+		case <-freed:
+		case <-deadline.C:
+			return nil, refusal
+		case <-stop:
+			return nil, refusal
+		}
 	}
 }
 
@@ -133,19 +172,35 @@ func (l *connLimiter) closeAll() {
 	}
 }
 
-// reject answers a refused connection with msg and closes it, without
+// refuse answers a refused connection with msg and closes it, without
 // holding up the accept loop: a TLS client needs a handshake first, which
-// a slow or hostile client could drag out.
-func (l *connLimiter) reject(c net.Conn, msg string, tlsCfg *tls.Config) {
-	l.refused()
+// a slow or hostile client could drag out. A connection refused for its
+// client's cap first waits for a slot (admitWaiting); if it gets one, it
+// is handed to late instead.
+func (l *connLimiter) refuse(c net.Conn, msg string, tlsCfg *tls.Config, late chan<- *guardConn, stop <-chan struct{}) {
 	select {
 	case l.rejecting <- struct{}{}:
 	default:
+		l.refused()
 		_ = c.Close()
 		return
 	}
 	go func() {
 		defer func() { <-l.rejecting }()
+		if msg == msgTooManyConnsFromIP {
+			gc, refusal := l.admitWaiting(c, stop)
+			if refusal == "" {
+				select {
+				case late <- gc:
+					return
+				case <-stop:
+					_ = gc.Close()
+					return
+				}
+			}
+			msg = refusal
+		}
+		l.refused()
 		_ = c.SetDeadline(time.Now().Add(rejectTimeout))
 		if tlsCfg != nil {
 			c = tls.Server(c, tlsCfg)
@@ -155,7 +210,9 @@ func (l *connLimiter) reject(c net.Conn, msg string, tlsCfg *tls.Config) {
 	}()
 }
 
-// guardListener applies a connLimiter to a listener.
+// guardListener applies a connLimiter to a listener. Accepting runs in a
+// goroutine of its own (see start), so that a connection admitted after
+// waiting for a slot can be handed to go-smtp while Accept is blocked.
 type guardListener struct {
 	net.Listener
 	limits *connLimiter
@@ -165,36 +222,88 @@ type guardListener struct {
 	maxDuration time.Duration
 	ended       func(*guardConn, error) // told why the guard ended a session
 
+	startOnce sync.Once
+	accepted  chan acceptResult
+	late      chan *guardConn
+	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	closeErr  error
 }
 
+type acceptResult struct {
+	c   *guardConn
+	err error
+}
+
+func newGuardListener(ln net.Listener, limits *connLimiter, tlsCfg *tls.Config) *guardListener {
+	return &guardListener{Listener: ln, limits: limits, tls: tlsCfg,
+		accepted: make(chan acceptResult), late: make(chan *guardConn), done: make(chan struct{})}
+}
+
+// start runs the accept loop until Close. Errors go to go-smtp as
+// Accept's result, which decides whether to go on (too many open files)
+// or stop; each waits for an Accept call, so a broken listener does not
+// spin.
+func (l *guardListener) start() {
+	go func() {
+		for {
+			c, err := l.Listener.Accept()
+			var gc *guardConn
+			if err == nil {
+				var refusal string
+				if gc, refusal = l.limits.admit(c); refusal != "" {
+					l.limits.refuse(c, refusal, l.tls, l.late, l.done)
+					continue
+				}
+			}
+			select {
+			case l.accepted <- acceptResult{gc, err}:
+			case <-l.done:
+				if gc != nil {
+					_ = gc.Close()
+				}
+				return
+			}
+		}
+	}()
+}
+
+// prepare sets the session bounds of a connection go-smtp is about to
+// serve: its lifetime starts now, not when it was first accepted.
+func (l *guardListener) prepare(gc *guardConn) *guardConn {
+	gc.maxCommands, gc.ended = l.maxCommands, l.ended
+	if l.maxDuration > 0 {
+		gc.expires = time.Now().Add(l.maxDuration)
+		gc.maxDuration = l.maxDuration
+	}
+	if l.tls == nil {
+		gc.top = gc
+	}
+	return gc
+}
+
 func (l *guardListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+	l.startOnce.Do(l.start)
+	select {
+	case r := <-l.accepted:
+		if r.err != nil {
+			return nil, r.err
 		}
-		gc, refusal := l.limits.admit(c)
-		if refusal == "" {
-			gc.maxCommands, gc.ended = l.maxCommands, l.ended
-			if l.maxDuration > 0 {
-				gc.expires = time.Now().Add(l.maxDuration)
-				gc.maxDuration = l.maxDuration
-			}
-			if l.tls == nil {
-				gc.top = gc
-			}
-			return gc, nil
-		}
-		l.limits.reject(c, refusal, l.tls)
+		return l.prepare(r.c), nil
+	case c := <-l.late:
+		return l.prepare(c), nil
+	case <-l.done:
+		return nil, net.ErrClosed
 	}
 }
 
 // Close is idempotent: both Server.Shutdown and go-smtp close the
 // listener, and only the first close's result means anything.
 func (l *guardListener) Close() error {
-	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.closeErr = l.Listener.Close()
+	})
 	return l.closeErr
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -208,20 +209,66 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Errorf("connection from 127.0.0.2: %q", r)
 	}
 
-	// A closed connection frees its slot (once the server has seen it go).
+	// A session that ended frees its slot for the next connection, even
+	// one made the moment the 221 arrived.
 	if r := first.cmd("QUIT"); !strings.HasPrefix(r, "221 ") {
 		t.Fatalf("QUIT: %q", r)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := dialRaw(t, s.addr, local).reply()
-		if strings.HasPrefix(r, "220 ") {
-			break
+	if r := dialRaw(t, s.addr, local).reply(); !strings.HasPrefix(r, "220 ") {
+		t.Fatalf("connection after QUIT: %q", r)
+	}
+}
+
+// A client that opens a connection per message, as Postfix does, with all
+// its sessions in use: each new connection comes the moment the last one
+// read its 221, and must be served, not answered 421 because the server
+// had not closed the old session yet.
+func TestConnectionPerMessageAtTheCap(t *testing.T) {
+	m := &metrics{}
+	const limit = 3
+	s := newServerWith(t, smtpin.Config{MaxConnectionsPerIP: limit}, m)
+	local := netip.MustParseAddr("127.0.0.1")
+	for range limit - 1 {
+		if r := dialRaw(t, s.addr, local).reply(); !strings.HasPrefix(r, "220 ") {
+			t.Fatalf("held connection: %q", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot not released: %q", r)
+	}
+	for i := range 25 {
+		c := dialRaw(t, s.addr, local)
+		if r := c.reply(); !strings.HasPrefix(r, "220 ") {
+			t.Fatalf("cycle %d: greeting %q", i, r)
 		}
-		time.Sleep(20 * time.Millisecond)
+		for _, step := range []struct{ cmd, want string }{
+			{"EHLO test.example", "250"}, {"MAIL FROM:<a@example.com>", "250 "},
+			{"RCPT TO:<0501234567@sms.example.com>", "250 "}, {"DATA", "354 "},
+			{fmt.Sprintf("Subject: %d\r\n\r\nmessage %d\r\n.", i, i), "250 "}, {"QUIT", "221 "},
+		} {
+			if r := c.cmd(step.cmd); !strings.HasPrefix(r, step.want) {
+				t.Fatalf("cycle %d: %s: %q", i, strings.Fields(step.cmd)[0], r)
+			}
+		}
+		c.Close()
+	}
+	if n := m.count(bridge.ReasonRateLimited); n != 0 {
+		t.Errorf("%d connections refused", n)
+	}
+}
+
+// A connection over its client's cap waits for one of the client's
+// sessions to end, then is served.
+func TestOverTheCapWaitsForASessionToEnd(t *testing.T) {
+	s := newServerWith(t, smtpin.Config{MaxConnectionsPerIP: 1}, &metrics{})
+	local := netip.MustParseAddr("127.0.0.1")
+	first := dialRaw(t, s.addr, local)
+	if r := first.reply(); !strings.HasPrefix(r, "220 ") {
+		t.Fatalf("first connection: %q", r)
+	}
+	second := dialRaw(t, s.addr, local)
+	if r := first.cmd("QUIT"); !strings.HasPrefix(r, "221 ") {
+		t.Fatalf("QUIT: %q", r)
+	}
+	if r := second.reply(); !strings.HasPrefix(r, "220 ") {
+		t.Errorf("second connection, after the first ended: %q, want 220", r)
 	}
 }
 

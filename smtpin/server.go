@@ -171,8 +171,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 	// The caps sit under TLS: go-smtp must see the *tls.Conn itself to
 	// run the handshake and to offer AUTH.
-	gl := &guardListener{Listener: ln, limits: s.limits, tls: tlsCfg,
-		maxCommands: s.cfg.MaxCommands, maxDuration: s.cfg.MaxSessionDuration, ended: s.sessionEnded}
+	gl := newGuardListener(ln, s.limits, tlsCfg)
+	gl.maxCommands, gl.maxDuration, gl.ended = s.cfg.MaxCommands, s.cfg.MaxSessionDuration, s.sessionEnded
 	s.mu.Lock()
 	if s.closed {
 		// Shutdown has run: go-smtp would never close this listener.
