@@ -32,6 +32,17 @@ func ParseNumber(s, region string) (string, error) {
 	if err != nil {
 		return "", &Error{Reason: ReasonBadNumber, Field: "to", Msg: "\"" + s + "\" is not a phone number", Err: err}
 	}
+	// A mail local part cannot start with "+" unquoted everywhere, so
+	// people write international numbers as bare digits
+	// (12812345678@…). Read nationally in region that is a number
+	// libphonenumber calls possible but not valid (+972 12812345678);
+	// when the international reading is valid, it is what was meant.
+	// A valid national reading still wins: 0501234567 stays Israeli.
+	if !strings.Contains(s, "+") && !phonenumbers.IsValidNumber(n) {
+		if intl, err := phonenumbers.Parse("+"+s, region); err == nil && phonenumbers.IsValidNumber(intl) {
+			n = intl
+		}
+	}
 	// libphonenumber's allocation tables lag behind the operators (it
 	// calls +972-50-123-4567 unassigned), so a number with a length its
 	// country uses is accepted too; lengths still catch typos.

@@ -20,6 +20,19 @@ func TestParseNumber(t *testing.T) {
 		{"00989120000000", "US", "+989120000000"},
 		{"09120000000", "IR", "+989120000000"},
 		{"(713) 456-7890", "US", "+17134567890"},
+		// Bare international digits: the national reading in the
+		// region is not a valid number, the international one is.
+		{"12812345678", "IL", "+12812345678"},
+		{"1-281-234-5678", "IL", "+12812345678"},
+		{"447911123456", "IL", "+447911123456"},
+		{"989120000000", "IL", "+989120000000"},
+		{"972501234567", "IL", "+972501234567"},
+		// A national reading that is valid or the only possible one
+		// stays national.
+		{"12812345678", "US", "+12812345678"},
+		{"2812345678", "US", "+12812345678"},
+		{"501234567", "IL", "+972501234567"},
+		{"5012345678", "IL", "+9725012345678"},
 	} {
 		got, err := bridge.ParseNumber(tc.in, tc.region)
 		if err != nil || got != tc.want {
