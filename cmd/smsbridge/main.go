@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "log":
 		return logCmd(args, stdout, stderr)
 	case "hash-password":
-		return hashPassword(os.Stdin, stdout, stderr)
+		return hashPasswordCmd(args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "smsbridge", versionString())
 		return 0
@@ -110,6 +110,11 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("starting", "err", err)
 		return 1
 	}
+	tell := func(state string) {
+		if err := notify(state); err != nil {
+			log.Warn("notifying the service manager", "err", err)
+		}
+	}
 	// SIGHUP reloads accounts, routes and providers; a configuration
 	// that does not load leaves the running one in place.
 	hup := make(chan os.Signal, 1)
@@ -119,18 +124,24 @@ func serve(args []string, stderr io.Writer) int {
 		for {
 			select {
 			case <-ctx.Done():
+				tell("STOPPING=1")
 				return
 			case <-hup:
+				tell("RELOADING=1")
 				cfg, err := config.Load(*path, daemon.Kinds)
 				if err == nil {
 					err = d.Reload(cfg)
 				}
 				if err != nil {
 					log.Error("reload refused; the running configuration stays", "err", err)
+					tell("READY=1\nSTATUS=reload refused, the running configuration stays: see the log")
+					continue
 				}
+				tell("READY=1\nSTATUS=reloaded " + *path)
 			}
 		}
 	}()
+	tell("READY=1\nSTATUS=serving")
 	if err := d.Run(ctx); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1
@@ -186,6 +197,39 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
+}
+
+const hashPasswordUsage = `usage: smsbridge hash-password
+
+Reads one line, the password (at least 8 characters), from standard input
+and prints its bcrypt hash for an account's smtp_password_hash:
+
+  smsbridge hash-password <<< 'the password'
+`
+
+// hashPasswordCmd is `smsbridge hash-password`. It takes no flags: -h
+// prints what it does instead of waiting on standard input, which looks
+// like a hang to whoever only asked for help.
+func hashPasswordCmd(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), hashPasswordUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, hashPasswordUsage)
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "smsbridge: hash-password takes no arguments; it reads the password from standard input\n%s", hashPasswordUsage)
+		return 2
+	}
+	if fi, err := stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		// Typed at a terminal: say what is awaited (it is echoed).
+		fmt.Fprint(stderr, "password (one line, shown as typed): ")
+	}
+	return hashPassword(stdin, stdout, stderr)
 }
 
 // hashPassword reads one line (the password) and prints its bcrypt hash.

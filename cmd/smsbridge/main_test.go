@@ -245,6 +245,27 @@ func TestHashPassword(t *testing.T) {
 	}
 }
 
+// `hash-password -h` prints what the command does and reads nothing; it
+// used to wait silently for a password on standard input.
+func TestHashPasswordHelp(t *testing.T) {
+	r, w, err := os.Pipe() // a standard input that never ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, flag := range []string{"-h", "-help", "--help"} {
+		var out, errb bytes.Buffer
+		if code := hashPasswordCmd([]string{flag}, r, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "usage: smsbridge hash-password") {
+			t.Errorf("hash-password %s: exit %d, stdout %q, stderr %q; want 0 and the usage", flag, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := hashPasswordCmd([]string{"secret"}, r, &out, &errb); code != 2 {
+		t.Errorf("hash-password secret: exit %d, want 2 (the password is read from stdin, never an argument)", code)
+	}
+}
+
 // daemonConfig is the daemon configuration the process tests share: SMTP on
 // addr, one voip-communications provider at url, fast retries, one
 // recipient per call; the store section is the test's own.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,8 @@ import (
 // TestSIGHUPReload changes accounts and routes of a running daemon
 // process: a session open across the reload stays open and follows the new
 // rules, and a configuration that does not load leaves the running one.
+// Each step waits for the daemon's own word (sd_notify) that the reload
+// was taken and applied or refused, so no check can run before it.
 func TestSIGHUPReload(t *testing.T) {
 	oldFake := providertest.NewVoipcom(t, "k", "p", "17134567890")
 	newFake := providertest.NewVoipcom(t, "k", "p", "17134567890")
@@ -30,11 +34,22 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write(daemonConfig(addr, oldFake.URL))
-	cmd := spawn(t, addr, "serve", "-config", path)
+	ns := listenNotify(t)
+	cmd := daemonCmd("serve", "-config", path)
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+ns.name)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
 	})
+	ns.expect(t, "READY=1\nSTATUS=serving")
 
 	// A session opened before the reload.
 	open, err := smtp.Dial(addr)
@@ -56,12 +71,10 @@ func TestSIGHUPReload(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for sendFrom(addr, "bob@other.example", "+12025550101@sms.example.com") != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("bob not accepted 10s after SIGHUP")
-		}
-		time.Sleep(50 * time.Millisecond)
+	ns.expect(t, "RELOADING=1")
+	ns.expect(t, "READY=1\nSTATUS=reloaded "+path)
+	if err := sendFrom(addr, "bob@other.example", "+12025550101@sms.example.com"); err != nil {
+		t.Fatalf("bob after the reload: %v", err)
 	}
 	// The session from before the reload still works, under the new route.
 	if err := open.SendMail("a@example.com", []string{"+12025550102@sms.example.com"}, strings.NewReader("Subject: x\r\n\r\nstill here\r\n")); err != nil {
@@ -79,13 +92,51 @@ func TestSIGHUPReload(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let it read and refuse the file
+	ns.expect(t, "RELOADING=1")
+	ns.expect(t, "READY=1\nSTATUS=reload refused, the running configuration stays: see the log")
 	if err := sendFrom(addr, "bob@other.example", "+12025550103@sms.example.com"); err != nil {
 		t.Fatalf("after a broken reload: %v", err)
 	}
 	waitFor(t, "the third SMS", func() bool { return len(newFake.Requests()) == 3 })
 	if err := open.Quit(); err != nil {
 		t.Errorf("quit on the old session: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ns.expect(t, "STOPPING=1")
+}
+
+// notifySocket stands in for systemd's end of sd_notify: an abstract
+// unix datagram socket the daemon is told of with NOTIFY_SOCKET.
+type notifySocket struct {
+	name string
+	conn *net.UnixConn
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	name := fmt.Sprintf("@smsbridge-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &notifySocket{name: name, conn: c}
+}
+
+// expect reads the daemon's next notification, which must be want. The
+// read deadline only bounds a daemon that never says anything.
+func (n *notifySocket) expect(t *testing.T, want string) {
+	t.Helper()
+	n.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	buf := make([]byte, 4096)
+	k, err := n.conn.Read(buf)
+	if err != nil {
+		t.Fatalf("waiting for %q from the daemon: %v", want, err)
+	}
+	if got := string(buf[:k]); got != want {
+		t.Fatalf("daemon notified %q, want %q", got, want)
 	}
 }
 
