@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"FileCaseInsensitiveSender", testFileCaseInsensitiveSender},
 		{"CompleteAtomic", testCompleteAtomic},
 		{"CompleteWithMail", testCompleteWithMail},
+		{"CompleteConcurrentOnePhone", testCompleteConcurrentOnePhone},
 		{"ConversationNotFound", testConversationNotFound},
 		{"LatestConversation", testLatestConversation},
 		{"ProviderScope", testProviderScope},
@@ -260,6 +262,70 @@ func testCompleteWithMail(t *testing.T, s Full) {
 	}
 	if mails := claimMail(t, s, at, 10); len(mails) != 1 || mails[0].ID != bounce.ID {
 		t.Errorf("due at %v: %v, want only the bounce", at, mailIDs(mails))
+	}
+}
+
+// testCompleteConcurrentOnePhone is many dispatchers recording outcomes
+// for one phone at once, as a load of mail to one number makes them: every
+// Complete succeeds. Each round files under two conversations that do not
+// exist yet (creating one is where concurrent writers meet: the race is
+// narrow, hence the rounds), each Complete under both, named in either
+// order, and from senders whose case differs (one conversation, see
+// bridge.ConversationID).
+func testCompleteConcurrentOnePhone(t *testing.T, s Full) {
+	ctx := context.Background()
+	const writers, rounds = 20, 60
+	var wg sync.WaitGroup
+	failed := 0
+	for round := range rounds {
+		phone := fmt.Sprintf("+1555%07d", round)
+		ours := []string{"Clinic", "+15559990000"}
+		m := newMessage(base, base, slices.Repeat([]string{phone}, 2*writers)...)
+		m.ReplyTo = "reception@clinic.example"
+		enqueue(t, s, m)
+		start := make(chan struct{})
+		errs := make([]error, writers)
+		for w := range writers {
+			at := base.Add(time.Duration(w) * time.Millisecond)
+			var outs []bridge.Outcome
+			for k, our := range ours {
+				if w%2 == 1 {
+					our = strings.ToUpper(our)
+				}
+				c := touch(m, phone)
+				c.ID, c.Our = bridge.ConversationID(phone, our), our
+				r := m.Recipients[2*w+k]
+				outs = append(outs, bridge.Outcome{RecipientID: r.ID, State: bridge.StateSent, Provider: "p1",
+					ProviderID: fmt.Sprintf("%s-%d", m.ID, r.ID), At: at, Conversation: c})
+			}
+			if w%2 == 1 {
+				slices.Reverse(outs)
+			}
+			wg.Go(func() {
+				<-start
+				errs[w] = s.Complete(ctx, outs)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				failed++
+				t.Errorf("round %d: Complete: %v", round, err)
+			}
+		}
+		for _, our := range ours {
+			c := conversation(t, s, bridge.ConversationID(phone, our))
+			if want := base.Add((writers - 1) * time.Millisecond); !c.Updated.Equal(want) {
+				t.Errorf("round %d: conversation with %s updated %v, want %v", round, our, c.Updated, want)
+			}
+			if n := len(conversationLog(t, s, c.ID, 0)); n != writers {
+				t.Errorf("round %d: conversation with %s has %d entries, want %d", round, our, n, writers)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d Completes failed", failed, writers*rounds)
 	}
 }
 

@@ -22,9 +22,13 @@ const (
 	// Creates the conversation, or marks it updated; never earlier than it
 	// was: outcomes and inbound SMS are recorded out of order. Two
 	// sessions creating the same conversation at once meet on the primary
-	// key, the arbiter: the second waits for the first and updates. A
-	// conversation without a provider (from before they had one, with no
-	// SMS sent or received) takes the first one that comes.
+	// key, the arbiter: the second waits for the first and updates. The
+	// primary key must stay the table's only unique index (migration
+	// 0005 dropped UNIQUE (phone, our)): a clash on any other is not
+	// resolved by ON CONFLICT but raised, or deadlocks, when two sessions
+	// create one conversation at once. A conversation without a provider
+	// (from before they had one, with no SMS sent or received) takes the
+	// first one that comes.
 	upsertConversation = `INSERT INTO conversations AS c (id, phone, our, created, updated, provider)
 		VALUES ($1, $2, $3, $4, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET updated = greatest(c.updated, EXCLUDED.updated),
