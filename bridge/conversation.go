@@ -201,9 +201,14 @@ type Conversations interface {
 	// how many it changed.
 	Report(ctx context.Context, r DeliveryReport) (int, error)
 	// Outstanding returns the distinct provider ids of recipients sent
-	// through provider at or after since that still wait for a report,
-	// oldest first, at most limit.
-	Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error)
+	// through provider at or after since that still wait for a report, at
+	// most limit, and records them as asked about at now. Ids never asked
+	// about come first, then those asked least recently; of equals, the
+	// oldest send first. A poller asking for limit ids every round so asks
+	// about each of n outstanding ids at least every ceil(n/limit) rounds
+	// (fewer when new sends take some of each round), however many never
+	// get a final report.
+	Outstanding(ctx context.Context, provider string, since, now time.Time, limit int) ([]string, error)
 
 	// Cursor returns a poller's saved position, "" when it has none.
 	Cursor(ctx context.Context, name string) (string, error)

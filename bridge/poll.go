@@ -150,15 +150,31 @@ func (p *Poller) pollInbox(ctx context.Context, inbox InboxPoller) error {
 	return nil
 }
 
+// reportsPerPoll is how many provider ids one round asks about: with n
+// sends waiting for a final report, each is asked about at least every
+// n/reportsPerPoll rounds (see Conversations.Outstanding), until
+// ReportsFor after it was sent.
+const reportsPerPoll = 100
+
 func (p *Poller) pollReports(ctx context.Context, reports ReportPoller) error {
-	ids, err := p.cs.Outstanding(ctx, p.provider, p.opt.Now().Add(-p.opt.ReportsFor), 100)
+	now := p.opt.Now()
+	ids, err := p.cs.Outstanding(ctx, p.provider, now.Add(-p.opt.ReportsFor), now, reportsPerPoll)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
 		got, err := reports.PollReports(ctx, id)
 		if err != nil {
-			return err
+			if IsTemporary(err) {
+				// The provider is unwell: end the round. The ids it did
+				// not reach count as asked and wait one turn, as the
+				// others do.
+				return err
+			}
+			// An id the provider will never answer for must not stop
+			// the ones after it.
+			p.opt.Log.WarnContext(ctx, "polling a delivery report", "provider", p.provider, "id", id, "err", err)
+			continue
 		}
 		for _, r := range got {
 			r.Provider, r.ProviderID = p.provider, id

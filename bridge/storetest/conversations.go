@@ -49,6 +49,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"ConversationLogLimit", testConversationLogLimit},
 		{"Report", testReport},
 		{"Outstanding", testOutstanding},
+		{"OutstandingFair", testOutstandingFair},
 		{"Cursor", testCursor},
 		{"Lease", testLease},
 		{"LeaseConcurrent", testLeaseConcurrent},
@@ -898,22 +899,97 @@ func testOutstanding(t *testing.T, s Full) {
 		t.Fatalf("Report = %d, %v", n, err)
 	}
 
-	check := func(since time.Time, limit int, want []string) {
+	check := func(since, now time.Time, limit int, want []string) {
 		t.Helper()
-		got, err := s.Outstanding(ctx, "p1", since, limit)
+		got, err := s.Outstanding(ctx, "p1", since, now, limit)
 		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("Outstanding(p1, %v, %d) = %v, %v; want %v", since, limit, got, err, want)
+			t.Errorf("Outstanding(p1, %v, %v, %d) = %v, %v; want %v", since, now, limit, got, err, want)
 		}
 	}
-	check(base, 10, []string{"a", "b", "c"})
-	check(base, 2, []string{"a", "b"})
-	check(sec(1), 10, []string{"a", "b", "c"}) // at or after since
-	// After 2.5s, b's latest send (5s) is newer than c (3s).
-	check(base.Add(2500*time.Millisecond), 10, []string{"c", "b"})
-	check(base, 0, nil)
-	check(sec(6), 10, nil)
-	if got, err := s.Outstanding(ctx, "p2", base, 10); err != nil || !reflect.DeepEqual(got, []string{"x"}) {
+	t1, t2, t3, t4 := sec(10), sec(20), sec(30), sec(40)
+	check(base, t1, 0, nil)
+	check(sec(6), t1, 10, nil)
+	// Never asked: oldest send first.
+	check(base, t1, 2, []string{"a", "b"})
+	// c was never asked about; a and b were, at t1.
+	check(sec(1), t2, 10, []string{"c", "a", "b"}) // at or after since
+	// All asked at t2: after 2.5s, b's latest send (5s) is newer than c (3s).
+	check(base.Add(2500*time.Millisecond), t3, 10, []string{"c", "b"})
+	// a, asked at t2, before b and c (t3).
+	check(base, t4, 1, []string{"a"})
+	check(base, t4, 10, []string{"b", "c", "a"})
+	// A new send comes first, before every id asked about already.
+	late := enqueue(t, s, newMessage(base, base, "+15550000010"))
+	sendAll(t, s, late, "p1", []string{"e"}, []time.Time{sec(7)})
+	check(base, t4, 1, []string{"e"})
+
+	if got, err := s.Outstanding(ctx, "p2", base, t1, 10); err != nil || !reflect.DeepEqual(got, []string{"x"}) {
 		t.Errorf("Outstanding(p2) = %v, %v; want [x]", got, err)
+	}
+	// Asking changes nothing a log or a report reads.
+	if r := get(t, s, m.ID).Recipients[0]; r.State != bridge.StateSent || !r.Updated.Equal(sec(1)) {
+		t.Errorf("recipient asked about: %s, updated %v; want sent, %v", r.State, r.Updated, sec(1))
+	}
+}
+
+// testOutstandingFair is a poller's view of many sends that never get a
+// final report: asking for a page each round, it gets every id within
+// ceil(n/page) rounds, and a new send in the next round.
+func testOutstandingFair(t *testing.T, s Full) {
+	ctx := context.Background()
+	const n, page = 250, 100
+	var numbers, ids []string
+	var ats []time.Time
+	for i := range n {
+		numbers = append(numbers, fmt.Sprintf("+1555%07d", i))
+		ids = append(ids, fmt.Sprintf("stuck-%03d", i))
+		ats = append(ats, base.Add(time.Duration(i)*time.Millisecond))
+	}
+	m := enqueue(t, s, newMessage(base, base, numbers...))
+	sendAll(t, s, m, "p1", ids, ats)
+
+	round := base.Add(time.Minute)
+	asked := map[string]int{}
+	poll := func() []string {
+		t.Helper()
+		round = round.Add(time.Minute)
+		got, err := s.Outstanding(ctx, "p1", base, round, page)
+		if err != nil || len(got) != page {
+			t.Fatalf("Outstanding at %v = %d ids, %v; want %d", round, len(got), err, page)
+		}
+		for _, id := range got {
+			asked[id]++
+		}
+		return got
+	}
+	for range (n + page - 1) / page {
+		poll()
+	}
+	if len(asked) != n {
+		t.Errorf("%d of %d ids asked about in %d rounds", len(asked), n, (n+page-1)/page)
+	}
+	for id, k := range asked {
+		if k > 2 {
+			t.Errorf("%s asked about %d times in 3 rounds", id, k)
+		}
+	}
+
+	late := enqueue(t, s, newMessage(base, base, "+15559999999"))
+	sendAll(t, s, late, "p1", []string{"late"}, []time.Time{round})
+	if got := poll(); got[0] != "late" {
+		t.Errorf("a new send waits behind %d sends that never got a report: %v...", n, got[:3])
+	}
+	// And the rounds go on through all of them: none asked twice before
+	// every one was asked again.
+	clear(asked)
+	for range 3 {
+		poll()
+	}
+	for _, id := range ids {
+		if asked[id] == 0 {
+			t.Errorf("%s not asked about again in 3 rounds", id)
+			break
+		}
 	}
 }
 

@@ -54,9 +54,15 @@ const (
 	updateReported = `UPDATE recipients SET state = $1, error = $2, updated = $3
 		WHERE provider = $4 AND provider_id = $5 AND provider_id <> ''
 		AND state IN ('sent', 'delivered', 'undelivered') AND ($6 = '' OR to_addr = $6)`
+	// Least recently asked first (see bridge.Conversations.Outstanding):
+	// all recipients under one id are marked together, min(polled) only
+	// lets one sent later under a known id bring it forward.
 	selectOutstanding = `SELECT provider_id FROM recipients
 		WHERE provider = $1 AND state = 'sent' AND updated >= $2 AND provider_id <> ''
-		GROUP BY provider_id ORDER BY min(updated), provider_id LIMIT $3`
+		GROUP BY provider_id ORDER BY min(polled), min(updated), provider_id LIMIT $3`
+	// provider_id <> '' for recipients_report, as in updateReported.
+	markPolled = `UPDATE recipients SET polled = $1
+		WHERE provider = $2 AND provider_id = ANY($3) AND provider_id <> '' AND state = 'sent'`
 
 	// Takes the lease if it is free, expired, or the holder's own, in one
 	// statement: of sessions racing for it, in any number of instances,
@@ -303,17 +309,29 @@ func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error
 }
 
 // Outstanding implements bridge.Conversations. Recipients sent without a
-// provider id cannot be asked about and are left out.
-func (s *Store) Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error) {
+// provider id cannot be asked about and are left out. The ids are read
+// and marked in one transaction; pollers take turns through their lease,
+// so no two mark at once.
+func (s *Store) Outstanding(ctx context.Context, provider string, since, now time.Time, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, selectOutstanding, cleanText(provider), storeutil.Millis(since), limit)
+	var ids []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, selectOutstanding, cleanText(provider), storeutil.Millis(since), limit)
+		if err != nil {
+			return err
+		}
+		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(ids) == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, markPolled, storeutil.Millis(now), cleanText(provider), ids)
+		return err
+	})
 	if err != nil {
 		return nil, storeErr("reading outstanding reports", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return ids, storeErr("reading outstanding reports", err)
+	return ids, nil
 }
 
 // Cursor implements bridge.Conversations.

@@ -45,9 +45,15 @@ const (
 	updateReported = `UPDATE recipients SET state = ?, error = ?, updated = ?
 		WHERE provider = ? AND provider_id = ? AND provider_id <> ''
 		AND state IN ('sent', 'delivered', 'undelivered') AND (? = '' OR to_addr = ?)`
+	// Least recently asked first (see bridge.Conversations.Outstanding):
+	// all recipients under one id are marked together, min(polled) only
+	// lets one sent later under a known id bring it forward.
 	selectOutstanding = `SELECT provider_id FROM recipients
 		WHERE provider = ? AND state = 'sent' AND updated >= ? AND provider_id <> ''
-		GROUP BY provider_id ORDER BY min(updated), provider_id LIMIT ?`
+		GROUP BY provider_id ORDER BY min(polled), min(updated), provider_id LIMIT ?`
+	// provider_id <> '' for recipients_report, as in updateReported.
+	markPolled = `UPDATE recipients SET polled = ?
+		WHERE provider = ? AND provider_id = ? AND provider_id <> '' AND state = 'sent'`
 
 	// Takes the lease if it is free, expired, or the holder's own; the
 	// update (and so the count of changed rows) happens only then.
@@ -300,25 +306,43 @@ func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error
 }
 
 // Outstanding implements bridge.Conversations. Recipients sent without a
-// provider id cannot be asked about and are left out.
-func (s *Store) Outstanding(ctx context.Context, provider string, since time.Time, limit int) ([]string, error) {
+// provider id cannot be asked about and are left out. The ids are read
+// and marked in one write transaction.
+func (s *Store) Outstanding(ctx context.Context, provider string, since, now time.Time, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.rdb.QueryContext(ctx, selectOutstanding, provider, storeutil.Millis(since), limit)
-	if err != nil {
-		return nil, storeErr("reading outstanding reports", err)
-	}
-	defer rows.Close()
 	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, storeErr("reading outstanding reports", err)
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		ids = nil
+		rows, err := tx.query(ctx, selectOutstanding, provider, storeutil.Millis(since), limit)
+		if err != nil {
+			return storeErr("reading outstanding reports", err)
 		}
-		ids = append(ids, id)
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return storeErr("reading outstanding reports", err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return storeErr("reading outstanding reports", err)
+		}
+		rows.Close()
+		polled := storeutil.Millis(now)
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, markPolled, polled, provider, id); err != nil {
+				return storeErr("marking reports asked for", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return ids, storeErr("reading outstanding reports", rows.Err())
+	return ids, nil
 }
 
 // Cursor implements bridge.Conversations.

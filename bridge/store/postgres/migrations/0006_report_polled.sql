@@ -1,0 +1,6 @@
+-- When the delivery-report poller last asked about a sent recipient (0:
+-- never). Outstanding hands out the ids asked least recently first, so
+-- sends that never get a final report cannot starve newer ones (they
+-- used to: the 100 oldest were asked every round). A constant default:
+-- adding the column rewrites no rows.
+ALTER TABLE recipients ADD COLUMN polled bigint NOT NULL DEFAULT 0;
