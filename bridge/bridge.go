@@ -358,12 +358,22 @@ func replay(first *Message, s *Submission) (*Message, error) {
 
 // admit applies the account's and each destination's rate limit. It runs
 // last, so refused submissions do not use up anyone's allowance.
+//
+// A message that no wait could let through (more recipients than the
+// account may send in a minute) is refused for good, naming the limit: a
+// client told to try again later would do so for ever.
 func (b *Bridge) admit(pol *policy, now time.Time, acct *Account, rcpts []Recipient) error {
-	reqs := []limitReq{{l: pol.perAccount[acct.Name], key: acct.Name, n: len(rcpts)}}
+	reqs := []limitReq{{l: pol.perAccount[acct.Name], key: acct.Name, n: len(rcpts),
+		what: "account " + acct.Name + "'s messages_per_minute"}}
 	for _, r := range rcpts {
-		reqs = append(reqs, limitReq{l: b.perDestination, key: r.To, n: 1})
+		reqs = append(reqs, limitReq{l: b.perDestination, key: r.To, n: 1, what: "limits.destination_per_minute"})
 	}
-	if wait, ok := admit(now, reqs); !ok {
+	wait, never, ok := admit(now, reqs)
+	switch {
+	case never != nil:
+		return Permanent(ReasonOverLimit, "to", "%d SMS in one message, more than %s (%d) allows in a minute: split the message",
+			never.n, never.what, never.l.perMinute)
+	case !ok:
 		return &Error{Reason: ReasonRateLimited, Temp: true, RetryAfter: wait,
 			Msg: fmt.Sprintf("rate limit reached, try again in %s", wait.Round(time.Second))}
 	}

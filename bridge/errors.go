@@ -22,6 +22,7 @@ const (
 	ReasonTooManyRecipients Reason = "too_many_recipients" // over max_recipients
 	ReasonInvalid           Reason = "invalid"             // any other malformed input
 	ReasonRateLimited       Reason = "rate_limited"        // over a rate limit (temporary)
+	ReasonOverLimit         Reason = "over_limit"          // more at once than a rate limit ever allows (permanent)
 	ReasonStoreUnavailable  Reason = "store_unavailable"   // cannot persist (temporary)
 	ReasonProviderRejected  Reason = "provider_rejected"   // provider refused the message for good
 	ReasonProviderAuth      Reason = "provider_auth"       // provider refused our credentials

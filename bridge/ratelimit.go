@@ -40,16 +40,18 @@ func (l *limiters) get(key string, now time.Time) *rate.Limiter {
 }
 
 // admit takes n tokens for each key, all or none. When any bucket lacks
-// them it takes nothing and says how long until it would have them.
-func admit(now time.Time, reqs []limitReq) (time.Duration, bool) {
+// them it takes nothing and says how long until it would have them. A
+// request for more tokens than its bucket ever holds can never pass,
+// however long one waits: admit returns it as never, and takes nothing.
+func admit(now time.Time, reqs []limitReq) (wait time.Duration, never *limitReq, ok bool) {
+	for i, r := range reqs {
+		if r.l != nil && r.l.perMinute > 0 && r.n > r.l.perMinute {
+			return 0, &reqs[i], false
+		}
+	}
 	var taken []*rate.Reservation
-	var wait time.Duration
 	for _, r := range reqs {
 		if r.l == nil || r.l.perMinute <= 0 || r.n == 0 {
-			continue
-		}
-		if r.n > r.l.perMinute {
-			wait = time.Minute // can never pass in one piece
 			continue
 		}
 		r.l.mu.Lock()
@@ -68,13 +70,14 @@ func admit(now time.Time, reqs []limitReq) (time.Duration, bool) {
 		for _, res := range taken {
 			res.CancelAt(now)
 		}
-		return wait, false
+		return wait, nil, false
 	}
-	return 0, true
+	return 0, nil, true
 }
 
 type limitReq struct {
-	l   *limiters
-	key string
-	n   int
+	l    *limiters
+	key  string
+	n    int
+	what string // the limit, as a refusal names it
 }

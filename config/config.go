@@ -654,6 +654,13 @@ func (c *Config) validate() Problems {
 			tokens[strings.ToLower(h)] = true
 		}
 		positive(key+".messages_per_minute", int64(a.MessagesPerMinute))
+		if a.MessagesPerMinute > 0 && a.MessagesPerMinute < c.SMTP.MaxRecipients {
+			// A message counts against the limit whole: one with more
+			// recipients than the limit is legal and never fits.
+			add(key+".messages_per_minute", "%d is less than smtp.max_recipients (%d): a message to more recipients "+
+				"would be accepted by the limit on recipients and refused for ever by this one; raise it or lower smtp.max_recipients",
+				a.MessagesPerMinute, c.SMTP.MaxRecipients)
+		}
 		if a.SMTPPasswordHash != "" {
 			if _, err := bcrypt.Cost([]byte(a.SMTPPasswordHash)); err != nil {
 				add(key+".smtp_password_hash", "not a bcrypt hash (make one with `smsbridge hash-password`)")

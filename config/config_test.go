@@ -536,3 +536,25 @@ schedule_horizon = "-1h"`, 1)
 		}
 	}
 }
+
+// TestContradictoryLimits: an account's messages_per_minute below
+// smtp.max_recipients makes legal messages impossible to send; the
+// problem names both keys.
+func TestContradictoryLimits(t *testing.T) {
+	text := strings.Replace(minimal, "sender_ids = [\"Ops\"]", "sender_ids = [\"Ops\"]\nmessages_per_minute = 50", 1)
+	_, err := config.Parse(text, kinds)
+	var probs config.Problems
+	if !errors.As(err, &probs) || len(probs) != 1 ||
+		!strings.HasPrefix(probs[0], "accounts[0].messages_per_minute: 50 is less than smtp.max_recipients (100)") {
+		t.Fatalf("err = %v; want one problem naming accounts[0].messages_per_minute and smtp.max_recipients", err)
+	}
+	for _, fix := range []string{"[smtp]\nmax_recipients = 50", "[smtp]\nmax_recipients = 20"} {
+		if _, err := config.Parse(strings.Replace(text, "[smtp]", fix, 1), kinds); err != nil {
+			t.Errorf("with %q: %v", fix, err)
+		}
+	}
+	unlimited := strings.Replace(text, "messages_per_minute = 50", "messages_per_minute = 0", 1)
+	if _, err := config.Parse(unlimited, kinds); err != nil {
+		t.Errorf("messages_per_minute = 0 (unlimited): %v", err)
+	}
+}

@@ -664,6 +664,10 @@ func reply(err error) *smtp.SMTPError {
 		return code(554, 5, 6, 0)
 	case bridge.ReasonTooManyRecipients:
 		return code(452, 4, 5, 3)
+	case bridge.ReasonOverLimit:
+		// X.5.3, too many recipients: permanent, as no retry of the same
+		// message fits the limit; the text names it.
+		return code(554, 5, 5, 3)
 	case bridge.ReasonRateLimited:
 		return code(451, 4, 7, 1)
 	case bridge.ReasonStoreUnavailable:

@@ -144,6 +144,7 @@ func TestReplyMapping(t *testing.T) {
 		{bridge.Permanent(bridge.ReasonTemplateUnknown, "", "x"), "554 5.6.0"},
 		{bridge.Permanent(bridge.ReasonTooManyRecipients, "", "x"), "452 4.5.3"},
 		{&bridge.Error{Reason: bridge.ReasonRateLimited, Temp: true}, "451 4.7.1"},
+		{bridge.Permanent(bridge.ReasonOverLimit, "to", "x"), "554 5.5.3"},
 		{&bridge.Error{Reason: bridge.ReasonStoreUnavailable, Temp: true, Err: errors.New("disk I/O error /var/lib/x")}, "451 4.3.0"},
 		{errors.New("internal detail"), "451 4.3.0"},
 		{fmt.Errorf("reading mail: %w", smtp.ErrDataTooLarge), "552 5.3.4"},

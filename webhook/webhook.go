@@ -302,7 +302,8 @@ func status(err error) int {
 	case bridge.ReasonSenderNotAllowed:
 		return http.StatusForbidden
 	case bridge.ReasonBadNumber, bridge.ReasonNoRoute, bridge.ReasonTooLong, bridge.ReasonEmpty,
-		bridge.ReasonTemplateUnknown, bridge.ReasonInvalid, bridge.ReasonTooManyRecipients, bridge.ReasonBadDomain:
+		bridge.ReasonTemplateUnknown, bridge.ReasonInvalid, bridge.ReasonTooManyRecipients, bridge.ReasonBadDomain,
+		bridge.ReasonOverLimit:
 		return http.StatusUnprocessableEntity
 	case bridge.ReasonRateLimited:
 		return http.StatusTooManyRequests

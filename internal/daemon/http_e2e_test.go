@@ -26,6 +26,7 @@ func httpConfig(voipURL, ippanelURL string, extra string) string {
 	return fmt.Sprintf(`
 [smtp]
 domains = ["sms.example.com"]
+max_recipients = 50
 [limits]
 destination_per_minute = 3
 [[accounts]]
