@@ -184,13 +184,22 @@ func TestRecoverSharedQueue(t *testing.T) {
 	dead.Close()
 	restart := now.Add(time.Second)
 	// The server drops a closed session's advisory lock when its backend
-	// has exited, a moment after Close returns.
-	var n int
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if n, err = restarted.Recover(ctx, restart); err != nil || n != 0 || time.Now().After(deadline) {
-			break
-		}
+	// has exited, a moment after Close returns: wait for that by taking
+	// the lock (the server answers when it is free), and let it go.
+	waiter, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer waiter.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := waiter.Exec(wctx, `SELECT pg_advisory_lock($1, $2)`, instanceLockClass, dead.instance); err != nil {
+		t.Fatalf("waiting for the dead instance's lock: %v", err)
+	}
+	if _, err := waiter.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, instanceLockClass, dead.instance); err != nil {
+		t.Fatal(err)
+	}
+	n, err := restarted.Recover(ctx, restart)
 	if err != nil || n != 1 {
 		t.Fatalf("Recover after one claimer died = %d, %v; want 1", n, err)
 	}

@@ -132,6 +132,10 @@ func BenchmarkLifecycle20(b *testing.B) {
 	b.ResetTimer()
 	cpu := loadtest.ProcessCPU()
 
+	// A session's commit wakes the dispatcher when it found nothing due
+	// (as the daemon's Enqueued hook does): signalled after the commit,
+	// so a claim after the signal sees the message.
+	enqueued := make(chan struct{}, 1)
 	var sessions sync.WaitGroup
 	for range 20 {
 		sessions.Go(func() {
@@ -141,6 +145,10 @@ func BenchmarkLifecycle20(b *testing.B) {
 				if err := s.Enqueue(ctx, m); err != nil {
 					b.Error(err)
 					return
+				}
+				select {
+				case enqueued <- struct{}{}:
+				default:
 				}
 			}
 		})
@@ -152,7 +160,7 @@ func BenchmarkLifecycle20(b *testing.B) {
 			b.Fatal(err)
 		}
 		if len(jobs) == 0 {
-			time.Sleep(time.Millisecond)
+			<-enqueued
 			continue
 		}
 		for _, j := range jobs {

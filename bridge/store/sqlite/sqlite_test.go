@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -249,163 +250,169 @@ func blockWriter(t *testing.T, s *Store) (release func()) {
 	}
 }
 
-// waitQueued waits until n requests wait for the writer.
+// waitQueued waits, in a synctest bubble with s opened in it, until every
+// goroutine is blocked, and checks that n requests then wait for the
+// writer.
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.reqs) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests queued, want %d", len(s.reqs), n)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if got := len(s.reqs); got != n {
+		t.Fatalf("%d requests queued, want %d", got, n)
 	}
 }
 
 func TestGroupCommit(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
-	taken := testMessage("+15550000000")
-	mustEnqueue(t, s, taken)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
+		taken := testMessage("+15550000000")
+		mustEnqueue(t, s, taken)
 
-	release := blockWriter(t, s)
-	before := s.commits.Load()
-	const n = 100
-	msgs := make([]*bridge.Message, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		msgs[i] = testMessage(fmt.Sprintf("+1555%07d", i))
-		if i == n/2 {
-			msgs[i].ID = taken.ID // fails alone: the others still commit
+		release := blockWriter(t, s)
+		before := s.commits.Load()
+		const n = 100
+		msgs := make([]*bridge.Message, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			msgs[i] = testMessage(fmt.Sprintf("+1555%07d", i))
+			if i == n/2 {
+				msgs[i].ID = taken.ID // fails alone: the others still commit
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Enqueue(ctx, msgs[i])
+			}()
 		}
+		var completeErr error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.Enqueue(ctx, msgs[i])
+			// Fails after its first update, which its savepoint undoes.
+			completeErr = s.Complete(ctx, []bridge.Outcome{
+				{RecipientID: taken.Recipients[0].ID, State: bridge.StateFailed, Error: "x"},
+				{RecipientID: 1 << 40, State: bridge.StateSent},
+			})
 		}()
-	}
-	var completeErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// Fails after its first update, which its savepoint undoes.
-		completeErr = s.Complete(ctx, []bridge.Outcome{
-			{RecipientID: taken.Recipients[0].ID, State: bridge.StateFailed, Error: "x"},
-			{RecipientID: 1 << 40, State: bridge.StateSent},
-		})
-	}()
-	waitQueued(t, s, n+1)
-	release()
-	wg.Wait()
+		waitQueued(t, s, n+1)
+		release()
+		wg.Wait()
 
-	// The blocking request's commit, then one for all the others.
-	if got := s.commits.Load() - before; got != 2 {
-		t.Errorf("%d commits for %d requests, want 2", got, n+2)
-	}
-	if !errors.Is(completeErr, bridge.ErrNotFound) {
-		t.Errorf("Complete(unknown) = %v, want ErrNotFound", completeErr)
-	}
-	for i, m := range msgs {
-		if i == n/2 {
-			if errs[i] == nil {
-				t.Errorf("Enqueue of a duplicate id succeeded")
+		// The blocking request's commit, then one for all the others.
+		if got := s.commits.Load() - before; got != 2 {
+			t.Errorf("%d commits for %d requests, want 2", got, n+2)
+		}
+		if !errors.Is(completeErr, bridge.ErrNotFound) {
+			t.Errorf("Complete(unknown) = %v, want ErrNotFound", completeErr)
+		}
+		for i, m := range msgs {
+			if i == n/2 {
+				if errs[i] == nil {
+					t.Errorf("Enqueue of a duplicate id succeeded")
+				}
+				continue
 			}
-			continue
+			if errs[i] != nil {
+				t.Errorf("Enqueue %d: %v", i, errs[i])
+				continue
+			}
+			got, err := s.Message(ctx, m.ID)
+			if err != nil || len(got.Recipients) != 1 || got.Recipients[0].ID != m.Recipients[0].ID {
+				t.Errorf("message %d after group commit: %+v, %v", i, got, err)
+			}
 		}
-		if errs[i] != nil {
-			t.Errorf("Enqueue %d: %v", i, errs[i])
-			continue
+		if got, err := s.Message(ctx, taken.ID); err != nil || got.Recipients[0].To != "+15550000000" ||
+			got.Recipients[0].State != bridge.StateQueued {
+			t.Errorf("the message whose id was reused: %+v, %v", got, err)
 		}
-		got, err := s.Message(ctx, m.ID)
-		if err != nil || len(got.Recipients) != 1 || got.Recipients[0].ID != m.Recipients[0].ID {
-			t.Errorf("message %d after group commit: %+v, %v", i, got, err)
+		if st, err := s.Stats(ctx); err != nil || st.Queued != n {
+			t.Errorf("Stats = %+v, %v; want %d queued", st, err, n)
 		}
-	}
-	if got, err := s.Message(ctx, taken.ID); err != nil || got.Recipients[0].To != "+15550000000" ||
-		got.Recipients[0].State != bridge.StateQueued {
-		t.Errorf("the message whose id was reused: %+v, %v", got, err)
-	}
-	if st, err := s.Stats(ctx); err != nil || st.Queued != n {
-		t.Errorf("Stats = %+v, %v; want %d queued", st, err, n)
-	}
+	})
 }
 
 // A request whose caller gave up while it waited is not run.
 func TestCancelledWhileQueued(t *testing.T) {
-	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
-	release := blockWriter(t, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	m := testMessage("+15551234567")
-	errc := make(chan error, 1)
-	go func() { errc <- s.Enqueue(ctx, m) }()
-	waitQueued(t, s, 1)
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Enqueue = %v, want context.Canceled", err)
-	}
-	release()
-	if _, err := s.Message(context.Background(), m.ID); !errors.Is(err, bridge.ErrNotFound) {
-		t.Fatalf("message of a cancelled Enqueue was stored: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
+		release := blockWriter(t, s)
+		ctx, cancel := context.WithCancel(context.Background())
+		m := testMessage("+15551234567")
+		errc := make(chan error, 1)
+		go func() { errc <- s.Enqueue(ctx, m) }()
+		waitQueued(t, s, 1)
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Enqueue = %v, want context.Canceled", err)
+		}
+		release()
+		if _, err := s.Message(context.Background(), m.ID); !errors.Is(err, bridge.ErrNotFound) {
+			t.Fatalf("message of a cancelled Enqueue was stored: %v", err)
+		}
+	})
 }
 
 func TestCloseFinishesHandedOverWrites(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "q.db")
-	s, err := Open(context.Background(), path, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := blockWriter(t, s)
-	const n = 10
-	errs := make(chan error, n)
-	var msgs []*bridge.Message
-	for i := range n {
-		m := testMessage(fmt.Sprintf("+1555000%04d", i))
-		msgs = append(msgs, m)
-		go func() { errs <- s.Enqueue(context.Background(), m) }()
-	}
-	waitQueued(t, s, n)
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	// Close waits for the writer, which is still busy.
-	select {
-	case err := <-closed:
-		t.Fatalf("Close returned %v while the writer was busy", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	release()
-	if err := <-closed; err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case <-s.stopped:
-	default:
-		t.Fatal("writer goroutine still running after Close")
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Errorf("Enqueue handed over before Close: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "q.db")
+		s, err := Open(context.Background(), path, quiet)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-
-	// After Close: a temporary store-unavailable error, not a hang.
-	err = s.Enqueue(context.Background(), testMessage("+15559999999"))
-	if bridge.ReasonOf(err) != bridge.ReasonStoreUnavailable || !bridge.IsTemporary(err) {
-		t.Errorf("Enqueue after Close = %v, want temporary store_unavailable", err)
-	}
-	if err := s.Ping(context.Background()); err == nil {
-		t.Error("Ping after Close succeeded")
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close = %v", err)
-	}
-
-	s = openTest(t, path)
-	for _, m := range msgs {
-		if _, err := s.Message(context.Background(), m.ID); err != nil {
-			t.Errorf("message %s after reopen: %v", m.ID, err)
+		release := blockWriter(t, s)
+		const n = 10
+		errs := make(chan error, n)
+		var msgs []*bridge.Message
+		for i := range n {
+			m := testMessage(fmt.Sprintf("+1555000%04d", i))
+			msgs = append(msgs, m)
+			go func() { errs <- s.Enqueue(context.Background(), m) }()
 		}
-	}
+		waitQueued(t, s, n)
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		// Close waits for the writer, which is still busy.
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v while the writer was busy", err)
+		default:
+		}
+		release()
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		select {
+		case <-s.stopped:
+		default:
+			t.Fatal("writer goroutine still running after Close")
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Errorf("Enqueue handed over before Close: %v", err)
+			}
+		}
+
+		// After Close: a temporary store-unavailable error, not a hang.
+		err = s.Enqueue(context.Background(), testMessage("+15559999999"))
+		if bridge.ReasonOf(err) != bridge.ReasonStoreUnavailable || !bridge.IsTemporary(err) {
+			t.Errorf("Enqueue after Close = %v, want temporary store_unavailable", err)
+		}
+		if err := s.Ping(context.Background()); err == nil {
+			t.Error("Ping after Close succeeded")
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("second Close = %v", err)
+		}
+
+		s = openTest(t, path)
+		for _, m := range msgs {
+			if _, err := s.Message(context.Background(), m.ID); err != nil {
+				t.Errorf("message %s after reopen: %v", m.ID, err)
+			}
+		}
+	})
 }
 
 // assertUnavailable checks err is the temporary store_unavailable error
@@ -422,52 +429,54 @@ func assertUnavailable(t *testing.T, err error, want int) {
 }
 
 func TestDiskFull(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
-	mustEnqueue(t, s, testMessage("+15550000000"))
-	var pages int
-	if err := s.wdb.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
-		t.Fatal(err)
-	}
-	// The database may not grow: as good as a full disk, to SQLite.
-	writerExec(t, s, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
+		mustEnqueue(t, s, testMessage("+15550000000"))
+		var pages int
+		if err := s.wdb.QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		// The database may not grow: as good as a full disk, to SQLite.
+		writerExec(t, s, fmt.Sprintf("PRAGMA max_page_count = %d", pages))
 
-	big := testMessage("+15551234567")
-	big.Text = strings.Repeat("ש", 64<<10)
-	err := s.Enqueue(ctx, big)
-	assertUnavailable(t, err, sqlite3.SQLITE_FULL)
-	if err := s.Ping(ctx); err != nil {
-		t.Errorf("Ping with a full disk: %v", err)
-	}
+		big := testMessage("+15551234567")
+		big.Text = strings.Repeat("ש", 64<<10)
+		err := s.Enqueue(ctx, big)
+		assertUnavailable(t, err, sqlite3.SQLITE_FULL)
+		if err := s.Ping(ctx); err != nil {
+			t.Errorf("Ping with a full disk: %v", err)
+		}
 
-	// A whole batch, failing together, leaves no trace either.
-	release := blockWriter(t, s)
-	const n = 8
-	msgs := make([]*bridge.Message, n)
-	errs := make(chan error, n)
-	for i := range msgs {
-		msgs[i] = testMessage("+15551234567")
-		msgs[i].Text = big.Text
-		go func() { errs <- s.Enqueue(ctx, msgs[i]) }()
-	}
-	waitQueued(t, s, n)
-	release()
-	for range n {
-		assertUnavailable(t, <-errs, sqlite3.SQLITE_FULL)
-	}
+		// A whole batch, failing together, leaves no trace either.
+		release := blockWriter(t, s)
+		const n = 8
+		msgs := make([]*bridge.Message, n)
+		errs := make(chan error, n)
+		for i := range msgs {
+			msgs[i] = testMessage("+15551234567")
+			msgs[i].Text = big.Text
+			go func() { errs <- s.Enqueue(ctx, msgs[i]) }()
+		}
+		waitQueued(t, s, n)
+		release()
+		for range n {
+			assertUnavailable(t, <-errs, sqlite3.SQLITE_FULL)
+		}
 
-	writerExec(t, s, "PRAGMA max_page_count = 4294967294")
-	mustEnqueue(t, s, big)
-	for _, m := range msgs {
-		mustEnqueue(t, s, m)
-	}
-	got, err := s.Message(ctx, big.ID)
-	if err != nil || got.Text != big.Text {
-		t.Fatalf("after the disk has room: %v", err)
-	}
-	if err := s.IntegrityCheck(ctx); err != nil {
-		t.Fatal(err)
-	}
+		writerExec(t, s, "PRAGMA max_page_count = 4294967294")
+		mustEnqueue(t, s, big)
+		for _, m := range msgs {
+			mustEnqueue(t, s, m)
+		}
+		got, err := s.Message(ctx, big.ID)
+		if err != nil || got.Text != big.Text {
+			t.Fatalf("after the disk has room: %v", err)
+		}
+		if err := s.IntegrityCheck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestReadOnly(t *testing.T) {
