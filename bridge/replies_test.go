@@ -50,6 +50,9 @@ type twoWay struct {
 	now   time.Time
 	prov  *scripted
 	disp  *bridge.Dispatcher
+	// recorded is signalled when the dispatcher has recorded a call's
+	// outcomes.
+	recorded chan struct{}
 }
 
 func newTwoWay(t *testing.T, catchAll string) *twoWay {
@@ -60,7 +63,8 @@ func newTwoWay(t *testing.T, catchAll string) *twoWay {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &twoWay{store: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC), prov: &scripted{name: "p", batch: 10}}
+	w := &twoWay{store: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC), prov: &scripted{name: "p", batch: 10},
+		recorded: make(chan struct{}, 1)}
 	accounts := []bridge.Account{
 		{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"972500000001", "Ops"}},
 		{Name: "other", Emails: []string{"*@other.example"}, SenderIDs: []string{"Other"}},
@@ -73,7 +77,13 @@ func newTwoWay(t *testing.T, catchAll string) *twoWay {
 	}
 	w.disp = bridge.NewDispatcher(st, []bridge.Provider{w.prov}, bridge.DispatchOptions{Log: log,
 		RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
-		Now: func() time.Time { return w.now }, Touch: w.b.Touch, Bounce: w.b.Bounce})
+		Now: func() time.Time { return w.now }, Touch: w.b.Touch, Bounce: w.b.Bounce,
+		Observe: func(string, time.Duration, []bridge.Outcome) {
+			select {
+			case w.recorded <- struct{}{}:
+			default:
+			}
+		}})
 	return w
 }
 
@@ -105,22 +115,26 @@ func (w *twoWay) drain(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.disp.Run(ctx, time.Second); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// Checked again after each call's outcomes are recorded: the call
+	// that empties the queue is the last to signal.
 	for {
 		st, err := w.store.Stats(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.Queued == 0 {
-			break
+			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-w.recorded:
+		case <-time.After(10 * time.Second): // a hang, not a speed limit
 			t.Fatalf("%d recipients still queued", st.Queued)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	<-done
 }
 
 func (w *twoWay) receive(t *testing.T, from, to, text, key string) *bridge.Inbound {
