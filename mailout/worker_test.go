@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -27,10 +28,15 @@ var (
 
 // memQueue is an in-memory mailout.Queue that keeps every completion.
 type memQueue struct {
-	t     *testing.T
-	mu    sync.Mutex
-	mails map[string]*bridge.OutMail
-	done  []completion
+	t       *testing.T
+	mu      sync.Mutex
+	mails   map[string]*bridge.OutMail
+	done    []completion
+	claims  int           // ClaimMail calls
+	changed chan struct{} // closed and replaced on every call
+	// hang is how long waitFor waits before it fails the test (default
+	// 10 seconds); under synctest, a time on the bubble's clock.
+	hang time.Duration
 }
 
 type completion struct {
@@ -38,10 +44,48 @@ type completion struct {
 	state bridge.MailState
 	err   string
 	next  time.Time
+	at    time.Time
 }
 
 func newQueue(t *testing.T) *memQueue {
-	return &memQueue{t: t, mails: map[string]*bridge.OutMail{}}
+	return &memQueue{t: t, mails: map[string]*bridge.OutMail{}, changed: make(chan struct{})}
+}
+
+// signal tells waitFor that the queue was used; q.mu is held.
+func (q *memQueue) signal() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+// waitFor waits until cond holds, checking it again after each claim or
+// completion; it fails the test after q.hang (a hang, not a speed limit).
+func (q *memQueue) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	hang := q.hang
+	if hang == 0 {
+		hang = 10 * time.Second
+	}
+	timeout := time.NewTimer(hang)
+	defer timeout.Stop()
+	for {
+		q.mu.Lock()
+		changed := q.changed
+		q.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func (q *memQueue) claimed() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claims
 }
 
 func (q *memQueue) add(m bridge.OutMail) {
@@ -57,6 +101,8 @@ func (q *memQueue) add(m bridge.OutMail) {
 func (q *memQueue) ClaimMail(_ context.Context, now time.Time, limit int, lease time.Duration) ([]bridge.OutMail, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.claims++
+	defer q.signal()
 	var due []*bridge.OutMail
 	for _, m := range q.mails {
 		if m.State == bridge.MailQueued && !m.NextAttempt.After(now) {
@@ -84,7 +130,8 @@ func (q *memQueue) CompleteMail(ctx context.Context, id string, state bridge.Mai
 		q.t.Errorf("completing %s in state %s", id, m.State)
 	}
 	m.State, m.Error, m.NextAttempt, m.Updated = state, errText, next, at
-	q.done = append(q.done, completion{id, state, errText, next})
+	q.done = append(q.done, completion{id, state, errText, next, at})
+	q.signal()
 	return nil
 }
 
@@ -177,9 +224,9 @@ func TestWorkerDeliversOnceTheSmarthostIsBack(t *testing.T) {
 
 	// Recorded failures, not claims: a third claim's attempt may still be
 	// under way, and would meet the smarthost up.
-	waitFor(t, "three failed attempts", func() bool { return len(q.completions()) >= 3 })
+	q.waitFor(t, "three failed attempts", func() bool { return len(q.completions()) >= 3 })
 	srv.Up()
-	waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
+	q.waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
 
 	msgs := srv.Messages()
 	if len(msgs) != 1 || !msgs[0].TLS || msgs[0].To[0] != "dana@example.com" {
@@ -221,9 +268,10 @@ func TestWorkerFailsRefusedMailWithoutRetrying(t *testing.T) {
 	run(t, w)
 	w.Wake()
 
-	waitFor(t, "the mail failed", func() bool { return q.mail("m1").State == bridge.MailFailed })
-	// Several polls later, nothing has been tried again.
-	time.Sleep(5 * opt.PollInterval)
+	q.waitFor(t, "the mail failed", func() bool { return q.mail("m1").State == bridge.MailFailed })
+	// Five polls later, nothing has been tried again.
+	polls := q.claimed() + 5
+	q.waitFor(t, "five more polls", func() bool { return q.claimed() >= polls })
 	got := q.mail("m1")
 	if got.Attempts != 1 || srv.Refused() != 1 || len(srv.Messages()) != 0 {
 		t.Errorf("%d attempts, %d refused, %d accepted: want one refused attempt", got.Attempts, srv.Refused(), len(srv.Messages()))
@@ -244,7 +292,7 @@ func TestWorkerRetriesTemporaryRefusals(t *testing.T) {
 	w := mailout.NewWorker(q, newClient(t, mailout.Config{Addr: srv.Addr()}), fastOptions())
 	run(t, w)
 	w.Wake()
-	waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
+	q.waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
 	if m := q.mail("m1"); m.Attempts != 3 || len(srv.Messages()) != 1 || srv.Refused() != 2 {
 		t.Errorf("%d attempts, %d accepted, %d refused", m.Attempts, len(srv.Messages()), srv.Refused())
 	}
@@ -280,11 +328,11 @@ func TestWorkerExpiresOldMail(t *testing.T) {
 	run(t, w)
 	w.Wake()
 
-	waitFor(t, "the old mail failed", func() bool { return q.mail("old").State == bridge.MailFailed })
+	q.waitFor(t, "the old mail failed", func() bool { return q.mail("old").State == bridge.MailFailed })
 	if m := q.mail("old"); m.Attempts != 1 || !strings.Contains(m.Error, "gave up after 120h0m0s") || !strings.Contains(m.Error, "connecting") {
 		t.Errorf("old mail: %d attempts, error %q", m.Attempts, m.Error)
 	}
-	waitFor(t, "the young mail deferred", func() bool { return q.mail("young").Error != "" })
+	q.waitFor(t, "the young mail deferred", func() bool { return q.mail("young").Error != "" })
 	if m := q.mail("young"); m.State != bridge.MailQueued || m.NextAttempt.Sub(clk.now()) < 50*time.Minute {
 		t.Errorf("young mail: %s, next attempt in %v: want queued for the backoff", m.State, m.NextAttempt.Sub(clk.now()))
 	}
@@ -292,7 +340,7 @@ func TestWorkerExpiresOldMail(t *testing.T) {
 	// Five days later it is due again, fails again, and expires.
 	clk.advance(5*24*time.Hour - time.Minute)
 	w.Wake()
-	waitFor(t, "the young mail failed", func() bool { return q.mail("young").State == bridge.MailFailed })
+	q.waitFor(t, "the young mail failed", func() bool { return q.mail("young").State == bridge.MailFailed })
 	if m := q.mail("young"); m.Attempts != 2 || !strings.Contains(m.Error, "gave up") {
 		t.Errorf("young mail: %d attempts, error %q", m.Attempts, m.Error)
 	}
@@ -308,7 +356,7 @@ func TestWorkerSendsOldMailWhenItCan(t *testing.T) {
 	run(t, w)
 	w.Wake()
 	// Late is better than never: MaxAge limits retrying, not trying.
-	waitFor(t, "the old mail sent", func() bool { return q.mail("old").State == bridge.MailSent })
+	q.waitFor(t, "the old mail sent", func() bool { return q.mail("old").State == bridge.MailSent })
 }
 
 func TestWorkerDeliversManyConcurrently(t *testing.T) {
@@ -324,7 +372,7 @@ func TestWorkerDeliversManyConcurrently(t *testing.T) {
 	run(t, w)
 	w.Wake()
 	msgs := wait(t, srv, n)
-	waitFor(t, "all sent", func() bool {
+	q.waitFor(t, "all sent", func() bool {
 		for i := range n {
 			if q.mail(fmt.Sprintf("m%02d", i)).State != bridge.MailSent {
 				return false
@@ -345,6 +393,86 @@ func TestWorkerDeliversManyConcurrently(t *testing.T) {
 	}
 }
 
+// fakeSender is a Sender without a network, for tests in a synctest
+// bubble (where the clock moves only when every goroutine waits). Send i
+// fails with errs[i] (nil or past the end: success); with hold set, each
+// Send announces itself on started and waits for hold to close or its
+// context to end.
+type fakeSender struct {
+	mu      sync.Mutex
+	errs    []error
+	at      []time.Time // when each Send began
+	hold    chan struct{}
+	started chan struct{}
+}
+
+func (s *fakeSender) Send(ctx context.Context, from, to string, data []byte) error {
+	s.mu.Lock()
+	i := len(s.at)
+	s.at = append(s.at, time.Now())
+	var err error
+	if i < len(s.errs) {
+		err = s.errs[i]
+	}
+	s.mu.Unlock()
+	if s.hold != nil {
+		s.started <- struct{}{}
+		select {
+		case <-s.hold:
+		case <-ctx.Done():
+			return bridge.Temporary(bridge.ReasonProviderDown, ctx.Err(), "sending mail")
+		}
+	}
+	return err
+}
+
+func (s *fakeSender) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.at)
+}
+
+func newHeld() *fakeSender {
+	return &fakeSender{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+}
+
+// TestWorkerRetriesWhenDue: under a fake clock, each retry goes out at
+// the time its failure recorded, or at most a poll interval later, never
+// before; the backoff grows within RetryMin and RetryMax.
+func TestWorkerRetriesWhenDue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(t)
+		q.hang = time.Hour
+		q.add(mailFor(t, "m1"))
+		greylisted := bridge.Temporary(bridge.ReasonProviderDown, nil, "451 4.3.0 greylisted")
+		sender := &fakeSender{errs: []error{greylisted, greylisted, greylisted, greylisted}}
+		opt := fastOptions()
+		opt.RetryMin, opt.RetryMax, opt.PollInterval = time.Minute, 4*time.Minute, 5*time.Second
+		w := mailout.NewWorker(q, sender, opt)
+		run(t, w)
+		start := time.Now()
+		w.Wake()
+		q.waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
+
+		at, cs := sender.times(), q.completions()
+		if len(at) != 5 || len(cs) != 5 {
+			t.Fatalf("%d sends, %d completions; want 5 of each", len(at), len(cs))
+		}
+		if !at[0].Equal(start) {
+			t.Errorf("first send at +%v, want at once", at[0].Sub(start))
+		}
+		for i, c := range cs[:4] {
+			delay := c.next.Sub(c.at)
+			if delay < opt.RetryMin || delay > opt.RetryMax {
+				t.Errorf("retry %d after %v, want within [%v, %v]", i+1, delay, opt.RetryMin, opt.RetryMax)
+			}
+			if late := at[i+1].Sub(c.next); late < 0 || late > opt.PollInterval {
+				t.Errorf("retry %d sent %v after it was due, want within [0, %v]", i+1, late, opt.PollInterval)
+			}
+		}
+	})
+}
+
 // tracked is a Sender that counts sends under way.
 type tracked struct {
 	mailout.Sender
@@ -358,73 +486,79 @@ func (s *tracked) Send(ctx context.Context, from, to string, data []byte) error 
 }
 
 func TestWorkerShutdownWaitsForSendsUnderWay(t *testing.T) {
-	srv := mailtest.Start(t, mailtest.Options{})
-	srv.Hold()
-	q := newQueue(t)
-	q.add(mailFor(t, "m1"))
-	sender := &tracked{Sender: newClient(t, mailout.Config{Addr: srv.Addr()})}
-	opt := fastOptions()
-	opt.Grace = 20 * time.Second
-	w := mailout.NewWorker(q, sender, opt)
-	stop := run(t, w)
-	w.Wake()
-	waitFor(t, "the send under way", func() bool { return srv.Held() == 1 })
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(t)
+		q.add(mailFor(t, "m1"))
+		held := newHeld()
+		sender := &tracked{Sender: held}
+		opt := fastOptions()
+		opt.Grace = 20 * time.Second
+		w := mailout.NewWorker(q, sender, opt)
+		stop := run(t, w)
+		w.Wake()
+		<-held.started
 
-	stopped := make(chan struct{})
-	go func() { stop(); close(stopped) }()
-	select {
-	case <-stopped:
-		t.Fatal("Run returned with a send under way")
-	case <-time.After(100 * time.Millisecond):
-	}
-	srv.Release()
-	<-stopped
-	if n := sender.inflight.Load(); n != 0 {
-		t.Errorf("%d sends still running after Run returned", n)
-	}
-	if m := q.mail("m1"); m.State != bridge.MailSent || len(srv.Messages()) != 1 {
-		t.Errorf("mail %s, %d delivered: want it sent and recorded", m.State, len(srv.Messages()))
-	}
+		stopped := make(chan struct{})
+		go func() { stop(); close(stopped) }()
+		synctest.Wait() // everything waits: the send, and Run for it
+		select {
+		case <-stopped:
+			t.Fatal("Run returned with a send under way")
+		default:
+		}
+		close(held.hold)
+		<-stopped
+		if n := sender.inflight.Load(); n != 0 {
+			t.Errorf("%d sends still running after Run returned", n)
+		}
+		if m := q.mail("m1"); m.State != bridge.MailSent {
+			t.Errorf("mail %s: want it sent and recorded", m.State)
+		}
+	})
 }
 
 func TestWorkerShutdownCutsOffSendsAfterGrace(t *testing.T) {
-	srv := mailtest.Start(t, mailtest.Options{})
-	srv.Hold()
-	q := newQueue(t)
-	q.add(mailFor(t, "m1"))
-	sender := &tracked{Sender: newClient(t, mailout.Config{Addr: srv.Addr(), Timeout: time.Minute})}
-	opt := fastOptions()
-	opt.Grace = 100 * time.Millisecond
-	w := mailout.NewWorker(q, sender, opt)
-	stop := run(t, w)
-	w.Wake()
-	waitFor(t, "the send under way", func() bool { return srv.Held() == 1 })
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(t)
+		q.add(mailFor(t, "m1"))
+		held := newHeld()
+		sender := &tracked{Sender: held}
+		opt := fastOptions()
+		opt.Grace = 7 * time.Second
+		w := mailout.NewWorker(q, sender, opt)
+		stop := run(t, w)
+		w.Wake()
+		<-held.started
 
-	start := time.Now()
-	stop()
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("shutdown took %v with a grace of %v", took, opt.Grace)
-	}
-	if n := sender.inflight.Load(); n != 0 {
-		t.Errorf("%d sends still running after Run returned", n)
-	}
-	// Cut off, recorded, and due again at once for the next run.
-	m := q.mail("m1")
-	if m.State != bridge.MailQueued || !strings.Contains(m.Error, "shutdown") || m.NextAttempt.After(time.Now()) {
-		t.Errorf("mail %s, error %q, next %v: want queued and due", m.State, m.Error, m.NextAttempt)
-	}
-	if cs := q.completions(); len(cs) != 1 {
-		t.Errorf("%d completions, want 1", len(cs))
-	}
+		start := time.Now()
+		stop()
+		if took := time.Since(start); took != opt.Grace {
+			t.Errorf("shutdown took %v with a grace of %v", took, opt.Grace)
+		}
+		if n := sender.inflight.Load(); n != 0 {
+			t.Errorf("%d sends still running after Run returned", n)
+		}
+		// Cut off, recorded, and due again at once for the next run.
+		m := q.mail("m1")
+		if m.State != bridge.MailQueued || !strings.Contains(m.Error, "shutdown") || m.NextAttempt.After(time.Now()) {
+			t.Errorf("mail %s, error %q, next %v: want queued and due", m.State, m.Error, m.NextAttempt)
+		}
+		if cs := q.completions(); len(cs) != 1 {
+			t.Errorf("%d completions, want 1", len(cs))
+		}
+	})
 }
 
 func TestWorkerStopsWhenIdle(t *testing.T) {
-	q := newQueue(t)
-	w := mailout.NewWorker(q, &tracked{}, mailout.Options{Log: quietLog()}) // default 5s poll
-	stop := run(t, w)
-	start := time.Now()
-	stop()
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("an idle worker took %v to stop", took)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue(t)
+		w := mailout.NewWorker(q, &fakeSender{}, mailout.Options{Log: quietLog()}) // default 5s poll
+		stop := run(t, w)
+		synctest.Wait()
+		start := time.Now()
+		stop()
+		if took := time.Since(start); took != 0 {
+			t.Errorf("an idle worker took %v to stop", took)
+		}
+	})
 }

@@ -66,7 +66,7 @@ type Server struct {
 	hold    chan struct{}     // non-nil: messages wait for it to close
 	held    int
 	down    chan struct{} // closed by Down: held messages give up
-	changed chan struct{} // closed and replaced when a message arrives
+	changed chan struct{} // closed and replaced when a message arrives or is held
 }
 
 // Start runs a server on 127.0.0.1 with an ephemeral port until the test
@@ -240,6 +240,24 @@ func (s *Server) Wait(ctx context.Context, n int) ([]Message, error) {
 	}
 }
 
+// WaitHeld returns once at least n messages are being held (see Hold),
+// or an error when ctx ends first.
+func (s *Server) WaitHeld(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		held, changed := s.held, s.changed
+		s.mu.Unlock()
+		if held >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("mailtest: %d of %d messages held: %w", held, n, ctx.Err())
+		}
+	}
+}
+
 type session struct {
 	s    *Server
 	conn *smtp.Conn
@@ -298,6 +316,8 @@ func (se *session) Data(r io.Reader) error {
 	hold, down := s.hold, s.down
 	if hold != nil {
 		s.held++
+		close(s.changed)
+		s.changed = make(chan struct{})
 	}
 	s.mu.Unlock()
 	if hold != nil {
