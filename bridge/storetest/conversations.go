@@ -35,6 +35,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"CompleteAtomic", testCompleteAtomic},
 		{"CompleteWithMail", testCompleteWithMail},
 		{"CompleteConcurrentOnePhone", testCompleteConcurrentOnePhone},
+		{"CompleteConcurrentSameRecipients", testCompleteConcurrentSameRecipients},
 		{"ConversationNotFound", testConversationNotFound},
 		{"LatestConversation", testLatestConversation},
 		{"ProviderScope", testProviderScope},
@@ -327,6 +328,43 @@ func testCompleteConcurrentOnePhone(t *testing.T, s Full) {
 	}
 	if failed > 0 {
 		t.Errorf("%d of %d Completes failed", failed, writers*rounds)
+	}
+}
+
+// testCompleteConcurrentSameRecipients is Completes racing for the same
+// recipients, named in different orders (a late outcome after a lease ran
+// out, beside the new claimer's): all succeed, whatever order each names
+// them in.
+func testCompleteConcurrentSameRecipients(t *testing.T, s Full) {
+	ctx := context.Background()
+	const writers, rounds, n = 8, 20, 4
+	var wg sync.WaitGroup
+	for round := range rounds {
+		m := enqueue(t, s, newMessage(base, base, slices.Repeat([]string{phone1}, n)...))
+		start := make(chan struct{})
+		errs := make([]error, writers)
+		for w := range writers {
+			var outs []bridge.Outcome
+			for k := range n {
+				r := m.Recipients[(k+w)%n]
+				outs = append(outs, bridge.Outcome{RecipientID: r.ID, State: bridge.StateSent, Provider: "p1",
+					ProviderID: fmt.Sprintf("w%d", w), At: base, Conversation: touch(m, phone1)})
+			}
+			if w%2 == 1 {
+				slices.Reverse(outs)
+			}
+			wg.Go(func() {
+				<-start
+				errs[w] = s.Complete(ctx, outs)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: Complete: %v", round, err)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,6 +182,13 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
+	// Recipients, like conversations below, are locked in id order: two
+	// Completes for the same recipients (one of them late, after a lease
+	// ran out and another instance claimed them) cannot deadlock. Stable:
+	// of two outcomes for one recipient the later still wins.
+	outcomes = slices.SortedStableFunc(slices.Values(outcomes), func(a, b bridge.Outcome) int {
+		return cmp.Compare(a.RecipientID, b.RecipientID)
+	})
 	b := &pgx.Batch{}
 	var unknown int64
 	var touches []filing
