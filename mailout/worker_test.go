@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -162,6 +163,12 @@ func (o *observed) observe(kind bridge.MailKind, state bridge.MailState) {
 	o.n[string(kind)+"/"+string(state)]++
 }
 
+func (o *observed) snapshot() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.n)
+}
+
 func (o *observed) get(key string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -226,7 +233,12 @@ func TestWorkerDeliversOnceTheSmarthostIsBack(t *testing.T) {
 	// under way, and would meet the smarthost up.
 	q.waitFor(t, "three failed attempts", func() bool { return len(q.completions()) >= 3 })
 	srv.Up()
-	q.waitFor(t, "the mail sent", func() bool { return q.mail("m1").State == bridge.MailSent })
+	// Observe is told after the outcome is recorded: wait for both. (The
+	// worker claims again after the send has ended, so the change that
+	// wakes this check comes.)
+	q.waitFor(t, "the mail sent and observed", func() bool {
+		return q.mail("m1").State == bridge.MailSent && obs.get("reply/sent") == 1
+	})
 
 	msgs := srv.Messages()
 	if len(msgs) != 1 || !msgs[0].TLS || msgs[0].To[0] != "dana@example.com" {
@@ -250,7 +262,7 @@ func TestWorkerDeliversOnceTheSmarthostIsBack(t *testing.T) {
 		t.Errorf("sent mail keeps error %q, next attempt %v", m.Error, m.NextAttempt)
 	}
 	if obs.get("reply/queued") != len(retries) || obs.get("reply/sent") != 1 {
-		t.Errorf("observed %v", obs.n)
+		t.Errorf("observed %v", obs.snapshot())
 	}
 }
 
@@ -280,7 +292,7 @@ func TestWorkerFailsRefusedMailWithoutRetrying(t *testing.T) {
 		t.Errorf("error %q: want the smarthost's reply", got.Error)
 	}
 	if obs.get("bounce/failed") != 1 {
-		t.Errorf("observed %v", obs.n)
+		t.Errorf("observed %v", obs.snapshot())
 	}
 }
 
