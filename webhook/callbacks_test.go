@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 	"github.com/smsbridge/smsbridge/webhook"
 )
 
@@ -38,7 +38,7 @@ func callbackConfig() webhook.Config {
 func TestInboundFromVoipcom(t *testing.T) {
 	b := &fakeBridge{}
 	base, logs := startServer(t, b, callbackConfig())
-	provider := providertest.NewVoipcom(t, "key", "pw", "97233333333")
+	provider := voipcomtest.NewServer(t, "key", "pw", "97233333333")
 	callback := base + "/v1/providers/voipcom/inbound?secret=" + url.QueryEscape(voipSecret)
 	fields := url.Values{"from": {"972501234567"}, "to": {"97233333333"}, "msg": {"שלום, מה נשמע?"}, "smsid": {"2017559ea27008c6b7122900621"}}
 

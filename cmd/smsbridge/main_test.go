@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // The test binary doubles as the smsbridge binary: with this variable set
@@ -134,7 +134,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemons")
 	}
-	fake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	fake := voipcomtest.NewServer(t, "k", "p", "17134567890")
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfgPath := filepath.Join(dir, "smsbridge.toml")
@@ -324,7 +324,7 @@ func spawn(t *testing.T, addr string, args ...string) *exec.Cmd {
 
 // awaitDelivered waits until every acknowledged number reached the fake
 // provider and returns how often each number arrived.
-func awaitDelivered(t *testing.T, fake *providertest.Voipcom, acked map[string]bool, timeout time.Duration) map[string]int {
+func awaitDelivered(t *testing.T, fake *voipcomtest.Server, acked map[string]bool, timeout time.Duration) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // TestSIGHUPReload changes accounts and routes of a running daemon
@@ -22,8 +22,8 @@ import (
 // Each step waits for the daemon's own word (sd_notify) that the reload
 // was taken and applied or refused, so no check can run before it.
 func TestSIGHUPReload(t *testing.T) {
-	oldFake := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	newFake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	oldFake := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	newFake := voipcomtest.NewServer(t, "k", "p", "17134567890")
 	addr := freePort(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "smsbridge.toml")

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/internal/pgtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // Two serve processes share one PostgreSQL database. Mail goes to both; one
@@ -22,7 +22,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 		t.Skip("spawns daemons")
 	}
 	dbURL, _ := pgtest.NewDatabase(t)
-	fake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	fake := voipcomtest.NewServer(t, "k", "p", "17134567890")
 	dir := t.TempDir()
 
 	startOne := func(i int) (addr string, cmd *exec.Cmd) {

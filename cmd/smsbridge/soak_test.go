@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -143,7 +143,7 @@ func TestSoak(t *testing.T) {
 	duration := soakDuration(t)
 	kills := int(duration / soakKillInterval)
 
-	fake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	fake := voipcomtest.NewServer(t, "k", "p", "17134567890")
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "q.db")
 	smtpAddr, httpAddr := freePort(t), freePort(t)

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // A full disk makes the bridge answer "try again later" (SMTP 451 4.3.0,
@@ -27,8 +28,8 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(t, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	d := startStore(t, httpConfig(voip.URL, edge.URL, ""), filepath.Join(dir, "smsbridge.db"))
 	base := "http://" + d.HTTPAddr()
 

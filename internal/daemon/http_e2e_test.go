@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -104,14 +105,14 @@ func call(t *testing.T, method, url, token, body string, hdr ...string) apiResp 
 
 type httpEnv struct {
 	base string
-	voip *providertest.Voipcom
-	edge *providertest.IPPanel
+	voip *voipcomtest.Server
+	edge *ippaneltest.Server
 	d    interface{ SMTPAddr() string }
 }
 
 func newHTTPEnv(t *testing.T, extra string) *httpEnv {
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(t, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	d := start(t, httpConfig(voip.URL, edge.URL, extra))
 	return &httpEnv{base: "http://" + d.HTTPAddr(), voip: voip, edge: edge, d: d}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // flaky stands in front of a provider fake: it answers 503 while down, and
@@ -104,7 +104,7 @@ provider = "voip"
 // connections: nothing accepted is lost or sent twice, and sends resume
 // within the backoff cap once it is back.
 func TestProviderOutageRecovery(t *testing.T) {
-	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
+	fake := voipcomtest.NewServer(t, "key", "pw", "972500000001")
 	front := newFlaky(t, fake.URL)
 	// Each recipient backs off up to 30s: only the circuit's probe and
 	// the retry of what waited can make recovery quicker than that.
@@ -159,7 +159,7 @@ func TestProviderOutageRecovery(t *testing.T) {
 // A flapping provider (up and down every 150ms) delays sends but loses
 // none and sends none twice: a 503 means it took nothing.
 func TestFlappingProvider(t *testing.T) {
-	fake := providertest.NewVoipcom(t, "key", "pw", "972500000001")
+	fake := voipcomtest.NewServer(t, "key", "pw", "972500000001")
 	front := newFlaky(t, fake.URL)
 	d := start(t, flakyConfig(front.addr, "50ms", "300ms"))
 

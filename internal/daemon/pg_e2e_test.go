@@ -21,7 +21,8 @@ import (
 	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/internal/pgtest"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // startPG is startStore with the store on the PostgreSQL database at
@@ -118,7 +119,7 @@ func leaseHolder(t *testing.T, db *pgx.Conn) string {
 }
 
 // inboxPolls counts the inbox polls the fake has answered.
-func inboxPolls(fake *providertest.IPPanel) int {
+func inboxPolls(fake *ippaneltest.Server) int {
 	n := 0
 	for _, r := range fake.ReportRequests() {
 		if r.Path == "/api/report/messages-inbox" {
@@ -157,8 +158,8 @@ func inboundLog(t *testing.T, st daemon.Store, phone string) []string {
 func TestPostgresSharedPoller(t *testing.T) {
 	dbURL, _ := pgtest.NewDatabase(t)
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewIPPanel(t, "tok-7f3a9d", "+983000505")
-	voip := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001")
+	fake := ippaneltest.NewServer(t, "tok-7f3a9d", "+983000505")
+	voip := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001")
 	cfg := sharedConfig(fake.URL, voip.URL, capture.Addr())
 	db, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
@@ -247,8 +248,8 @@ func TestPostgresSharedPoller(t *testing.T) {
 func TestPostgresCallbackDedupe(t *testing.T) {
 	dbURL, _ := pgtest.NewDatabase(t)
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewIPPanel(t, "tok-7f3a9d", "+983000505")
-	voip := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001")
+	fake := ippaneltest.NewServer(t, "tok-7f3a9d", "+983000505")
+	voip := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001")
 	cfg := sharedConfig(fake.URL, voip.URL, capture.Addr())
 	instances := []*daemon.Daemon{}
 	for range 2 {

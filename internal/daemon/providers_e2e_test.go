@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/mindcrm/mindcrmtest"
 )
 
 func mindcrmConfig(url string) string {
@@ -34,7 +35,7 @@ schedule_horizon = "87600h"
 }
 
 func TestMindCRMEndToEnd(t *testing.T) {
-	fake := providertest.NewMindCRM(t)
+	fake := mindcrmtest.NewServer(t)
 	fake.SetTemplates(7)
 	d := start(t, mindcrmConfig(fake.URL))
 	from := "desk@clinic.example"
@@ -132,7 +133,7 @@ schedule_horizon = "87600h"
 }
 
 func TestIPPanelEndToEnd(t *testing.T) {
-	fake := providertest.NewIPPanel(t, "tok-7f3a9d", "+983000505")
+	fake := ippaneltest.NewServer(t, "tok-7f3a9d", "+983000505")
 	fake.SetPatterns("welcome-code")
 	fake.SetPhonebooks("123654", "456987")
 	d := start(t, ippanelConfig(fake.URL))

@@ -25,7 +25,10 @@ import (
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/mindcrm/mindcrmtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // Every secret carries leakMarker, so a log that holds any piece of one
@@ -210,11 +213,11 @@ func ippanelEcho(token string) string {
 func TestNoSecretInLogs(t *testing.T) {
 	basic := base64.StdEncoding.EncodeToString([]byte(leakVoipKey + ":" + leakVoipPass))
 
-	voip := providertest.NewVoipcom(t, leakVoipKey, leakVoipPass, "17134567890")
-	voipBad := providertest.NewVoipcom(t, leakVoipKey, leakBadFakePass, "17134567890")
-	crm := providertest.NewMindCRM(t)
-	edge := providertest.NewIPPanel(t, leakEdgeToken, "+983000505")
-	edgeFile := providertest.NewIPPanel(t, leakFileToken, "+983000505")
+	voip := voipcomtest.NewServer(t, leakVoipKey, leakVoipPass, "17134567890")
+	voipBad := voipcomtest.NewServer(t, leakVoipKey, leakBadFakePass, "17134567890")
+	crm := mindcrmtest.NewServer(t)
+	edge := ippaneltest.NewServer(t, leakEdgeToken, "+983000505")
+	edgeFile := ippaneltest.NewServer(t, leakFileToken, "+983000505")
 
 	// Provider failures, each retried until the fake answers normally.
 	// The bodies echo our credentials back, as a careless API (or a proxy

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/smsbridge/smsbridge/bridge"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -68,7 +68,7 @@ func hebrewQPWindows1255(t *testing.T, s string) string {
 // Mail in, exact decoded text out at the provider, for every encoding
 // users send.
 func TestMailBecomesSMS(t *testing.T) {
-	fake := providertest.NewVoipcom(t, voipKey, voipPass, ourNum)
+	fake := voipcomtest.NewServer(t, voipKey, voipPass, ourNum)
 	d := start(t, voipcomConfig(fake.URL, ""))
 
 	hebrew := "שלום, התור שלך אושר למחר ב-10:00"
@@ -110,7 +110,7 @@ func TestMailBecomesSMS(t *testing.T) {
 
 // Three RCPT TO make one SMS to each; voip-communications takes them in one call.
 func TestThreeRecipientsOneCall(t *testing.T) {
-	fake := providertest.NewVoipcom(t, voipKey, voipPass, ourNum)
+	fake := voipcomtest.NewServer(t, voipKey, voipPass, ourNum)
 	d := start(t, voipcomConfig(fake.URL, ""))
 	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com",
 		[]string{"0501111111@sms.example.com", "+972521111111@SMS.Example.com", "0541111111@sms.example.com"},
@@ -144,7 +144,7 @@ func TestThreeRecipientsOneCall(t *testing.T) {
 
 // Every refusal, with its code, and nothing stored or sent for it.
 func TestRefusals(t *testing.T) {
-	fake := providertest.NewVoipcom(t, voipKey, voipPass, ourNum)
+	fake := voipcomtest.NewServer(t, voipKey, voipPass, ourNum)
 	d := start(t, voipcomConfig(fake.URL, "")+`
 [[providers]]
 name = "us"
@@ -199,7 +199,7 @@ provider = "us"
 // X-SMS-Send-At holds the send; voip-communications schedules natively
 // with delivery_date.
 func TestScheduledSend(t *testing.T) {
-	fake := providertest.NewVoipcom(t, voipKey, voipPass, ourNum)
+	fake := voipcomtest.NewServer(t, voipKey, voipPass, ourNum)
 	d := start(t, voipcomConfig(fake.URL, ""))
 	at := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Minute)
 	_, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"0501234567@sms.example.com"},

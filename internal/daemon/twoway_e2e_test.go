@@ -21,7 +21,8 @@ import (
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -82,7 +83,7 @@ func readMailText(t *testing.T, data []byte) (mail.Header, string) {
 	return r.Header, text
 }
 
-func postCallback(t *testing.T, fake *providertest.Voipcom, d interface{ HTTPAddr() string }, path, secret string, form url.Values) (int, map[string]any) {
+func postCallback(t *testing.T, fake *voipcomtest.Server, d interface{ HTTPAddr() string }, path, secret string, form url.Values) (int, map[string]any) {
 	t.Helper()
 	u := "http://" + d.HTTPAddr() + path + "?secret=" + url.QueryEscape(secret)
 	resp, err := fake.PostInbound(t.Context(), u, form)
@@ -97,7 +98,7 @@ func postCallback(t *testing.T, fake *providertest.Voipcom, d interface{ HTTPAdd
 
 func TestTwoWayVoipcom(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{STARTTLS: false})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 
 	// Alice mails the phone from the conversation's number.
@@ -246,7 +247,7 @@ func getJSON(t *testing.T, d interface{ HTTPAddr() string }, path string) map[st
 
 func TestBounceForPermanentFailure(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	fake.FailRecipient("972501234567", 400, "number is blacklisted")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 
@@ -295,7 +296,7 @@ func TestBounceForPermanentFailure(t *testing.T) {
 
 func TestRepliesWaitForTheSmarthost(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"0501234567@sms.example.com"}, "Subject: x\n\nping\n")
 	if err != nil {
@@ -370,7 +371,7 @@ provider = "edge"
 
 func TestTwoWayIPPanelPolling(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewIPPanel(t, "tok-7f3a9d", "+983000505")
+	fake := ippaneltest.NewServer(t, "tok-7f3a9d", "+983000505")
 	// History from before the bridge ran: logged, not mailed.
 	fake.AddInboundAt("+989120000009", "+983000505", "old news", time.Now().Add(-48*time.Hour))
 	d := start(t, ippanelTwoWayConfig(fake.URL, capture.Addr()))
@@ -441,7 +442,7 @@ func ctx15(t *testing.T) context.Context {
 
 func TestHTTPSendRepliesByMail(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 	base := "http://" + d.HTTPAddr()
 
@@ -516,7 +517,7 @@ func TestMailInFlightAtACrashGoesOutAtStart(t *testing.T) {
 	}
 
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	d := startStore(t, voipTwoWayConfig(fake.URL, capture.Addr()), path)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

@@ -20,6 +20,7 @@ import (
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/providers/ippanel"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
@@ -66,7 +67,7 @@ func (b *logBuffer) levels(t *testing.T) []string {
 }
 
 type setup struct {
-	fake *providertest.IPPanel
+	fake *ippaneltest.Server
 	p    *ippanel.Provider
 	logs *logBuffer
 }
@@ -75,7 +76,7 @@ type setup struct {
 // and phonebooks 123654 and 456987, and a provider pointed at it.
 func newSetup(t *testing.T, edit ...func(*ippanel.Config)) setup {
 	t.Helper()
-	fake := providertest.NewIPPanel(t, token, number1, number2)
+	fake := ippaneltest.NewServer(t, token, number1, number2)
 	fake.SetPatterns("p-otp")
 	fake.SetPhonebooks("123654", "456987")
 	cfg := &ippanel.Config{BaseURL: fake.URL, Token: token, Numbers: []string{number1, number2}}
@@ -698,7 +699,7 @@ func TestConfigValidate(t *testing.T) {
 	})
 
 	t.Run("token_file is read and sent", func(t *testing.T) {
-		fake := providertest.NewIPPanel(t, "from-file", number1)
+		fake := ippaneltest.NewServer(t, "from-file", number1)
 		c := &ippanel.Config{BaseURL: fake.URL + "/", TokenFile: tokenFile, Numbers: []string{number1}}
 		if err := c.Validate(); err != nil { // the loader validates, then New again
 			t.Fatal(err)

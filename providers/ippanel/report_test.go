@@ -14,6 +14,7 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/providers/ippanel"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
@@ -155,7 +156,7 @@ func TestInboxPaging(t *testing.T) {
 // page back; the client must notice rather than take a page of newer
 // messages and skip the oldest for good.
 func TestInboxMovesWhileRead(t *testing.T) {
-	fake := providertest.NewIPPanel(t, token, number1)
+	fake := ippaneltest.NewServer(t, token, number1)
 	for range 25 {
 		fake.AddInbound(alice, number1, "before")
 	}

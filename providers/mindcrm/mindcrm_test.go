@@ -17,12 +17,13 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/providers/mindcrm"
+	"github.com/smsbridge/smsbridge/providers/mindcrm/mindcrmtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
 // newProvider returns a provider named "mindcrm" pointed at fake, with
 // user_id 42 unless edit says otherwise.
-func newProvider(t *testing.T, fake *providertest.MindCRM, hc *http.Client, edit func(*mindcrm.Config)) *mindcrm.Provider {
+func newProvider(t *testing.T, fake *mindcrmtest.Server, hc *http.Client, edit func(*mindcrm.Config)) *mindcrm.Provider {
 	t.Helper()
 	cfg := &mindcrm.Config{BaseURL: fake.URL, UserID: 42}
 	if edit != nil {
@@ -127,7 +128,7 @@ func TestSendQuery(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := providertest.NewMindCRM(t)
+			fake := mindcrmtest.NewServer(t)
 			p := newProvider(t, fake, nil, tt.cfg)
 			res, err := p.Send(t.Context(), &tt.req)
 			if err != nil {
@@ -175,7 +176,7 @@ func TestSendStatCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			fake := providertest.NewMindCRM(t)
+			fake := mindcrmtest.NewServer(t)
 			fake.Faults.Push(providertest.Fault{Status: http.StatusOK, Body: documented(tt.code, tt.desc)})
 			p := newProvider(t, fake, nil, nil)
 			res, err := p.Send(t.Context(), &bridge.SendRequest{Sender: "MindCRM", Text: "hi", To: []string{"+972501234567"}})
@@ -191,7 +192,7 @@ func TestSendStatCodes(t *testing.T) {
 
 	// And the fake's own verdict on an unknown template, end to end.
 	t.Run("unknown template at the fake", func(t *testing.T) {
-		fake := providertest.NewMindCRM(t)
+		fake := mindcrmtest.NewServer(t)
 		fake.SetTemplates(7)
 		p := newProvider(t, fake, nil, nil)
 		res, err := p.Send(t.Context(), &bridge.SendRequest{Template: "8", To: []string{"+972501234567"}})
@@ -249,7 +250,7 @@ func TestSendTransportFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := providertest.NewMindCRM(t)
+			fake := mindcrmtest.NewServer(t)
 			fake.Faults.Push(tt.fault)
 			var hc *http.Client
 			if tt.timeout > 0 {
@@ -282,7 +283,7 @@ func TestSendTransportFailures(t *testing.T) {
 }
 
 func TestSendFailureOfOneRecipient(t *testing.T) {
-	fake := providertest.NewMindCRM(t)
+	fake := mindcrmtest.NewServer(t)
 	p := newProvider(t, fake, nil, nil)
 	to := []string{"+972501111111", "+12025550100", "+972502222222", "+972503333333"}
 	// One fault per call made: the second recipient never gets a call.
@@ -316,7 +317,7 @@ func TestSendFailureOfOneRecipient(t *testing.T) {
 }
 
 func TestSendCancelled(t *testing.T) {
-	fake := providertest.NewMindCRM(t)
+	fake := mindcrmtest.NewServer(t)
 	p := newProvider(t, fake, nil, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -330,7 +331,7 @@ func TestSendCancelled(t *testing.T) {
 }
 
 func TestSendInvalidRequest(t *testing.T) {
-	fake := providertest.NewMindCRM(t)
+	fake := mindcrmtest.NewServer(t)
 	p := newProvider(t, fake, nil, nil)
 	res, err := p.Send(t.Context(), &bridge.SendRequest{Template: "seven", To: []string{"+972501234567", "+972501234568"}})
 	if err != nil {
@@ -348,7 +349,7 @@ func TestSendInvalidRequest(t *testing.T) {
 
 // The message text may be personal: it must not reach logs at Info.
 func TestSendDoesNotLogTextAtInfo(t *testing.T) {
-	fake := providertest.NewMindCRM(t)
+	fake := mindcrmtest.NewServer(t)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	p, err := mindcrm.New("mindcrm", &mindcrm.Config{BaseURL: fake.URL}, nil, log)
@@ -367,14 +368,14 @@ func TestSendDoesNotLogTextAtInfo(t *testing.T) {
 }
 
 func TestMaxBatch(t *testing.T) {
-	p := newProvider(t, providertest.NewMindCRM(t), nil, nil)
+	p := newProvider(t, mindcrmtest.NewServer(t), nil, nil)
 	if p.MaxBatch() != 1 || p.Name() != "mindcrm" {
 		t.Errorf("MaxBatch() = %d, Name() = %q; want 1, mindcrm", p.MaxBatch(), p.Name())
 	}
 }
 
 func TestCheckRecipient(t *testing.T) {
-	p := newProvider(t, providertest.NewMindCRM(t), nil, nil)
+	p := newProvider(t, mindcrmtest.NewServer(t), nil, nil)
 	for _, d := range "01234589" {
 		to := "+9725" + string(d) + "1234567"
 		if err := p.CheckRecipient(to); err != nil {
@@ -407,7 +408,7 @@ func TestCheckRecipient(t *testing.T) {
 }
 
 func TestCheckRequest(t *testing.T) {
-	p := newProvider(t, providertest.NewMindCRM(t), nil, nil)
+	p := newProvider(t, mindcrmtest.NewServer(t), nil, nil)
 	ok := []bridge.SendRequest{
 		{Sender: "MindCRM", Text: "hi"},
 		{Sender: "ABCDEFGHIJ12", Text: strings.Repeat("ש", 500)},

@@ -1,7 +1,8 @@
-// Package providertest holds faithful fakes of the provider APIs: httptest
-// servers that validate every request the way the real API documents it
-// (../shared/provider-docs) and answer with the documented bodies. Tests
-// point a provider's base_url at a fake and assert what the fake received.
+// Package providertest holds what the provider fakes share: injected
+// faults. Each fake lives beside its client, as net/http/httptest beside
+// net/http (providers/ippanel/ippaneltest, providers/mindcrm/mindcrmtest,
+// providers/voipcom/voipcomtest), so its names need no prefix to tell it
+// from the others.
 package providertest
 
 import (

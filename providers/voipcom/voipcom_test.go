@@ -21,6 +21,7 @@ import (
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -34,9 +35,9 @@ const (
 
 // newTest returns a provider pointed at a fake of the same account.
 // edit, if not nil, changes the configuration before New.
-func newTest(t *testing.T, edit func(*Config)) (*Provider, *providertest.Voipcom) {
+func newTest(t *testing.T, edit func(*Config)) (*Provider, *voipcomtest.Server) {
 	t.Helper()
-	f := providertest.NewVoipcom(t, testKey, testPassword, ourNumber)
+	f := voipcomtest.NewServer(t, testKey, testPassword, ourNumber)
 	cfg := &Config{
 		BaseURL:     f.URL,
 		APIKey:      testKey,
@@ -54,7 +55,7 @@ func newTest(t *testing.T, edit func(*Config)) (*Provider, *providertest.Voipcom
 }
 
 // onlyRequest returns the one request the fake accepted.
-func onlyRequest(t *testing.T, f *providertest.Voipcom) providertest.VoipcomRequest {
+func onlyRequest(t *testing.T, f *voipcomtest.Server) voipcomtest.Request {
 	t.Helper()
 	reqs := f.Requests()
 	if len(reqs) != 1 {
@@ -64,7 +65,7 @@ func onlyRequest(t *testing.T, f *providertest.Voipcom) providertest.VoipcomRequ
 }
 
 // wantRequest checks everything about the call but the form.
-func wantRequest(t *testing.T, r providertest.VoipcomRequest, form url.Values) {
+func wantRequest(t *testing.T, r voipcomtest.Request, form url.Values) {
 	t.Helper()
 	if r.Method != http.MethodPost || r.Path != "/api-v2/index.php/sms/send" {
 		t.Errorf("request %s %s, want POST /api-v2/index.php/sms/send", r.Method, r.Path)
@@ -301,7 +302,7 @@ func (l *levels) Handle(_ context.Context, r slog.Record) error {
 }
 
 func TestSendBadCredentials(t *testing.T) {
-	f := providertest.NewVoipcom(t, testKey, "the-right-one")
+	f := voipcomtest.NewServer(t, testKey, "the-right-one")
 	var lv levels
 	p, err := New("voip", &Config{BaseURL: f.URL, APIKey: testKey, APIPassword: testPassword}, nil, slog.New(&lv))
 	if err != nil {
@@ -503,7 +504,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 
 	t.Run("password file", func(t *testing.T) {
-		f := providertest.NewVoipcom(t, testKey, testPassword)
+		f := voipcomtest.NewServer(t, testKey, testPassword)
 		cfg := &Config{BaseURL: f.URL + "/", APIKey: testKey, APIPasswordFile: pwFile}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
@@ -534,13 +535,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f := providertest.NewVoipcom(t, key, pw, ourNumber)
+	f := voipcomtest.NewServer(t, key, pw, ourNumber)
 	cfg := &Config{BaseURL: f.URL, APIKey: key, APIPassword: config.Secret(pw), Numbers: []string{ourNumber}}
 	p, err := New("voip", cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := providertest.NewVoipcom(t, key, "another")
+	wrong := voipcomtest.NewServer(t, key, "another")
 	pWrong, err := New("voip", &Config{BaseURL: wrong.URL, APIKey: key, APIPassword: config.Secret(pw)}, nil, log)
 	if err != nil {
 		t.Fatal(err)

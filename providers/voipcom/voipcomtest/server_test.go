@@ -1,20 +1,19 @@
-package providertest_test
+package voipcomtest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
-type voipcomAnswer struct {
+type answer struct {
 	Error        bool   `json:"error"`
 	ErrorMessage string `json:"error_message"`
 	SendLog      []struct {
@@ -32,8 +31,8 @@ type voipcomAnswer struct {
 	} `json:"send_log"`
 }
 
-// voipcomCall makes one raw call to the fake and decodes its answer.
-func voipcomCall(t *testing.T, method, u, user, pass, contentType, body string) (int, voipcomAnswer) {
+// call makes one raw call to the fake and decodes its answer.
+func call(t *testing.T, method, u, user, pass, contentType, body string) (int, answer) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
@@ -54,17 +53,17 @@ func voipcomCall(t *testing.T, method, u, user, pass, contentType, body string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var a voipcomAnswer
+	var a answer
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatalf("HTTP %d: body is not JSON: %q", resp.StatusCode, b)
 	}
 	return resp.StatusCode, a
 }
 
-const voipcomForm = "application/x-www-form-urlencoded"
+const formType = "application/x-www-form-urlencoded"
 
 func TestVoipcomFakeRefuses(t *testing.T) {
-	f := providertest.NewVoipcom(t, "key", "pw", "17134567890")
+	f := voipcomtest.NewServer(t, "key", "pw", "17134567890")
 	send := f.URL + "/sms/send"
 	ok := url.Values{"to": {"12812345678"}, "msg": {"hi"}}.Encode()
 	for _, tc := range []struct {
@@ -72,19 +71,19 @@ func TestVoipcomFakeRefuses(t *testing.T) {
 		method, url, user, pass, ct, body string
 		status                            int
 	}{
-		{"no auth", "POST", send, "", "", voipcomForm, ok, 401},
-		{"wrong password", "POST", send, "key", "nope", voipcomForm, ok, 401},
-		{"wrong key", "POST", send, "other", "pw", voipcomForm, ok, 401},
+		{"no auth", "POST", send, "", "", formType, ok, 401},
+		{"wrong password", "POST", send, "key", "nope", formType, ok, 401},
+		{"wrong key", "POST", send, "other", "pw", formType, ok, 401},
 		{"GET", "GET", send + "?" + ok, "key", "pw", "", "", 405},
-		{"unknown path", "POST", f.URL + "/sms/sent", "key", "pw", voipcomForm, ok, 404},
+		{"unknown path", "POST", f.URL + "/sms/sent", "key", "pw", formType, ok, 404},
 		{"JSON body", "POST", send, "key", "pw", "application/json", `{"to":"12812345678","msg":"hi"}`, 400},
-		{"no to", "POST", send, "key", "pw", voipcomForm, "msg=hi", 400},
-		{"no msg", "POST", send, "key", "pw", voipcomForm, "to=12812345678", 400},
-		{"to in the query only", "POST", send + "?to=12812345678", "key", "pw", voipcomForm, "msg=hi", 400},
-		{"bad delivery_date", "POST", send, "key", "pw", voipcomForm, ok + "&delivery_date=tomorrow", 400},
+		{"no to", "POST", send, "key", "pw", formType, "msg=hi", 400},
+		{"no msg", "POST", send, "key", "pw", formType, "to=12812345678", 400},
+		{"to in the query only", "POST", send + "?to=12812345678", "key", "pw", formType, "msg=hi", 400},
+		{"bad delivery_date", "POST", send, "key", "pw", formType, ok + "&delivery_date=tomorrow", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, a := voipcomCall(t, tc.method, tc.url, tc.user, tc.pass, tc.ct, tc.body)
+			status, a := call(t, tc.method, tc.url, tc.user, tc.pass, tc.ct, tc.body)
 			if status != tc.status || !a.Error || a.ErrorMessage == "" {
 				t.Errorf("got HTTP %d %+v, want %d with the error shape", status, a, tc.status)
 			}
@@ -93,19 +92,19 @@ func TestVoipcomFakeRefuses(t *testing.T) {
 	if n := len(f.Requests()); n != 0 {
 		t.Errorf("%d refused requests recorded as accepted", n)
 	}
-	if status, _ := voipcomCall(t, "POST", send, "key", "pw", voipcomForm+"; charset=utf-8", ok); status != 200 {
+	if status, _ := call(t, "POST", send, "key", "pw", formType+"; charset=utf-8", ok); status != 200 {
 		t.Errorf("good request after refusals: HTTP %d", status)
 	}
 }
 
 func TestVoipcomFakeSendLog(t *testing.T) {
-	f := providertest.NewVoipcom(t, "key", "pw", "17134567890")
+	f := voipcomtest.NewServer(t, "key", "pw", "17134567890")
 	f.FailRecipient("972501234567", 400, "blocked")
 	f.DropRecipient("12815550000")
 	send := f.URL + "/sms/send"
 
 	form := url.Values{"to": {"12812345678,97250123456x,972501234567,12815550000,447700900123"}, "msg": {"hi"}}
-	status, a := voipcomCall(t, "POST", send, "key", "pw", voipcomForm, form.Encode())
+	status, a := call(t, "POST", send, "key", "pw", formType, form.Encode())
 	if status != 200 || len(a.SendLog) != 4 {
 		t.Fatalf("HTTP %d, %d entries, want 200 with 4 (one dropped)", status, len(a.SendLog))
 	}
@@ -136,14 +135,14 @@ func TestVoipcomFakeSendLog(t *testing.T) {
 
 	// 2-way, scheduled.
 	form = url.Values{"to": {"12812345678"}, "msg": {"hi"}, "from": {"17134567890"}, "delivery_date": {"2030-01-02 03:04"}}
-	_, a = voipcomCall(t, "POST", send, "key", "pw", voipcomForm, form.Encode())
+	_, a = call(t, "POST", send, "key", "pw", formType, form.Encode())
 	if e := a.SendLog[0]; e.Code != 200 || e.Type != "2WAYSMS" || e.Status != "SCHEDULED" || e.DeliveryDate != "2030-01-02 03:04:00" || e.From != "17134567890" {
 		t.Errorf("scheduled 2-way entry = %+v", e)
 	}
 
 	// A from that is not ours fails every entry.
 	form.Set("from", "15550000000")
-	_, a = voipcomCall(t, "POST", send, "key", "pw", voipcomForm, form.Encode())
+	_, a = call(t, "POST", send, "key", "pw", formType, form.Encode())
 	if e := a.SendLog[0]; e.Code != 403 || e.SMSID != "" {
 		t.Errorf("foreign from: entry = %+v, want code 403", e)
 	}
@@ -158,42 +157,14 @@ func TestVoipcomFakeSendLog(t *testing.T) {
 }
 
 func TestVoipcomFakeFaults(t *testing.T) {
-	f := providertest.NewVoipcom(t, "key", "pw")
+	f := voipcomtest.NewServer(t, "key", "pw")
 	f.Faults.Push(providertest.Fault{Status: 503, RetryAfter: 2 * time.Second})
-	resp, err := http.Post(f.URL+"/sms/send", voipcomForm, strings.NewReader("to=1&msg=x"))
+	resp, err := http.Post(f.URL+"/sms/send", formType, strings.NewReader("to=1&msg=x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "2" {
 		t.Errorf("fault: HTTP %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-}
-
-// PostInbound posts the fields as a form, the way the provider's call API
-// posts its callbacks.
-func TestVoipcomPostInbound(t *testing.T) {
-	f := providertest.NewVoipcom(t, "key", "pw", "97233333333")
-	got := make(chan *http.Request, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			t.Error(err)
-		}
-		got <- r
-		w.WriteHeader(http.StatusTeapot)
-	}))
-	defer srv.Close()
-	resp, err := f.PostInbound(context.Background(), srv.URL+"/cb?secret=s", url.Values{"from": {"972501234567"}, "msg": {"שלום & bye"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTeapot {
-		t.Errorf("HTTP %d: the callback's answer was not passed back", resp.StatusCode)
-	}
-	r := <-got
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
-		r.URL.Query().Get("secret") != "s" || r.PostForm.Get("from") != "972501234567" || r.PostForm.Get("msg") != "שלום & bye" {
-		t.Errorf("%s %s %q form %v", r.Method, r.URL, r.Header.Get("Content-Type"), r.PostForm)
 	}
 }

@@ -1,4 +1,9 @@
-package providertest
+// Package mindcrmtest fakes a MindCRM instance for tests, as net/http/httptest
+// serves for net/http: an httptest server that validates every request the
+// way shared/provider-docs/mindcrm-send-sms.txt documents it and answers
+// with the documented bodies. Tests point providers/mindcrm's base_url at
+// it and assert what it received.
+package mindcrmtest
 
 import (
 	"fmt"
@@ -12,9 +17,11 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
-// MindCRM fakes a MindCRM instance's send API (mindcrm-send-sms.txt):
+// Server fakes a MindCRM instance's send API (mindcrm-send-sms.txt):
 // GET /api/send_sms.php in raw or template mode, answering with the
 // documented JSON bodies and stat_codes.
 //
@@ -23,29 +30,29 @@ import (
 // non-integer user_id) cannot be answered faithfully, so the fake reports
 // it as a test failure through t and then carries on as a PHP endpoint
 // would, ignoring it.
-type MindCRM struct {
-	URL    string // base_url to configure
-	Faults Faults // injected failures, consumed before anything else
+type Server struct {
+	URL    string              // base_url to configure
+	Faults providertest.Faults // injected failures, consumed before anything else
 
 	t         testing.TB
 	mu        sync.Mutex
 	templates map[int64]bool
 	userID    int64
-	accepted  []MindCRMRequest
-	rejected  []MindCRMRequest
+	accepted  []Request
+	rejected  []Request
 }
 
-// MindCRMRequest is one request the fake answered with a stat_code.
-type MindCRMRequest struct {
+// Request is one request the fake answered with a stat_code.
+type Request struct {
 	Query    url.Values
 	StatCode int // 0 for a sent SMS
 	Received time.Time
 }
 
-// NewMindCRM starts a fake MindCRM instance that knows template 7 and
+// NewServer starts a fake MindCRM instance that knows template 7 and
 // accepts any user_id. It is closed when the test ends.
-func NewMindCRM(t testing.TB) *MindCRM {
-	f := &MindCRM{t: t, templates: map[int64]bool{7: true}}
+func NewServer(t testing.TB) *Server {
+	f := &Server{t: t, templates: map[int64]bool{7: true}}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
@@ -53,7 +60,7 @@ func NewMindCRM(t testing.TB) *MindCRM {
 }
 
 // SetTemplates replaces the set of existing template ids.
-func (f *MindCRM) SetTemplates(ids ...int) {
+func (f *Server) SetTemplates(ids ...int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.templates = map[int64]bool{}
@@ -64,14 +71,14 @@ func (f *MindCRM) SetTemplates(ids ...int) {
 
 // ExpectUserID makes any request whose user_id is absent or differs from
 // id a test failure (0: any user_id, or none, is fine).
-func (f *MindCRM) ExpectUserID(id int64) {
+func (f *Server) ExpectUserID(id int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.userID = id
 }
 
 // Requests returns every request answered with stat_code 0, in order.
-func (f *MindCRM) Requests() []MindCRMRequest {
+func (f *Server) Requests() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.accepted)
@@ -79,14 +86,14 @@ func (f *MindCRM) Requests() []MindCRMRequest {
 
 // Rejected returns every request answered with a non-zero stat_code, in
 // order.
-func (f *MindCRM) Rejected() []MindCRMRequest {
+func (f *Server) Rejected() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.rejected)
 }
 
 // The documented error codes, with the Meaning column as description.
-var mindcrmErrors = map[int]string{
+var descriptions = map[int]string{
 	1: "Missing mandatory parameter",
 	2: "Invalid phone number format",
 	3: "Message too long",
@@ -95,13 +102,13 @@ var mindcrmErrors = map[int]string{
 }
 
 var (
-	mindcrmPhone  = regexp.MustCompile(`^05[0-589]-?[0-9]{7}$`)
-	mindcrmSender = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
-	mindcrmParams = []string{"source_number", "message", "phone", "user_id", "from_phone",
+	phonePattern     = regexp.MustCompile(`^05[0-589]-?[0-9]{7}$`)
+	senderPattern    = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
+	documentedParams = []string{"source_number", "message", "phone", "user_id", "from_phone",
 		"date", "time", "repository_assign_id", "sms_template_id"}
 )
 
-func (f *MindCRM) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if f.Faults.Apply(w, r) {
 		return
 	}
@@ -122,7 +129,7 @@ func (f *MindCRM) serve(w http.ResponseWriter, r *http.Request) {
 	code := f.statCode(q)
 
 	f.mu.Lock()
-	rec := MindCRMRequest{Query: q, StatCode: code, Received: time.Now()}
+	rec := Request{Query: q, StatCode: code, Received: time.Now()}
 	if code == 0 {
 		f.accepted = append(f.accepted, rec)
 	} else {
@@ -137,13 +144,13 @@ func (f *MindCRM) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"stat_code": 0, "description": "SMS sent successfully", "data": "SMS sent successfully"}`))
 		return
 	}
-	desc := strconv.Quote(mindcrmErrors[code])
+	desc := strconv.Quote(descriptions[code])
 	_, _ = fmt.Fprintf(w, `{"stat_code": %d, "description": %s, "data": %s}`, code, desc, desc)
 }
 
 // statCode validates q as the document describes and returns the code to
 // answer with.
-func (f *MindCRM) statCode(q url.Values) int {
+func (f *Server) statCode(q url.Values) int {
 	template := q.Has("sms_template_id")
 	phone := q.Get("phone")
 	if phone == "" {
@@ -161,19 +168,19 @@ func (f *MindCRM) statCode(q url.Values) int {
 	if phone == "" {
 		return 1
 	}
-	if d := q.Get("date"); q.Has("date") && !mindcrmValidTime(time.DateOnly, d) {
+	if d := q.Get("date"); q.Has("date") && !validTime(time.DateOnly, d) {
 		return 1
 	}
-	if t := q.Get("time"); q.Has("time") && !mindcrmValidTime(time.TimeOnly, t) {
+	if t := q.Get("time"); q.Has("time") && !validTime(time.TimeOnly, t) {
 		return 1
 	}
-	if !mindcrmPhone.MatchString(phone) {
+	if !phonePattern.MatchString(phone) {
 		return 2
 	}
 	if q.Has("message") && utf8.RuneCountInString(q.Get("message")) > 500 {
 		return 3
 	}
-	if q.Has("source_number") && !mindcrmSender.MatchString(q.Get("source_number")) {
+	if q.Has("source_number") && !senderPattern.MatchString(q.Get("source_number")) {
 		return 4
 	}
 	if template {
@@ -188,29 +195,29 @@ func (f *MindCRM) statCode(q url.Values) int {
 	return 0
 }
 
-// mindcrmValidTime reports whether s is exactly in layout (fixed-width fields)
+// validTime reports whether s is exactly in layout (fixed-width fields)
 // and a real date or time.
-func mindcrmValidTime(layout, s string) bool {
+func validTime(layout, s string) bool {
 	_, err := time.Parse(layout, s)
 	return err == nil && len(s) == len(layout)
 }
 
 // checkUndocumented fails the test for what the document defines no
 // answer to.
-func (f *MindCRM) checkUndocumented(q url.Values) {
+func (f *Server) checkUndocumented(q url.Values) {
 	f.t.Helper()
 	for k, v := range q {
 		switch {
-		case !slices.Contains(mindcrmParams, k):
-			f.t.Errorf("providertest.MindCRM: undocumented parameter %q", k)
+		case !slices.Contains(documentedParams, k):
+			f.t.Errorf("mindcrmtest: undocumented parameter %q", k)
 		case len(v) > 1:
-			f.t.Errorf("providertest.MindCRM: parameter %q given %d times", k, len(v))
+			f.t.Errorf("mindcrmtest: parameter %q given %d times", k, len(v))
 		}
 	}
 	for _, k := range []string{"user_id", "repository_assign_id"} {
 		if v := q.Get(k); q.Has(k) {
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				f.t.Errorf("providertest.MindCRM: %s=%q is not an integer", k, v)
+				f.t.Errorf("mindcrmtest: %s=%q is not an integer", k, v)
 			}
 		}
 	}
@@ -218,6 +225,6 @@ func (f *MindCRM) checkUndocumented(q url.Values) {
 	want := f.userID
 	f.mu.Unlock()
 	if want != 0 && q.Get("user_id") != strconv.FormatInt(want, 10) {
-		f.t.Errorf("providertest.MindCRM: user_id=%q, want %d", q.Get("user_id"), want)
+		f.t.Errorf("mindcrmtest: user_id=%q, want %d", q.Get("user_id"), want)
 	}
 }

@@ -1,8 +1,12 @@
-package providertest
+// Package voipcomtest fakes the voip-communications api-v2 for tests, as
+// net/http/httptest serves for net/http: an httptest server that validates
+// every send the way shared/provider-docs/voip-communications-sms-send.txt
+// documents it and answers with the documented send_log, and a client that
+// plays the provider's inbound callbacks.
+package voipcomtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,32 +18,34 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
-// voipcomBase is the path part of the real base URL, kept so that clients
+// basePath is the path part of the real base URL, kept so that clients
 // are tested joining paths onto a base that has one.
-const voipcomBase = "/api-v2/index.php"
+const basePath = "/api-v2/index.php"
 
-// Voipcom fakes the voip-communications api-v2 send call
+// Server fakes the voip-communications api-v2 send call
 // (shared/provider-docs/voip-communications-sms-send.txt): POST
 // {base}/sms/send with HTTP Basic auth and a form body, answered with a
 // send_log of one entry per recipient.
-type Voipcom struct {
+type Server struct {
 	URL    string // base_url to configure
-	Faults Faults
+	Faults providertest.Faults
 
 	apiKey, apiPassword string
 	numbers             map[string]bool
 
 	mu       sync.Mutex
-	requests []VoipcomRequest
-	fail     map[string]voipcomFailure
+	requests []Request
+	fail     map[string]failure
 	drop     map[string]bool
 	seq      int
 }
 
-// VoipcomRequest is one accepted sms/send call.
-type VoipcomRequest struct {
+// Request is one accepted sms/send call.
+type Request struct {
 	Method string
 	Path   string
 	Header http.Header
@@ -48,13 +54,13 @@ type VoipcomRequest struct {
 	Time   time.Time
 }
 
-type voipcomFailure struct {
+type failure struct {
 	code int
 	desc string
 }
 
-// voipcomEntry is one documented send_log entry.
-type voipcomEntry struct {
+// logEntry is one documented send_log entry.
+type logEntry struct {
 	Code         int     `json:"code"`
 	CodeDesc     string  `json:"code_desc"`
 	From         string  `json:"from"`
@@ -68,15 +74,15 @@ type voipcomEntry struct {
 	SMSID        string  `json:"smsid"`
 }
 
-// NewVoipcom starts a fake for one account. numbers are the account's
+// NewServer starts a fake for one account. numbers are the account's
 // SMS-enabled numbers (digits), the only ones accepted as `from`.
-func NewVoipcom(t testing.TB, apiKey, apiPassword string, numbers ...string) *Voipcom {
+func NewServer(t testing.TB, apiKey, apiPassword string, numbers ...string) *Server {
 	t.Helper()
-	f := &Voipcom{
+	f := &Server{
 		apiKey:      apiKey,
 		apiPassword: apiPassword,
 		numbers:     make(map[string]bool, len(numbers)),
-		fail:        map[string]voipcomFailure{},
+		fail:        map[string]failure{},
 		drop:        map[string]bool{},
 	}
 	for _, n := range numbers {
@@ -84,34 +90,34 @@ func NewVoipcom(t testing.TB, apiKey, apiPassword string, numbers ...string) *Vo
 	}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
-	f.URL = srv.URL + voipcomBase
+	f.URL = srv.URL + basePath
 	return f
 }
 
 // Requests returns the accepted requests, oldest first.
-func (f *Voipcom) Requests() []VoipcomRequest {
+func (f *Server) Requests() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]VoipcomRequest(nil), f.requests...)
+	return append([]Request(nil), f.requests...)
 }
 
 // FailRecipient makes the send_log entry for digits fail with code and desc
 // (as code_desc) in every later call.
-func (f *Voipcom) FailRecipient(digits string, code int, desc string) {
+func (f *Server) FailRecipient(digits string, code int, desc string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fail[digits] = voipcomFailure{code, desc}
+	f.fail[digits] = failure{code, desc}
 }
 
 // DropRecipient leaves digits out of the send_log of every later call, as
 // a misbehaving API would.
-func (f *Voipcom) DropRecipient(digits string) {
+func (f *Server) DropRecipient(digits string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drop[digits] = true
 }
 
-func (f *Voipcom) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// Reading the body first lets net/http notice a client that hangs up,
 	// which cancels r.Context() and so ends a Delay fault early.
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -122,43 +128,43 @@ func (f *Voipcom) serve(w http.ResponseWriter, r *http.Request) {
 	if f.Faults.Apply(w, r) {
 		return
 	}
-	if r.URL.Path != voipcomBase+"/sms/send" {
-		voipcomError(w, http.StatusNotFound, "Not found")
+	if r.URL.Path != basePath+"/sms/send" {
+		writeError(w, http.StatusNotFound, "Not found")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		voipcomError(w, http.StatusMethodNotAllowed, "Method not allowed")
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 		return
 	}
 	// The documented answer to bad credentials.
 	if key, pw, ok := r.BasicAuth(); !ok || key != f.apiKey || pw != f.apiPassword {
-		voipcomError(w, http.StatusUnauthorized, "Invalid api credentials")
+		writeError(w, http.StatusUnauthorized, "Invalid api credentials")
 		return
 	}
 	// The real API (PHP) would see no fields in any other body and answer
 	// as for missing fields; saying why helps whoever reads a failing test.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		voipcomError(w, http.StatusBadRequest, "Content-Type must be application/x-www-form-urlencoded")
+		writeError(w, http.StatusBadRequest, "Content-Type must be application/x-www-form-urlencoded")
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		voipcomError(w, http.StatusBadRequest, "Malformed form body")
+		writeError(w, http.StatusBadRequest, "Malformed form body")
 		return
 	}
 	form := r.PostForm
 	// The document marks to and msg required but not what the API answers
 	// without them; this fake answers 400 in the api-v2 error shape.
 	if form.Get("to") == "" || form.Get("msg") == "" {
-		voipcomError(w, http.StatusBadRequest, "to and msg are required")
+		writeError(w, http.StatusBadRequest, "to and msg are required")
 		return
 	}
 	// Same for an unreadable delivery_date: undocumented, so 400.
 	var at time.Time
 	if dd := form.Get("delivery_date"); dd != "" {
 		var ok bool
-		if at, ok = parseVoipcomDate(dd); !ok {
-			voipcomError(w, http.StatusBadRequest, "Invalid delivery_date")
+		if at, ok = parseDate(dd); !ok {
+			writeError(w, http.StatusBadRequest, "Invalid delivery_date")
 			return
 		}
 	}
@@ -170,18 +176,18 @@ func (f *Voipcom) serve(w http.ResponseWriter, r *http.Request) {
 	from := form.Get("from")
 
 	f.mu.Lock()
-	log := make([]voipcomEntry, 0, len(to))
+	log := make([]logEntry, 0, len(to))
 	for _, n := range to {
 		if f.drop[n] {
 			continue
 		}
 		log = append(log, f.entry(from, n, form.Get("msg"), at))
 	}
-	f.requests = append(f.requests, VoipcomRequest{
+	f.requests = append(f.requests, Request{
 		Method: r.Method,
 		Path:   r.URL.Path,
 		Header: r.Header.Clone(),
-		Form:   voipcomCloneForm(form),
+		Form:   cloneForm(form),
 		To:     to,
 		Time:   time.Now(),
 	})
@@ -192,8 +198,8 @@ func (f *Voipcom) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // entry answers for one recipient. f.mu is held.
-func (f *Voipcom) entry(from, to, msg string, at time.Time) voipcomEntry {
-	e := voipcomEntry{Code: 200, From: from, To: to, Country: voipcomCountry(to), Msg: msg,
+func (f *Server) entry(from, to, msg string, at time.Time) logEntry {
+	e := logEntry{Code: 200, From: from, To: to, Country: countryOf(to), Msg: msg,
 		Sale: 0.01, Type: "BULKSMS", Status: "SENT"}
 	// The document shows only BULKSMS; a 2-way send is named by analogy.
 	if from != "" {
@@ -228,9 +234,9 @@ func (f *Voipcom) entry(from, to, msg string, at time.Time) voipcomEntry {
 	return e
 }
 
-// parseVoipcomDate reads the documented "YYYY-MM-DD HH:MM" and a few other
+// parseDate reads the documented "YYYY-MM-DD HH:MM" and a few other
 // common layouts ("or any valid date format").
-func parseVoipcomDate(s string) (time.Time, bool) {
+func parseDate(s string) (time.Time, bool) {
 	for _, layout := range []string{"2006-01-02 15:04", time.DateTime, time.DateOnly, time.RFC3339} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
@@ -239,7 +245,7 @@ func parseVoipcomDate(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func voipcomCountry(digits string) string {
+func countryOf(digits string) string {
 	switch {
 	case strings.HasPrefix(digits, "1"):
 		return "US"
@@ -249,33 +255,14 @@ func voipcomCountry(digits string) string {
 	return ""
 }
 
-// PostInbound plays the provider's side of an SMS reply to a 2-way number:
-// it POSTs fields as a form to callbackURL, the number's "Callback URL".
-// The payload of that callback is not documented; the provider's call API
-// posts its callbacks as form POSTs, so this does too, with whatever fields
-// the test chooses (e.g. from, to, msg, smsid). The caller closes the
-// response body.
-func (f *Voipcom) PostInbound(ctx context.Context, callbackURL string, fields url.Values) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(fields.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return voipcomCallbackClient.Do(req)
-}
-
-// voipcomCallbackClient bounds a callback the way a provider would: it
-// does not wait forever for the customer's server.
-var voipcomCallbackClient = &http.Client{Timeout: 30 * time.Second}
-
-// voipcomError writes the api-v2 error shape.
-func voipcomError(w http.ResponseWriter, status int, msg string) {
+// writeError writes the api-v2 error shape.
+func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": true, "error_message": msg})
 }
 
-func voipcomCloneForm(v url.Values) url.Values {
+func cloneForm(v url.Values) url.Values {
 	c := make(url.Values, len(v))
 	for k, vs := range v {
 		c[k] = append([]string(nil), vs...)

@@ -1,4 +1,4 @@
-package providertest
+package mindcrmtest
 
 import (
 	"encoding/json"
@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
-// mindcrmGet sends a raw query to the fake and returns the HTTP status and body.
-func mindcrmGet(t *testing.T, method, url string) (int, string) {
+// get sends a raw query to the fake and returns the HTTP status and body.
+func get(t *testing.T, method, url string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
@@ -79,14 +81,14 @@ func TestMindCRMValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := NewMindCRM(t)
-			status, body := mindcrmGet(t, http.MethodGet, f.URL+"/api/send_sms.php?"+tt.query)
+			f := NewServer(t)
+			status, body := get(t, http.MethodGet, f.URL+"/api/send_sms.php?"+tt.query)
 			if status != http.StatusOK {
 				t.Fatalf("HTTP %d, want 200", status)
 			}
 			want := `{"stat_code": 0, "description": "SMS sent successfully", "data": "SMS sent successfully"}`
 			if tt.code != 0 {
-				want = fmt.Sprintf(`{"stat_code": %d, "description": %q, "data": %q}`, tt.code, mindcrmErrors[tt.code], mindcrmErrors[tt.code])
+				want = fmt.Sprintf(`{"stat_code": %d, "description": %q, "data": %q}`, tt.code, descriptions[tt.code], descriptions[tt.code])
 			}
 			if body != want {
 				t.Errorf("body %s, want %s", body, want)
@@ -109,12 +111,12 @@ func TestMindCRMValidates(t *testing.T) {
 }
 
 func TestMindCRMTemplatesAndRecords(t *testing.T) {
-	f := NewMindCRM(t)
+	f := NewServer(t)
 	f.SetTemplates(3, 4)
-	if status, body := mindcrmGet(t, http.MethodGet, f.URL+"/api/send_sms.php?sms_template_id=7&phone=0501234567"); status != 200 || !strings.Contains(body, `"stat_code": 5`) {
+	if status, body := get(t, http.MethodGet, f.URL+"/api/send_sms.php?sms_template_id=7&phone=0501234567"); status != 200 || !strings.Contains(body, `"stat_code": 5`) {
 		t.Errorf("template 7 after SetTemplates(3, 4): HTTP %d %s, want stat_code 5", status, body)
 	}
-	if status, body := mindcrmGet(t, http.MethodGet, f.URL+"/api/send_sms.php?sms_template_id=4&phone=0501234567&user_id=42"); status != 200 || !strings.Contains(body, `"stat_code": 0`) {
+	if status, body := get(t, http.MethodGet, f.URL+"/api/send_sms.php?sms_template_id=4&phone=0501234567&user_id=42"); status != 200 || !strings.Contains(body, `"stat_code": 0`) {
 		t.Errorf("template 4: HTTP %d %s, want stat_code 0", status, body)
 	}
 	acc := f.Requests()
@@ -124,12 +126,12 @@ func TestMindCRMTemplatesAndRecords(t *testing.T) {
 }
 
 func TestMindCRMRouting(t *testing.T) {
-	f := NewMindCRM(t)
+	f := NewServer(t)
 	const q = "?sms_template_id=7&phone=0501234567"
-	if status, _ := mindcrmGet(t, http.MethodPost, f.URL+"/api/send_sms.php"+q); status != http.StatusMethodNotAllowed {
+	if status, _ := get(t, http.MethodPost, f.URL+"/api/send_sms.php"+q); status != http.StatusMethodNotAllowed {
 		t.Errorf("POST: HTTP %d, want 405", status)
 	}
-	if status, _ := mindcrmGet(t, http.MethodGet, f.URL+"/api/sms.php"+q); status != http.StatusNotFound {
+	if status, _ := get(t, http.MethodGet, f.URL+"/api/sms.php"+q); status != http.StatusNotFound {
 		t.Errorf("other path: HTTP %d, want 404", status)
 	}
 	if n := len(f.Requests()) + len(f.Rejected()); n != 0 {
@@ -138,11 +140,11 @@ func TestMindCRMRouting(t *testing.T) {
 }
 
 func TestMindCRMFaultsFirst(t *testing.T) {
-	f := NewMindCRM(t)
-	f.Faults.Push(Fault{Status: 503}, Fault{Status: 429, RetryAfter: 2 * time.Second})
+	f := NewServer(t)
+	f.Faults.Push(providertest.Fault{Status: 503}, providertest.Fault{Status: 429, RetryAfter: 2 * time.Second})
 	url := f.URL + "/api/send_sms.php?sms_template_id=7&phone=0501234567"
 	for _, want := range []int{503, 429, 200} {
-		if status, _ := mindcrmGet(t, http.MethodGet, url); status != want {
+		if status, _ := get(t, http.MethodGet, url); status != want {
 			t.Errorf("HTTP %d, want %d", status, want)
 		}
 	}
@@ -151,21 +153,21 @@ func TestMindCRMFaultsFirst(t *testing.T) {
 	}
 }
 
-// mindcrmRecordingTB captures the failures the fake reports instead of failing
+// recordingTB captures the failures the fake reports instead of failing
 // the test that checks it reports them.
-type mindcrmRecordingTB struct {
+type recordingTB struct {
 	testing.TB
 	mu   sync.Mutex
 	errs []string
 }
 
-func (r *mindcrmRecordingTB) Errorf(format string, args ...any) {
+func (r *recordingTB) Errorf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 
-func (r *mindcrmRecordingTB) failures() []string {
+func (r *recordingTB) failures() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.errs...)
@@ -186,10 +188,10 @@ func TestMindCRMFlagsUndocumented(t *testing.T) {
 		{"sms_template_id=7&phone=0501234567&user_id=42&repository_assign_id=x", `repository_assign_id="x" is not an integer`},
 	}
 	for _, tt := range tests {
-		rec := &mindcrmRecordingTB{TB: t}
-		f := NewMindCRM(rec)
+		rec := &recordingTB{TB: t}
+		f := NewServer(rec)
 		f.ExpectUserID(42)
-		mindcrmGet(t, http.MethodGet, f.URL+"/api/send_sms.php?"+tt.query)
+		get(t, http.MethodGet, f.URL+"/api/send_sms.php?"+tt.query)
 		got := rec.failures()
 		switch {
 		case tt.want == "" && len(got) != 0:
