@@ -13,19 +13,73 @@ import (
 	"github.com/smsbridge/smsbridge/providers/voipcom"
 )
 
+// providerType is what the daemon knows of one provider type.
+type providerType struct {
+	// settings returns a fresh struct for config to decode the type's own
+	// keys into; build receives it back in config.Provider.Settings.
+	settings func() any
+	build    func(p config.Provider, hc *http.Client, log *slog.Logger) (bridge.Provider, error)
+}
+
+// providerTypes is every provider type this binary knows, by the name the
+// configuration's `type` gives it. Config decoding (Kinds) and
+// construction (newProvider) both read this one table, so no type can be
+// known to one and not the other.
+var providerTypes = map[string]providerType{
+	"console": {
+		settings: func() any { return &console.Config{} },
+		// Console writes to the log; it has no HTTP client to bound.
+		build: func(p config.Provider, _ *http.Client, log *slog.Logger) (bridge.Provider, error) {
+			s, err := settingsOf[console.Config](p)
+			if err != nil {
+				return nil, err
+			}
+			return console.New(p.Name, s, log), nil
+		},
+	},
+	"mindcrm": httpType(mindcrm.New),
+	"voipcom": httpType(voipcom.New),
+	"ippanel": httpType(ippanel.New),
+}
+
+// httpType is the entry of a provider that speaks HTTP: its package's
+// Config is the settings, its New the constructor.
+func httpType[C any, P bridge.Provider](newP func(string, *C, *http.Client, *slog.Logger) (P, error)) providerType {
+	return providerType{
+		settings: func() any { return new(C) },
+		build: func(p config.Provider, hc *http.Client, log *slog.Logger) (bridge.Provider, error) {
+			s, err := settingsOf[C](p)
+			if err != nil {
+				return nil, err
+			}
+			prov, err := newP(p.Name, s, hc, log)
+			if err != nil {
+				// Not prov: a nil *Provider in an interface is not a nil interface.
+				return nil, err
+			}
+			return prov, nil
+		},
+	}
+}
+
+// settingsOf is p's settings as the struct its type decodes into. They are
+// something else only when the configuration was decoded with other Kinds
+// than this binary's; that is an error, not a panic.
+func settingsOf[C any](p config.Provider) (*C, error) {
+	s, ok := p.Settings.(*C)
+	if !ok {
+		return nil, fmt.Errorf("provider %s: settings %T do not belong to type %q", p.Name, p.Settings, p.Type)
+	}
+	return s, nil
+}
+
 // Kinds is the config.Kinds of every provider type this binary knows.
 func Kinds(typ string) (any, bool) {
-	switch typ {
-	case "console":
-		return &console.Config{}, true
-	case "mindcrm":
-		return &mindcrm.Config{}, true
-	case "voipcom":
-		return &voipcom.Config{}, true
-	case "ippanel":
-		return &ippanel.Config{}, true
+	t, ok := providerTypes[typ]
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	return t.settings(), true
 }
 
 // newProvider builds the provider a config entry describes. Each provider
@@ -33,16 +87,9 @@ func Kinds(typ string) (any, bool) {
 // both a common key and each type's own; the common one has been
 // validated, the type's struct carries it to the client.
 func newProvider(p config.Provider, log *slog.Logger) (bridge.Provider, error) {
-	hc := &http.Client{Timeout: p.Timeout}
-	switch s := p.Settings.(type) {
-	case *console.Config:
-		return console.New(p.Name, s, log), nil
-	case *mindcrm.Config:
-		return mindcrm.New(p.Name, s, hc, log)
-	case *voipcom.Config:
-		return voipcom.New(p.Name, s, hc, log)
-	case *ippanel.Config:
-		return ippanel.New(p.Name, s, hc, log)
+	t, ok := providerTypes[p.Type]
+	if !ok {
+		return nil, fmt.Errorf("provider %s: unknown type %q", p.Name, p.Type)
 	}
-	return nil, fmt.Errorf("provider %s: unknown type %q", p.Name, p.Type)
+	return t.build(p, &http.Client{Timeout: p.Timeout}, log)
 }
