@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,8 +51,18 @@ type Daemon struct {
 
 // New opens the store and builds every component, and binds the
 // listeners, so that configuration and port errors surface before Run.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d := &Daemon{cfg: cfg, loaded: cfg, log: log}
+	// opened is what New must close, last first, if it fails after
+	// opening it: every early return then needs no cleanup of its own.
+	var opened []io.Closer
+	defer func() {
+		if err != nil {
+			for _, c := range slices.Backward(opened) {
+				c.Close()
+			}
+		}
+	}()
 	provs, err := providers(cfg, log)
 	if err != nil {
 		return nil, err
@@ -59,17 +71,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
+	opened = append(opened, st)
 	d.store = st
 	// Sends in flight when the last run died are due again now.
 	if n, err := st.Recover(ctx, time.Now()); err != nil {
-		st.Close()
 		return nil, fmt.Errorf("recovering the queue: %w", err)
 	} else if n > 0 {
 		log.Warn("retrying sends that were in flight when the last run stopped", "recipients", n)
 	}
 	// So are mails to the smarthost.
 	if n, err := st.RecoverMail(ctx, time.Now()); err != nil {
-		st.Close()
 		return nil, fmt.Errorf("recovering the mail queue: %w", err)
 	} else if n > 0 {
 		log.Warn("retrying mail that was in flight when the last run stopped", "mails", n)
@@ -87,7 +98,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 			TLS:       mailout.TLSMode(cfg.Replies.TLS),
 		})
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("replies: %w", err)
 		}
 		d.mail = mailout.NewWorker(st, client, mailout.Options{
@@ -120,7 +130,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	}
 	d.bridge, err = bridge.New(st, provs, routes(cfg), accounts(cfg), opts)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	dopt := bridge.DispatchOptions{
@@ -152,7 +161,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		p, err := d.bridge.NewPoller(pc.Name, bridge.PollOptions{Interval: pc.PollInterval, Holder: holder,
 			Log: log.With("component", "poller", "provider", pc.Name)})
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("providers: %s.poll_interval: %w", pc.Name, err)
 		}
 		d.pollers = append(d.pollers, p)
@@ -162,14 +170,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	if cfg.SMTP.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("smtp.tls_cert: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	networks, err := prefixes(cfg.SMTP.AllowedNetworks)
 	if err != nil {
-		st.Close()
 		return nil, fmt.Errorf("smtp.allowed_networks: %w", err)
 	}
 	d.smtp = smtpin.New(d.bridge, smtpin.Config{
@@ -197,27 +203,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	// On a bind error, close what is already open.
-	fail := func(err error) (*Daemon, error) {
-		for _, ln := range []net.Listener{d.smtpLn, d.smtpsLn} {
-			if ln != nil {
-				ln.Close()
-			}
-		}
-		st.Close()
-		return nil, err
-	}
 	d.smtpLn, err = net.Listen("tcp", cfg.SMTP.Listen)
 	if err != nil {
-		return fail(fmt.Errorf("smtp.listen: %w", err))
+		return nil, fmt.Errorf("smtp.listen: %w", err)
 	}
+	opened = append(opened, d.smtpLn)
 	if cfg.SMTP.TLSListen != "" {
 		if tlsCfg == nil {
-			return fail(errors.New("smtp.tls_listen: needs smtp.tls_cert and smtp.tls_key"))
+			return nil, errors.New("smtp.tls_listen: needs smtp.tls_cert and smtp.tls_key")
 		}
 		if d.smtpsLn, err = net.Listen("tcp", cfg.SMTP.TLSListen); err != nil {
-			return fail(fmt.Errorf("smtp.tls_listen: %w", err))
+			return nil, fmt.Errorf("smtp.tls_listen: %w", err)
 		}
+		opened = append(opened, d.smtpsLn)
 	}
 	d.api = webhook.New(d.bridge, m, webhook.Config{Ready: st.Ping, Callbacks: callbacks(cfg),
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxRecipients: cfg.SMTP.MaxRecipients}, log.With("component", "http"))
@@ -227,7 +225,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	d.http = webhook.NewHTTPServer(d.api.Handler(), limits)
 	d.httpLn, err = webhook.Listen(cfg.HTTP.Listen, limits)
 	if err != nil {
-		return fail(fmt.Errorf("http.listen: %w", err))
+		return nil, fmt.Errorf("http.listen: %w", err)
 	}
 	return d, nil
 }
