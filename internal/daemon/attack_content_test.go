@@ -14,7 +14,8 @@ import (
 	"github.com/emersion/go-message"
 
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 func tinyFields(n int) string {
@@ -55,8 +56,8 @@ func TestAttackHeaderBomb(t *testing.T) {
 // A mail with a large header block within the limits is accepted, and the
 // store keeps only the fields a bounce shows, each capped.
 func TestAttackStoredHeaders(t *testing.T) {
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(t, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	d := start(t, httpConfig(voip.URL, edge.URL, ""))
 	subject := strings.TrimSpace(strings.Repeat("word ", 600))                                    // folded below: SMTP lines stop at 1,000
 	mail := strings.Repeat("Received: from relay.example ("+strings.Repeat("r", 60)+")\n", 600) + // ~55 KiB
@@ -86,7 +87,7 @@ func TestAttackStoredHeaders(t *testing.T) {
 // shows the bounce fields of the mail, not the rest of its header block.
 func TestAttackBounceShowsStoredHeaders(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{})
-	fake := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
 	fake.FailRecipient("972501234567", 400, "number is blacklisted")
 	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
 	mail := strings.Repeat("Received: from relay.example by mx.example; Mon, 1 Jan 2029 10:00:00 +0000\n", 500) +
@@ -230,8 +231,8 @@ func TestAttackControlCharacters(t *testing.T) {
 // A send may not be scheduled beyond limits.schedule_horizon; a send_at
 // that is not a time is 422 naming send_at, not 400.
 func TestAttackScheduleHorizon(t *testing.T) {
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(t, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	cfg := strings.Replace(httpConfig(voip.URL, edge.URL, ""), "[limits]\n", "[limits]\nschedule_horizon = \"720h\"\n", 1)
 	d := start(t, cfg)
 	e := &httpEnv{base: "http://" + d.HTTPAddr(), voip: voip, edge: edge, d: d}

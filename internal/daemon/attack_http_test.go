@@ -21,7 +21,8 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -36,8 +37,8 @@ const (
 // catch-all. Nor may rogue mark voip's SMS delivered.
 func TestAttackProviderPlantsReply(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{STARTTLS: false})
-	voip := providertest.NewVoipcom(t, "key", "pw-voip", "972500000001")
-	rogue := providertest.NewVoipcom(t, "key2", "pw-rogue", "972500000009")
+	voip := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001")
+	rogue := voipcomtest.NewServer(t, "key2", "pw-rogue", "972500000009")
 	d := start(t, fmt.Sprintf(`
 [smtp]
 domains = ["sms.example.com"]
@@ -175,7 +176,7 @@ provider = "voip"
 // would tell him the id is taken). Where they share the sender ID "Acme"
 // with a phone, bob's view of the conversation holds his SMS only.
 func TestAttackTenantCrossReads(t *testing.T) {
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890", "17134567891")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890", "17134567891")
 	d := start(t, tenantConfig(voip.URL))
 	base := "http://" + d.HTTPAddr()
 	phone := "+12025550143"
@@ -340,8 +341,8 @@ func TestAttackIdempotencyKeyReuse(t *testing.T) {
 
 // limitedHTTP starts a daemon with tight [http] limits.
 func limitedHTTP(t *testing.T, limits string) string {
-	voip := providertest.NewVoipcom(t, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(t, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	cfg := httpConfig(voip.URL, edge.URL, "")
 	cfg = strings.Replace(cfg, "[smtp]", "[http]\n"+limits+"\n[smtp]", 1)
 	return start(t, cfg).HTTPAddr()

@@ -13,7 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // hostileMail1MB returns mails of just under 1 MB (the default
@@ -76,8 +77,8 @@ func peakRSS() float64 {
 // peak RSS (test binary and daemon together) as peak-RSS-MB. Run it once:
 // go test ./internal/daemon -run '^$' -bench HeaderBomb -benchtime 3x
 func BenchmarkHeaderBomb(b *testing.B) {
-	voip := providertest.NewVoipcom(b, "k", "p", "17134567890")
-	edge := providertest.NewIPPanel(b, "edge-token", "+983000505")
+	voip := voipcomtest.NewServer(b, "k", "p", "17134567890")
+	edge := ippaneltest.NewServer(b, "edge-token", "+983000505")
 	cfg := strings.Replace(httpConfig(voip.URL, edge.URL, ""), `domains = ["sms.example.com"]`,
 		"domains = [\"sms.example.com\"]\nmax_connections_per_ip = 100\nmax_connections = 200", 1)
 	d := startBench(b, cfg)

@@ -356,7 +356,7 @@ func TestPollReports(t *testing.T) {
 
 // inboxFromIDs returns filters.from_id of each messages-inbox request
 // made since the n-th.
-func inboxFromIDs(t *testing.T, fake *providertest.IPPanel, n int) []string {
+func inboxFromIDs(t *testing.T, fake *ippaneltest.Server, n int) []string {
 	t.Helper()
 	var out []string
 	for _, r := range fake.ReportRequests()[n:] {
