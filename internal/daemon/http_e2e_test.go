@@ -309,8 +309,28 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "sends", func() bool { return len(e.voip.Requests()) == 2 })
+	// The sends counter, the request histogram and the queue gauge are
+	// updated at different moments after a send: wait until the scrape
+	// shows all of them rather than reading once when the first moves.
+	wants := []string{
+		`smsbridge_sends_total{outcome="sent",provider="voip"} 2`,
+		`smsbridge_messages_accepted_total{channel="http"} 1`,
+		`smsbridge_messages_accepted_total{channel="smtp"} 1`,
+		`smsbridge_messages_refused_total{channel="http",reason="bad_number"} 1`,
+		`smsbridge_provider_request_seconds_count{provider="voip"} 2`,
+		`smsbridge_queue_depth 0`,
+	}
 	var text string
-	eventually(t, 5*time.Second, "metrics", func() bool {
+	missing := func() []string {
+		var out []string
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	eventually(t, 10*time.Second, "metrics with every counter of the two sends", func() bool {
 		resp, err := http.Get(e.base + "/metrics")
 		if err != nil {
 			return false
@@ -318,19 +338,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		text = string(b)
-		return strings.Contains(text, `smsbridge_sends_total{outcome="sent",provider="voip"} 2`)
+		return len(missing()) == 0
 	})
-	for _, want := range []string{
-		`smsbridge_messages_accepted_total{channel="http"} 1`,
-		`smsbridge_messages_accepted_total{channel="smtp"} 1`,
-		`smsbridge_messages_refused_total{channel="http",reason="bad_number"} 1`,
-		`smsbridge_provider_request_seconds_count{provider="voip"} 2`,
-		`smsbridge_queue_depth 0`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
 }
 
 func TestAlertHooks(t *testing.T) {
