@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +13,6 @@ import (
 
 // DispatchOptions configures the Dispatcher.
 type DispatchOptions struct {
-	Workers     int           // concurrent provider calls in total
 	RetryMin    time.Duration // first backoff step
 	RetryMax    time.Duration // backoff cap
 	MaxAge      time.Duration // give up this long after a recipient became due
@@ -19,7 +20,9 @@ type DispatchOptions struct {
 	// FailoverAfter is how many temporary failures a recipient takes at
 	// one provider before it moves to the route's next provider.
 	FailoverAfter int
-	// Concurrency limits simultaneous calls per provider name (default 4).
+	// Concurrency limits simultaneous calls per provider name (default
+	// 4). It is the only limit on calls: a provider's calls never wait for
+	// another provider's (see Run).
 	Concurrency map[string]int
 	// Touch, if set, names the conversation each recorded outcome files its
 	// recipient under (Bridge.Touch); it is stored with the outcome.
@@ -49,6 +52,13 @@ type DispatchOptions struct {
 // increments attempts and pushes the next attempt out by a lease), so a
 // crash at any moment leaves every recipient either sent or due again
 // later: at-least-once, never lost, never retried in a hot loop.
+//
+// Liveness: nothing one provider does (hang, answer slowly, sit at its
+// concurrency limit, have its circuit open) delays another provider's
+// sends beyond their due time plus claimGap. Each provider has its own
+// concurrency slots and its own share of what the dispatcher holds claimed
+// (its quota, see Run), and the dispatcher wakes for the next due
+// recipient of every provider that has room.
 type Dispatcher struct {
 	store Store
 	opt   DispatchOptions
@@ -57,13 +67,31 @@ type Dispatcher struct {
 	// recovered names providers whose circuit closed: their waiting
 	// recipients are made due now (see Rescheduler).
 	recovered chan string
-	capacity  int // recipients claimed and not yet completed, at most
+	// recordBackoff is the first wait before an outcome the store failed
+	// to record is tried again (doubling up to 5 s).
+	recordBackoff time.Duration
 }
 
-// maxProbeInterval caps how long a provider that is down goes unprobed,
-// however large queue.retry_max: its return is noticed within a minute,
-// and then everything waiting for it is retried at once.
-const maxProbeInterval = time.Minute
+// backlogPerSlot is how many recipients the dispatcher holds claimed per
+// concurrency slot of their provider: enough to keep the provider's slots
+// busy between claims, few enough that a claimed recipient's wait for a
+// slot stays within its lease (see lease).
+const backlogPerSlot = 8
+
+// othersQuota is the claim quota of recipients whose provider is no longer
+// configured: they need no slot (send settles them at once), but they
+// should not crowd out anything else.
+const othersQuota = 16
+
+// claimGap is the least time between two claims while batches wait for
+// their providers' slots: claiming on every completion costs a store write
+// each and slowed dispatch fivefold. A recipient of a provider with room
+// is claimed within claimGap of its due time.
+const claimGap = 20 * time.Millisecond
+
+// maxIdle bounds the dispatcher's sleep, and so the wait for work another
+// instance (or a tool) queued without waking it.
+const maxIdle = 5 * time.Second
 
 // providerSet is the providers a dispatcher sends through, with each one's
 // concurrency slots and circuit breaker.
@@ -75,9 +103,6 @@ type providerSet struct {
 
 // NewDispatcher returns a dispatcher over store and providers.
 func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Dispatcher {
-	if opt.Workers <= 0 {
-		opt.Workers = 8
-	}
 	if opt.RetryMin <= 0 {
 		opt.RetryMin = 30 * time.Second
 	}
@@ -103,11 +128,11 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		opt.Log = slog.Default()
 	}
 	d := &Dispatcher{
-		store:     store,
-		opt:       opt,
-		wake:      make(chan struct{}, 1),
-		recovered: make(chan string, 16),
-		capacity:  opt.Workers * 8,
+		store:         store,
+		opt:           opt,
+		wake:          make(chan struct{}, 1),
+		recovered:     make(chan string, 16),
+		recordBackoff: 100 * time.Millisecond,
 	}
 	d.SetProviders(providers, opt.Concurrency)
 	return d
@@ -147,7 +172,8 @@ func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]i
 				}
 			}
 		}
-		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, d.opt.RetryMin, max(d.opt.RetryMin, min(d.opt.RetryMax, maxProbeInterval)), changed)
+		cool := min(d.opt.RetryMin, probeMin)
+		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, cool, min(d.opt.RetryMax, probeMax), changed)
 	}
 	d.set.Store(set)
 	d.Wake()
@@ -170,10 +196,13 @@ type batch struct {
 }
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
-// outlast the wait for a worker plus the provider call, or a slow send
-// would be claimed twice; it is also the retry delay after a crash.
+// outlast the wait for a slot of its provider plus the provider call, or a
+// slow send would be claimed twice; it is also the retry delay after a
+// crash. A provider holds at most backlogPerSlot recipients claimed per
+// slot, at most one call's worth per slot at a time, so a recipient waits
+// at most backlogPerSlot calls before its own.
 func (d *Dispatcher) lease(attempts int) time.Duration {
-	min := time.Duration(d.capacity/d.opt.Workers+1)*d.opt.SendTimeout + 5*time.Second
+	min := time.Duration(backlogPerSlot+1)*d.opt.SendTimeout + 5*time.Second
 	if b := d.backoff(attempts); b > min {
 		return b
 	}
@@ -196,91 +225,99 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 	return d.opt.RetryMin + rand.N(ceil-d.opt.RetryMin)
 }
 
+// finished is a batch whose outcomes are recorded (or given up on).
+type finished struct {
+	provider string
+	n        int
+}
+
 // Run dispatches until ctx is cancelled, then waits for in-flight sends
-// for at most grace before cancelling them; it returns when every worker
-// has finished. Sends cut off by the grace period stay queued (their
-// attempt was recorded) and are retried after the next start.
+// for at most grace before cancelling them; it returns when every send has
+// finished and its outcomes are recorded. Sends cut off by the grace
+// period stay queued (their attempt was recorded) and are retried after
+// the next start.
+//
+// Each batch with a slot of its provider's concurrency limit in hand is
+// sent and recorded by a goroutine of its own: the slots are the only
+// limit on calls, so a provider whose calls hang holds its own slots and
+// nothing another provider needs. (A shared pool of workers let a
+// provider at its limit, hanging, hold every worker when the pool was no
+// larger than its limit.) Recording waits for a store commit, which under
+// load is the longest wait of all; the slot is given back before it, and
+// the store groups the recorders' writes into its commits.
+//
+// What is claimed is bounded per provider (backlogPerSlot per slot): a
+// provider whose calls hang stops being claimed for once its share is
+// full, and its due backlog does not keep other providers' recipients in
+// the store.
 func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 
-	batches := make(chan batch)
-	done := make(chan int, d.opt.Workers) // recipients completed
-	// A worker makes provider calls only. Recording a batch's outcomes
-	// waits for a store commit, which under load is the longest wait of
-	// all; a worker that waited for it too would hold the dispatcher to
-	// Workers batches per commit, and let the queue grow behind SMTP
-	// sessions that share those commits. Each batch sent is recorded by
-	// a goroutine of its own instead: at most capacity of them, as every
-	// batch is claimed work counted in pending. The store groups their
-	// writes into its commits, and as many requests as the SMTP sessions
-	// have in its queue keep the dispatcher's share of the store's time
-	// close to theirs, so the queue does not grow under load. (One
-	// recorder taking everything waiting into one Complete sent a quarter
-	// of what was acknowledged under load.)
-	var workers, recorders sync.WaitGroup
-	for range d.opt.Workers {
-		workers.Go(func() {
-			for b := range batches {
-				sb := sentBatch{batch: b}
-				d.send(sendCtx, &sb)
-				recorders.Go(func() {
-					d.record(sendCtx, sb)
-					done <- len(b.jobs)
-				})
+	done := make(chan finished)
+	freed := make(chan struct{}, 1) // a slot was given back
+	var sends sync.WaitGroup
+	start := func(b batch) {
+		sends.Go(func() {
+			sb := sentBatch{batch: b}
+			d.send(sendCtx, &sb)
+			select {
+			case freed <- struct{}{}:
+			default:
 			}
+			d.record(sendCtx, sb)
+			done <- finished{b.provider, len(b.jobs)}
 		})
 	}
-	workersDone := make(chan struct{})
-	go func() { workers.Wait(); recorders.Wait(); close(workersDone) }()
 
-	pending := 0 // claimed, not completed
-	var queue []batch
-	ready := -1         // index in queue of a batch holding its provider's slot
-	claimNeeded := true // something changed since the last claim
+	held := map[string]int{}        // claimed, not yet recorded, by provider
+	waiting := map[string][]batch{} // claimed, waiting for a slot, by provider
+	claimNeeded := true             // something changed since the last claim
+	var lastClaim, wakeAt time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastClaim time.Time
 	for ctx.Err() == nil {
-		// Claim when the queue has run dry, or now and then while what
-		// is queued waits for busy providers (so other providers' work
-		// is not stuck behind it). Claiming on every completion instead
-		// costs a store write each and slowed dispatch fivefold.
-		if claimNeeded && pending < d.capacity &&
-			(len(queue) == 0 || time.Since(lastClaim) > 20*time.Millisecond) {
-			claimed := d.claim(ctx, d.capacity-pending)
-			for _, b := range claimed {
-				pending += len(b.jobs)
+		now := d.opt.Now()
+		if claimNeeded && (len(waiting) == 0 || now.Sub(lastClaim) >= claimGap) {
+			quota, limit := d.quota(held)
+			for _, b := range d.claim(ctx, now, limit, quota) {
+				held[b.provider] += len(b.jobs)
+				waiting[b.provider] = append(waiting[b.provider], b)
 			}
-			queue = append(queue, claimed...)
-			claimNeeded, lastClaim = false, time.Now()
+			claimNeeded, lastClaim = false, now
+			// Sleep until the next due recipient of a provider with room
+			// (the claim may have filled some).
+			wakeAt = now.Add(d.idle(ctx, now, d.fullAfter(held)))
 		}
-		// A batch goes to a worker only with a slot of its provider's
-		// concurrency limit in hand, so a slow provider's batches wait
-		// here instead of holding workers other providers need.
-		if ready < 0 {
-			for i := range queue {
-				if d.acquire(&queue[i]) {
-					ready = i
-					break
-				}
+		// Every waiting batch whose provider has a free slot goes now.
+		for p, q := range waiting {
+			for len(q) > 0 && d.acquire(&q[0]) {
+				start(q[0])
+				q = q[1:]
+			}
+			if len(q) == 0 {
+				delete(waiting, p)
+			} else {
+				waiting[p] = q
 			}
 		}
-		var out chan batch
-		var next batch
-		if ready >= 0 {
-			out, next = batches, queue[ready]
-		} else if len(queue) == 0 {
-			timer.Reset(d.idle(ctx))
+		// Wake for the next due recipient, or for a claim postponed by
+		// claimGap: however long batches wait for slots, due work of
+		// other providers is noticed when due.
+		at := wakeAt
+		if claimNeeded {
+			at = lastClaim.Add(claimGap)
 		}
+		timer.Reset(max(at.Sub(now), 0))
 		select {
 		case <-ctx.Done():
-		case out <- next:
-			queue = append(queue[:ready], queue[ready+1:]...)
-			ready = -1
-		case n := <-done:
-			pending -= n
+		case f := <-done:
+			held[f.provider] -= f.n
+			if held[f.provider] <= 0 {
+				delete(held, f.provider)
+			}
 			claimNeeded = true
+		case <-freed:
 		case <-d.wake:
 			claimNeeded = true
 		case name := <-d.recovered:
@@ -290,23 +327,57 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			claimNeeded = true
 		}
 	}
-	if ready >= 0 {
-		release(queue[ready])
-	}
 	// Claimed but never started: they stay queued and are retried after
 	// their lease; nothing is lost.
-	close(batches)
+	sendsDone := make(chan struct{})
+	go func() { sends.Wait(); close(sendsDone) }()
 	graceTimer := time.NewTimer(grace)
 	defer graceTimer.Stop()
 	for {
 		select {
 		case <-done:
+		case <-freed:
 		case <-graceTimer.C:
 			cancelSends()
-		case <-workersDone:
+		case <-sendsDone:
 			return
 		}
 	}
+}
+
+// quota is what the next claim may take: for each configured provider,
+// backlogPerSlot per concurrency slot less what it holds; for providers no
+// longer configured, othersQuota less what they hold. limit is the sum.
+func (d *Dispatcher) quota(held map[string]int) (quota map[string]int, limit int) {
+	set := d.set.Load()
+	quota = make(map[string]int, len(set.sem))
+	others := othersQuota
+	for p, n := range held {
+		if set.sem[p] == nil {
+			others -= n
+		}
+	}
+	limit = max(others, 0)
+	for p, sem := range set.sem {
+		q := max(cap(sem)*backlogPerSlot-held[p], 0)
+		quota[p] = q
+		limit += q
+	}
+	return quota, limit
+}
+
+// fullAfter names the configured providers whose quota is used up: their
+// due recipients cannot be claimed now, and must not wake the dispatcher.
+func (d *Dispatcher) fullAfter(held map[string]int) []string {
+	quota, _ := d.quota(held)
+	var full []string
+	for p, q := range quota {
+		if q == 0 {
+			full = append(full, p)
+		}
+	}
+	slices.Sort(full)
+	return full
 }
 
 // acquire takes a slot of b's provider's concurrency limit if one is free.
@@ -348,26 +419,25 @@ func (d *Dispatcher) retryNow(ctx context.Context, provider string) {
 	d.opt.Log.InfoContext(ctx, "provider answers again; retrying what waited for it", "provider", provider, "recipients", n)
 }
 
-// idle returns how long to sleep when there is nothing to send.
-func (d *Dispatcher) idle(ctx context.Context) time.Duration {
-	const maxIdle = 5 * time.Second // also bounds the wait for other instances' work
-	t, ok, err := d.store.NextDue(ctx)
+// idle returns how long to sleep before the next due recipient of a
+// provider not in full. It is at least claimGap: a recipient whose
+// provider is gone from the configuration, due while othersQuota is used
+// up, must not make the dispatcher spin.
+func (d *Dispatcher) idle(ctx context.Context, now time.Time, full []string) time.Duration {
+	t, ok, err := d.store.NextDue(ctx, full...)
 	if err != nil || !ok {
 		return maxIdle
 	}
-	wait := t.Sub(d.opt.Now())
-	switch {
-	case wait < 10*time.Millisecond:
-		return 10 * time.Millisecond
-	case wait > maxIdle:
-		return maxIdle
-	}
-	return wait
+	return min(max(t.Sub(now), claimGap), maxIdle)
 }
 
-// claim takes up to limit due recipients and groups them into batches.
-func (d *Dispatcher) claim(ctx context.Context, limit int) []batch {
-	jobs, err := d.store.Claim(ctx, d.opt.Now(), limit, d.lease)
+// claim takes up to limit due recipients, within quota, and groups them
+// into batches.
+func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int, quota map[string]int) []batch {
+	if limit <= 0 {
+		return nil
+	}
+	jobs, err := d.store.Claim(ctx, now, limit, quota, d.lease)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.opt.Log.ErrorContext(ctx, "claiming due recipients", "err", err)
@@ -418,7 +488,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		// Its provider was removed from the configuration.
 		err := &Error{Reason: ReasonNoRoute, Msg: "provider " + b.provider + " is no longer configured"}
 		for _, j := range live {
-			outcomes = append(outcomes, d.retryOrFail(j, b.provider, err, now))
+			outcomes = append(outcomes, d.retryOrFail(set, j, b.provider, err, now))
 		}
 		live = nil
 	}
@@ -445,9 +515,10 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		// reload swap the set meanwhile.
 		sb.br = set.breakers[b.provider]
 		sb.closings = sb.br.closings.Load()
-		results, err := d.call(ctx, sb.br, p, req)
+		results, probeAt, err := d.call(ctx, sb.br, p, req)
 		now = d.opt.Now()
 		sb.call, sb.took = len(outcomes), now.Sub(start)
+		carried := false
 		for i, j := range live {
 			rerr := err
 			if err == nil {
@@ -458,7 +529,15 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 					Provider: b.provider, ProviderID: results[i].ProviderID, Info: results[i].Info, At: now})
 				continue
 			}
-			outcomes = append(outcomes, d.retryOrFail(j, b.provider, rerr, now))
+			o := d.retryOrFail(set, j, b.provider, rerr, now)
+			if !probeAt.IsZero() && o.State == StateQueued && o.Provider == b.provider {
+				// This recipient carries the circuit's next probe.
+				o.NextAttempt, carried = probeAt, true
+			}
+			outcomes = append(outcomes, o)
+		}
+		if !probeAt.IsZero() && !carried {
+			sb.br.uncarry() // they failed over or for good: another carries it
 		}
 	}
 	d.annotate(b, outcomes)
@@ -495,13 +574,47 @@ func (sb *sentBatch) missedRecovery() bool {
 	return false
 }
 
+// maxRecordBackoff caps the wait between tries to record outcomes.
+const maxRecordBackoff = 5 * time.Second
+
 // record stores a batch's outcomes and then reports the call and the
 // final outcomes: once told, an observer finds them in the store.
+//
+// The provider call already happened: if the store fails to record what
+// came of it, record tries again (backoff from recordBackoff, doubling up
+// to maxRecordBackoff) until the batch's lease runs out, rather than leave
+// a sent SMS to be claimed again and sent twice when its lease ends. It
+// stops early on an error no retry can mend (the recipient is gone), and
+// after one more try once the shutdown grace period is over (ctx done):
+// then the lease settles it, at-least-once.
 func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
-	// Recording outcomes must survive shutdown: the send already happened.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	err := d.store.Complete(cctx, sb.outcomes)
+	// The lease of the batch: the earliest time any of its recipients
+	// can be claimed again.
+	var leaseEnd time.Time
+	for _, j := range sb.jobs {
+		if leaseEnd.IsZero() || j.Recipient.NextAttempt.Before(leaseEnd) {
+			leaseEnd = j.Recipient.NextAttempt
+		}
+	}
+	wait := d.recordBackoff
+	var err error
+	for try := 1; ; try++ {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = d.store.Complete(cctx, sb.outcomes)
+		cancel()
+		if err == nil || errors.Is(err, ErrNotFound) || !IsTemporary(err) || ctx.Err() != nil ||
+			!d.opt.Now().Add(wait).Before(leaseEnd) {
+			break
+		}
+		d.opt.Log.WarnContext(ctx, "recording send outcomes; trying again", "message", sb.msg.ID, "try", try, "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done(): // the grace period is over: one last try
+		}
+		t.Stop()
+		wait = min(2*wait, maxRecordBackoff)
+	}
 	if sb.call >= 0 && d.opt.Observe != nil {
 		d.opt.Observe(sb.provider, sb.took, sb.outcomes[sb.call:])
 	}
@@ -517,6 +630,8 @@ func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
 	if d.opt.Final == nil {
 		return
 	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	for _, o := range sb.outcomes {
 		if o.State.Final() {
 			d.opt.Final(cctx, sb.msg, o)
@@ -555,39 +670,59 @@ func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
 }
 
 // call runs one provider call under its timeout and circuit breaker, and
-// checks the provider kept its contract.
-func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) ([]Result, error) {
-	if ok, next := br.allow(d.opt.Now()); !ok {
-		return nil, &Error{Reason: ReasonProviderDown, Temp: true, RetryAfter: next.Sub(d.opt.Now()),
+// checks the provider kept its contract. If the recipients are to carry
+// the circuit's next probe (see breaker), probeAt is when to retry them.
+func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) (results []Result, probeAt time.Time, err error) {
+	now := d.opt.Now()
+	ok, next, probe := br.allow(now)
+	if !ok {
+		err := &Error{Reason: ReasonProviderDown, Temp: true, RetryAfter: next.Sub(now),
 			Msg: p.Name() + ": circuit open after repeated failures; not calling it until " + next.UTC().Format(time.RFC3339)}
+		if probe {
+			probeAt = next
+		}
+		return nil, probeAt, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.opt.SendTimeout)
 	defer cancel()
-	start := d.opt.Now()
-	results, err := p.Send(cctx, req)
+	results, err = p.Send(cctx, req)
 	if err == nil && len(results) != len(req.To) {
 		err = Temporary(ReasonProviderDown, nil, "%s returned %d results for %d recipients", p.Name(), len(results), len(req.To))
 	}
 	if ctx.Err() == nil { // a call cut off by our shutdown says nothing of the provider
-		br.record(d.opt.Now(), err != nil && IsTemporary(err))
+		probeAt = br.record(d.opt.Now(), err != nil && IsTemporary(err), probe, RetryAfterOf(err))
+	} else if probe {
+		br.record(d.opt.Now(), false, true, 0) // let the next call probe
 	}
 	d.opt.Log.DebugContext(ctx, "provider call", "provider", p.Name(), "message", req.MessageID,
-		"recipients", len(req.To), "took", d.opt.Now().Sub(start), "err", err)
-	return results, err
+		"recipients", len(req.To), "took", d.opt.Now().Sub(now), "err", err)
+	return results, probeAt, err
 }
 
 // retryOrFail decides what a failed attempt leads to: a retry (maybe at
 // the next provider of the route) or a final failure.
-func (d *Dispatcher) retryOrFail(j Job, provider string, err error, now time.Time) Outcome {
+//
+// Failover is decided on the attempts at the current provider (the store
+// counts them, and starts again at zero at the next one), and the next
+// provider is tried when it may be called: after its circuit's cooldown
+// and the last Retry-After it sent, not at once.
+func (d *Dispatcher) retryOrFail(set *providerSet, j Job, provider string, err error, now time.Time) Outcome {
 	r := j.Recipient
 	next := nextProvider(r.Providers, provider)
 	reason := ReasonOf(err)
 	temporary := IsTemporary(err)
+	failover := func() Outcome {
+		at := now
+		if br := set.breakers[next]; br != nil {
+			at = br.readyAt(now)
+		}
+		d.opt.Log.WarnContext(context.Background(), "failing over", "recipient", r.ID, "from", provider, "to", next, "at", at, "err", err)
+		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: next, Error: err.Error(), NextAttempt: at, At: now}
+	}
 	switch {
 	case !temporary && next != "" && (reason == ReasonProviderRejected || reason == ReasonProviderAuth):
 		// Another provider may well accept what this one refused.
-		d.opt.Log.WarnContext(context.Background(), "failing over", "recipient", r.ID, "from", provider, "to", next, "err", err)
-		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: next, Error: err.Error(), NextAttempt: now, At: now}
+		return failover()
 	case reason == ReasonProviderAuth:
 		// Our credentials are wrong: no message is at fault, so none is
 		// failed for it. Hold them until the configuration is fixed (or
@@ -597,10 +732,10 @@ func (d *Dispatcher) retryOrFail(j Job, provider string, err error, now time.Tim
 	case !temporary:
 		return d.fail(j, provider, err, now)
 	}
-	if next != "" && r.Attempts >= d.opt.FailoverAfter*(indexOf(r.Providers, provider)+1) {
-		return Outcome{RecipientID: r.ID, State: StateQueued, Provider: next, Error: err.Error(), NextAttempt: now, At: now}
+	if next != "" && r.ProviderAttempts >= d.opt.FailoverAfter {
+		return failover()
 	}
-	delay := d.backoff(r.Attempts)
+	delay := d.backoff(r.ProviderAttempts)
 	if ra := RetryAfterOf(err); ra > delay {
 		delay = ra
 	}
@@ -631,19 +766,18 @@ func lastError(s string) string {
 	return "; last error: " + s
 }
 
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
+// nextProvider is the provider after current in a route. Configuration
+// refuses a route naming a provider twice; should one be stored anyway
+// (from an older version), a provider already in the route up to current
+// is skipped, so failover moves only forward and ends.
+func nextProvider(route []string, current string) string {
+	i := slices.Index(route, current)
+	if i < 0 {
+		return ""
 	}
-	return 0
-}
-
-func nextProvider(list []string, current string) string {
-	for i, v := range list {
-		if v == current && i+1 < len(list) {
-			return list[i+1]
+	for _, p := range route[i+1:] {
+		if !slices.Contains(route[:i+1], p) {
+			return p
 		}
 	}
 	return ""

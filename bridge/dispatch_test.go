@@ -346,7 +346,7 @@ func TestDispatchCircuitBreaker(t *testing.T) {
 	var mu sync.Mutex
 	states := []string{}
 	e := newEnv(t, bridge.DispatchOptions{
-		Workers: 4, SendTimeout: 200 * time.Millisecond, BreakerThreshold: 3,
+		SendTimeout: 200 * time.Millisecond, BreakerThreshold: 3,
 		RetryMin: 300 * time.Millisecond, RetryMax: 300 * time.Millisecond, MaxAge: time.Hour,
 		BreakerChanged: func(p string, open bool) {
 			mu.Lock()
@@ -418,7 +418,7 @@ func TestDispatchSendsWhileOutcomesWaitForTheStore(t *testing.T) {
 	defer st.Close()
 	slow := &slowComplete{Store: st, release: make(chan struct{})}
 	p := &scripted{name: "p"}
-	d := bridge.NewDispatcher(slow, []bridge.Provider{p}, bridge.DispatchOptions{Log: log, Workers: 1})
+	d := bridge.NewDispatcher(slow, []bridge.Provider{p}, bridge.DispatchOptions{Log: log})
 	b, _ := bridge.New(st, []bridge.Provider{p}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}},
 		[]bridge.Account{{Name: "a", Emails: []string{"*@x.com"}, SenderIDs: []string{"A"}}}, bridge.Options{Region: "IL", Enqueued: d.Wake})
 	acct, _ := b.Account("a@x.com")

@@ -88,12 +88,16 @@ type Recipient struct {
 	Providers []string
 	Provider  string
 
-	State       State
-	Attempts    int
-	NextAttempt time.Time
-	ProviderID  string // the provider's id for the sent SMS
-	Error       string // last error, kept for the log and for bounces
-	Updated     time.Time
+	State    State
+	Attempts int // claims, at every provider
+	// ProviderAttempts counts the claims at Provider since the recipient
+	// moved to it: failover to the next provider of the route is decided
+	// on it, not on Attempts.
+	ProviderAttempts int
+	NextAttempt      time.Time
+	ProviderID       string // the provider's id for the sent SMS
+	Error            string // last error, kept for the log and for bounces
+	Updated          time.Time
 }
 
 // Phonebook is a provider-side list of numbers used as a single recipient.

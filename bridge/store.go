@@ -14,15 +14,22 @@ type Store interface {
 	Enqueue(ctx context.Context, m *Message) error
 
 	// Claim returns up to limit queued recipients whose NextAttempt is at or
-	// before now, oldest first. In the same transaction it increments each
-	// one's Attempts and sets its NextAttempt to now+lease(attempts), where
-	// attempts is the new count: the attempt is recorded before it is made,
-	// so a crash never loses a recipient nor retries it in a hot loop.
-	// Each Job carries its message (recipients of one message share the
-	// same *Message, with Recipients left empty).
-	Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]Job, error)
+	// before now, oldest first. With quota non-nil, it returns at most
+	// quota[p] recipients whose current Provider is p, for each p quota
+	// names, and recipients of providers it does not name share what is
+	// left of limit: a provider whose calls hang then cannot fill a
+	// dispatcher's hands with its backlog while other providers' work
+	// waits (see Dispatcher). In the same transaction it increments each
+	// one's Attempts and ProviderAttempts and sets its NextAttempt to
+	// now+lease(attempts), where attempts is the new count: the attempt is
+	// recorded before it is made, so a crash never loses a recipient nor
+	// retries it in a hot loop. Each Job carries its message (recipients
+	// of one message share the same *Message, with Recipients left empty).
+	Claim(ctx context.Context, now time.Time, limit int, quota map[string]int, lease func(attempts int) time.Duration) ([]Job, error)
 
-	// Complete records the outcomes of attempts, in one transaction.
+	// Complete records the outcomes of attempts, in one transaction. An
+	// outcome that moves its recipient to another provider (failover)
+	// resets the recipient's ProviderAttempts to zero.
 	Complete(ctx context.Context, outcomes []Outcome) error
 
 	// Recover makes recipients that were claimed by a run of this daemon
@@ -31,9 +38,11 @@ type Store interface {
 	// at start, before the dispatcher runs.
 	Recover(ctx context.Context, now time.Time) (int, error)
 
-	// NextDue returns the earliest NextAttempt of any queued recipient;
-	// ok is false when nothing is queued.
-	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+	// NextDue returns the earliest NextAttempt of any queued recipient
+	// whose current provider is not one of skip; ok is false when there
+	// is none. (A dispatcher skips the providers it cannot give more work
+	// to now, whose due backlog would otherwise wake it in a busy loop.)
+	NextDue(ctx context.Context, skip ...string) (t time.Time, ok bool, err error)
 
 	// Message returns a message with all its recipients, or ErrNotFound.
 	Message(ctx context.Context, id string) (*Message, error)

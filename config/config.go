@@ -123,6 +123,10 @@ type HTTP struct {
 
 // Queue configures the dispatcher.
 type Queue struct {
+	// Workers is kept so that configurations naming it still load; it
+	// limits nothing. Provider calls are limited per provider only
+	// (providers[].concurrency): a shared limit let a provider at its
+	// limit, hanging, hold the calls every other provider needed.
 	Workers       int           `toml:"workers"`
 	MaxAge        time.Duration `toml:"max_age"`        // give up on a recipient this long after acceptance
 	RetryMin      time.Duration `toml:"retry_min"`      // first backoff step
@@ -750,10 +754,18 @@ func (c *Config) validate() Problems {
 		if !provs[r.Provider] {
 			add(key+".provider", "unknown provider %q", r.Provider)
 		}
+		// A provider named twice would have failover go back to it (with
+		// fallback = ["p"] on p, a refusal moved the recipient to p again
+		// at once, for ever).
+		seen := map[string]bool{r.Provider: true}
 		for j, f := range r.Fallback {
-			if !provs[f] {
+			switch {
+			case !provs[f]:
 				add(fmt.Sprintf("%s.fallback[%d]", key, j), "unknown provider %q", f)
+			case seen[f]:
+				add(fmt.Sprintf("%s.fallback[%d]", key, j), "provider %q is already in this route", f)
 			}
+			seen[f] = true
 		}
 	}
 	return probs

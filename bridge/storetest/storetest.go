@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"IdempotencyKey", testIdempotencyKey},
 		{"Cancel", testCancel},
 		{"RetryNow", testRetryNow},
+		{"ClaimQuota", testClaimQuota},
+		{"ProviderAttempts", testProviderAttempts},
+		{"NextDueSkips", testNextDueSkips},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -102,7 +105,7 @@ func get(t *testing.T, s bridge.Store, id string) *bridge.Message {
 
 func claim(t *testing.T, s bridge.Store, now time.Time, limit int) []bridge.Job {
 	t.Helper()
-	jobs, err := s.Claim(context.Background(), now, limit, lease)
+	jobs, err := s.Claim(context.Background(), now, limit, nil, lease)
 	if err != nil {
 		t.Fatalf("Claim(%v, %d): %v", now, limit, err)
 	}
@@ -282,7 +285,7 @@ func testClaimDueOldestFirst(t *testing.T, s bridge.Store) {
 	assertMessage(t, jobs[0].Message, &wantMsg)
 	for i, j := range jobs {
 		r := m2.Recipients[i]
-		r.Attempts, r.NextAttempt, r.Updated = 1, now.Add(lease(1)), now
+		r.Attempts, r.ProviderAttempts, r.NextAttempt, r.Updated = 1, 1, now.Add(lease(1)), now
 		w := normalize(bridge.Message{Recipients: []bridge.Recipient{r}}).Recipients[0]
 		g := normalize(bridge.Message{Recipients: []bridge.Recipient{j.Recipient}}).Recipients[0]
 		// Updated is the store's business; compare the rest.
@@ -307,7 +310,7 @@ func testClaimDueOldestFirst(t *testing.T, s bridge.Store) {
 	if jobs := claim(t, s, now, 10); len(jobs) != 0 {
 		t.Fatalf("third claim = %v, want none", recipientIDs(jobs))
 	}
-	if jobs, err := s.Claim(context.Background(), now.Add(time.Hour), 0, lease); err != nil || len(jobs) != 0 {
+	if jobs, err := s.Claim(context.Background(), now.Add(time.Hour), 0, nil, lease); err != nil || len(jobs) != 0 {
 		t.Fatalf("Claim with limit 0 = %v, %v; want nothing", recipientIDs(jobs), err)
 	}
 }
@@ -355,7 +358,7 @@ func testClaimConcurrent(t *testing.T, s bridge.Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				jobs, err := s.Claim(context.Background(), base, 7, func(int) time.Duration { return time.Hour })
+				jobs, err := s.Claim(context.Background(), base, 7, nil, func(int) time.Duration { return time.Hour })
 				if err != nil {
 					errs <- err
 					return

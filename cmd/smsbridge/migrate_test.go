@@ -50,7 +50,7 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 		old.ids = append(old.ids, m.ID)
 	}
 	lease := func(int) time.Duration { return time.Minute }
-	jobs, err := src.Claim(ctx, now, 2, lease)
+	jobs, err := src.Claim(ctx, now, 2, nil, lease)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("claim: %v, %d", err, len(jobs))
 	}
@@ -62,7 +62,7 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 	}
 	// The third message's first recipient is being sent when the daemon
 	// stops: claimed, with no outcome.
-	jobs, err = src.Claim(ctx, now, 1, lease)
+	jobs, err = src.Claim(ctx, now, 1, nil, lease)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim: %v, %d", err, len(jobs))
 	}
@@ -224,7 +224,7 @@ func TestMigrateStore(t *testing.T) {
 
 	// The send that was in flight is due at once, as the old store's
 	// Recover would have made it; nothing else is.
-	jobs, err := dst.Claim(ctx, time.Now(), 10, func(int) time.Duration { return time.Minute })
+	jobs, err := dst.Claim(ctx, time.Now(), 10, nil, func(int) time.Duration { return time.Minute })
 	if err != nil || len(jobs) != 1 || jobs[0].Message.ID != old.inFlight || jobs[0].Recipient.To != "+972501111111" ||
 		jobs[0].Recipient.Attempts != 2 {
 		t.Errorf("claim after migration: %v, %+v; want the first recipient of %s, on its second attempt", err, jobs, old.inFlight)

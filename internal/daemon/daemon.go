@@ -133,7 +133,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		return nil, err
 	}
 	dopt := bridge.DispatchOptions{
-		Workers:        cfg.Queue.Workers,
 		RetryMin:       cfg.Queue.RetryMin,
 		RetryMax:       cfg.Queue.RetryMax,
 		MaxAge:         cfg.Queue.MaxAge,

@@ -89,7 +89,7 @@ func TestClaimTwoInstances(t *testing.T) {
 		for range 8 {
 			wg.Go(func() {
 				for {
-					jobs, err := s.Claim(ctx, now, 3, func(int) time.Duration { return time.Hour })
+					jobs, err := s.Claim(ctx, now, 3, nil, func(int) time.Duration { return time.Hour })
 					if err != nil {
 						t.Error(err)
 						return
@@ -170,11 +170,11 @@ func TestRecoverSharedQueue(t *testing.T) {
 	}
 	now := m.Created
 	lease := func(int) time.Duration { return time.Hour }
-	a, err := live.Claim(ctx, now, 1, lease)
+	a, err := live.Claim(ctx, now, 1, nil, lease)
 	if err != nil || len(a) != 1 {
 		t.Fatalf("live Claim = %d jobs, %v", len(a), err)
 	}
-	b, err := dead.Claim(ctx, now, 1, lease)
+	b, err := dead.Claim(ctx, now, 1, nil, lease)
 	if err != nil || len(b) != 1 {
 		t.Fatalf("dead Claim = %d jobs, %v", len(b), err)
 	}
@@ -216,7 +216,7 @@ func TestRecoverSharedQueue(t *testing.T) {
 			t.Errorf("recipient %d: next attempt %v, want %v", r.ID, r.NextAttempt, want)
 		}
 	}
-	jobs, err := restarted.Claim(ctx, restart, 10, lease)
+	jobs, err := restarted.Claim(ctx, restart, 10, nil, lease)
 	if err != nil || len(jobs) != 1 || jobs[0].Recipient.ID != b[0].Recipient.ID {
 		t.Fatalf("Claim after Recover = %v, %v; want the dead instance's recipient %d", jobs, err, b[0].Recipient.ID)
 	}
@@ -238,7 +238,7 @@ func TestClosedStoreUnavailable(t *testing.T) {
 	}
 	ctx := context.Background()
 	assertUnavailable(t, "Enqueue", s.Enqueue(ctx, message("+15551234567")))
-	_, err := s.Claim(ctx, time.Now(), 1, func(int) time.Duration { return time.Minute })
+	_, err := s.Claim(ctx, time.Now(), 1, nil, func(int) time.Duration { return time.Minute })
 	assertUnavailable(t, "Claim", err)
 	_, err = s.Message(ctx, "x")
 	assertUnavailable(t, "Message", err)

@@ -23,7 +23,7 @@ const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
 		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
 		reply_to, headers, subject, sender, text, template, params, send_at, created)
@@ -46,11 +46,20 @@ const (
 		WHERE r.state = 'queued' AND r.next_attempt <= $1
 		ORDER BY r.next_attempt, r.id LIMIT $2
 		FOR UPDATE OF r SKIP LOCKED`
-	updateClaimed = `UPDATE recipients SET attempts = $1, next_attempt = $2, updated = $3, claimed_by = $4
-		WHERE id = $5`
+	// One provider's due recipients, read from recipients_provider_due.
+	selectDueFor = `SELECT ` + recipientCols + `, ` + messageCols + `
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider = $3
+		ORDER BY r.next_attempt, r.id LIMIT $2
+		FOR UPDATE OF r SKIP LOCKED`
+	updateClaimed = `UPDATE recipients SET attempts = $1, provider_attempts = $2, next_attempt = $3, updated = $4,
+		claimed_by = $5 WHERE id = $6`
 
-	// An outcome without a provider keeps the one recorded.
+	// An outcome without a provider keeps the one recorded; one naming
+	// another provider (a failover) starts its count of attempts there
+	// afresh.
 	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
+		provider_attempts = CASE WHEN coalesce(nullif($2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $8`
 	// The same, filing the recipient under a conversation.
@@ -109,54 +118,50 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 
 // Claim implements bridge.Store. The rows are locked, read and updated in
 // one transaction, with claimed_by set to this Store's instance id.
-func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[string]int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	steps := storeutil.ClaimSteps(limit, quota)
 	var jobs []bridge.Job
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		jobs = nil
-		rows, err := tx.Query(ctx, selectDue, storeutil.Millis(now), limit)
-		if err != nil {
-			return err
-		}
 		msgs := map[string]*bridge.Message{}
-		for rows.Next() {
-			var rr recipientRow
-			var mr messageRow
-			if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
-				rows.Close()
+		for _, st := range steps {
+			n := min(st.Limit, limit-len(jobs))
+			if n <= 0 {
+				continue
+			}
+			query, args := selectDue, []any{storeutil.Millis(now), n}
+			switch {
+			case !st.Others:
+				query, args = selectDueFor, append(args, st.Provider)
+			case len(st.Exclude) > 0:
+				query = `SELECT ` + recipientCols + `, ` + messageCols + `
+					FROM recipients r JOIN messages m ON m.id = r.message_id
+					WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider <> ALL($3)
+					ORDER BY r.next_attempt, r.id LIMIT $2
+					FOR UPDATE OF r SKIP LOCKED`
+				args = append(args, st.Exclude)
+			}
+			var err error
+			if jobs, err = selectJobs(ctx, tx, jobs, msgs, query, args); err != nil {
 				return err
 			}
-			r, err := rr.recipient()
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			m := msgs[r.MessageID]
-			if m == nil {
-				if m, err = mr.message(); err != nil {
-					rows.Close()
-					return err
-				}
-				msgs[r.MessageID] = m
-			}
-			jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		if len(jobs) == 0 {
 			return nil
 		}
+		storeutil.SortJobs(jobs)
 
 		updated := storeutil.Millis(now)
 		b := &pgx.Batch{}
 		for i := range jobs {
 			r := &jobs[i].Recipient
 			r.Attempts++
+			r.ProviderAttempts++
 			next := storeutil.Millis(now.Add(lease(r.Attempts)))
-			b.Queue(updateClaimed, r.Attempts, next, updated, s.instance, r.ID)
+			b.Queue(updateClaimed, r.Attempts, r.ProviderAttempts, next, updated, s.instance, r.ID)
 			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
 		}
 		return tx.SendBatch(ctx, b).Close()
@@ -165,6 +170,36 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 		return nil, storeErr("claiming recipients", err)
 	}
 	return jobs, nil
+}
+
+// selectJobs runs one of Claim's selects and appends what it read to
+// jobs; recipients of one message share its *Message through msgs.
+func selectJobs(ctx context.Context, tx pgx.Tx, jobs []bridge.Job, msgs map[string]*bridge.Message, query string, args []any) ([]bridge.Job, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rr recipientRow
+		var mr messageRow
+		if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
+			return nil, err
+		}
+		r, err := rr.recipient()
+		if err != nil {
+			return nil, err
+		}
+		m := msgs[r.MessageID]
+		if m == nil {
+			if m, err = mr.message(); err != nil {
+				return nil, err
+			}
+			msgs[r.MessageID] = m
+		}
+		jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
+	}
+	return jobs, rows.Err()
 }
 
 // Complete implements bridge.Store. An outcome for an unknown recipient
@@ -306,9 +341,13 @@ func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int
 }
 
 // NextDue implements bridge.Store.
-func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, error) {
 	var next *int64
-	err := s.pool.QueryRow(ctx, `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`).Scan(&next)
+	query, args := `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`, []any{}
+	if len(skip) > 0 {
+		query, args = query+` AND provider <> ALL($1)`, []any{skip}
+	}
+	err := s.pool.QueryRow(ctx, query, args...).Scan(&next)
 	if err != nil || next == nil {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}
@@ -419,7 +458,7 @@ type recipientRow struct {
 
 func (r *recipientRow) dest() []any {
 	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {

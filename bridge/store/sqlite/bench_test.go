@@ -79,7 +79,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		jobs, err := s.Claim(ctx, due, 64, lease)
+		jobs, err := s.Claim(ctx, due, 64, nil, lease)
 		if err != nil || len(jobs) == 0 {
 			b.Fatalf("Claim = %d jobs, %v after %d of %d", len(jobs), err, done, b.N)
 		}
@@ -155,7 +155,7 @@ func BenchmarkLifecycle20(b *testing.B) {
 	}
 	var recorders sync.WaitGroup
 	for done := 0; done < b.N; {
-		jobs, err := s.Claim(ctx, time.Now(), 64, lease)
+		jobs, err := s.Claim(ctx, time.Now(), 64, nil, lease)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,7 +18,7 @@ const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
 		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
 		reply_to, headers, subject, sender, text, template, params, send_at, created)
@@ -33,10 +33,20 @@ const (
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= ?
 		ORDER BY r.next_attempt, r.id LIMIT ?`
-	updateClaimed = `UPDATE recipients SET attempts = ?, next_attempt = ?, updated = ?, claimed = 1 WHERE id = ?`
+	// One provider's due recipients, read from recipients_provider_due.
+	selectDueFor = `SELECT ` + recipientCols + `, ` + messageCols + `
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued' AND r.provider = ? AND r.next_attempt <= ?
+		ORDER BY r.next_attempt, r.id LIMIT ?`
+	updateClaimed = `UPDATE recipients SET attempts = ?, provider_attempts = ?, next_attempt = ?, updated = ?, claimed = 1
+		WHERE id = ?`
 
-	// An outcome without a provider keeps the one recorded.
+	// An outcome without a provider keeps the one recorded; one naming
+	// another provider (a failover) starts its count of attempts there
+	// afresh. (?2 is the outcome's provider again: SQLite numbers the
+	// plain ? after it from 3.)
 	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
+		provider_attempts = CASE WHEN coalesce(nullif(?2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = ?`
 	// The same, filing the recipient under a conversation.
@@ -108,51 +118,54 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 }
 
 // Claim implements bridge.Store. Running in the writer goroutine makes
-// the select and the updates one transaction that no other Claim can
+// the selects and the updates one transaction that no other Claim can
 // interleave with, so a recipient is handed out once per lease.
-func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
+func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[string]int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	steps := storeutil.ClaimSteps(limit, quota)
 	var jobs []bridge.Job
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		jobs = nil
-		rows, err := tx.query(ctx, selectDue, storeutil.Millis(now), limit)
-		if err != nil {
-			return storeErr("selecting due recipients", err)
-		}
-		defer rows.Close()
 		msgs := map[string]*bridge.Message{}
-		for rows.Next() {
-			var rr recipientRow
-			var mr messageRow
-			if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
-				return storeErr("reading due recipients", err)
+		for _, st := range steps {
+			n := min(st.Limit, limit-len(jobs))
+			if n <= 0 {
+				continue
 			}
-			r, err := rr.recipient()
-			if err != nil {
+			query, args := selectDue, []any{storeutil.Millis(now), n}
+			switch {
+			case !st.Others:
+				query, args = selectDueFor, []any{st.Provider, storeutil.Millis(now), n}
+			case len(st.Exclude) > 0:
+				// Rare (recipients of providers no longer configured), so
+				// not prepared.
+				query = `SELECT ` + recipientCols + `, ` + messageCols + `
+					FROM recipients r JOIN messages m ON m.id = r.message_id
+					WHERE r.state = 'queued' AND r.next_attempt <= ?
+					AND r.provider NOT IN (` + storeutil.Placeholders(3, len(st.Exclude), false) + `)
+					ORDER BY r.next_attempt, r.id LIMIT ?`
+				args = []any{storeutil.Millis(now)}
+				for _, p := range st.Exclude {
+					args = append(args, p)
+				}
+				args = append(args, n)
+			}
+			var err error
+			if jobs, err = s.selectJobs(ctx, tx, jobs, msgs, query, args); err != nil {
 				return err
 			}
-			m := msgs[r.MessageID]
-			if m == nil {
-				if m, err = mr.message(); err != nil {
-					return err
-				}
-				msgs[r.MessageID] = m
-			}
-			jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
 		}
-		if err := rows.Err(); err != nil {
-			return storeErr("reading due recipients", err)
-		}
-		rows.Close()
+		storeutil.SortJobs(jobs)
 
 		updated := storeutil.Millis(now)
 		for i := range jobs {
 			r := &jobs[i].Recipient
 			r.Attempts++
+			r.ProviderAttempts++
 			next := storeutil.Millis(now.Add(lease(r.Attempts)))
-			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, next, updated, r.ID); err != nil {
+			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, r.ProviderAttempts, next, updated, r.ID); err != nil {
 				return storeErr("claiming recipient", err)
 			}
 			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
@@ -161,6 +174,39 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, lease func(
 	})
 	if err != nil {
 		return nil, err
+	}
+	return jobs, nil
+}
+
+// selectJobs runs one of Claim's selects and appends what it read to
+// jobs; recipients of one message share its *Message through msgs.
+func (s *Store) selectJobs(ctx context.Context, tx writeTx, jobs []bridge.Job, msgs map[string]*bridge.Message, query string, args []any) ([]bridge.Job, error) {
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return nil, storeErr("selecting due recipients", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rr recipientRow
+		var mr messageRow
+		if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
+			return nil, storeErr("reading due recipients", err)
+		}
+		r, err := rr.recipient()
+		if err != nil {
+			return nil, err
+		}
+		m := msgs[r.MessageID]
+		if m == nil {
+			if m, err = mr.message(); err != nil {
+				return nil, err
+			}
+			msgs[r.MessageID] = m
+		}
+		jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeErr("reading due recipients", err)
 	}
 	return jobs, nil
 }
@@ -296,9 +342,17 @@ func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int
 }
 
 // NextDue implements bridge.Store.
-func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, error) {
 	var next sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`).Scan(&next)
+	query := `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`
+	args := make([]any, len(skip))
+	if len(skip) > 0 {
+		query += ` AND provider NOT IN (` + storeutil.Placeholders(1, len(skip), false) + `)`
+		for i, p := range skip {
+			args[i] = p
+		}
+	}
+	err := s.rdb.QueryRowContext(ctx, query, args...).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}
@@ -404,7 +458,7 @@ type recipientRow struct {
 
 func (r *recipientRow) dest() []any {
 	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {

@@ -83,7 +83,7 @@ func TestReopen(t *testing.T) {
 	}
 	m := testMessage("+15551234567", "+15557654321")
 	mustEnqueue(t, s, m)
-	jobs, err := s.Claim(ctx, now, 1, func(int) time.Duration { return time.Minute })
+	jobs, err := s.Claim(ctx, now, 1, nil, func(int) time.Duration { return time.Minute })
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("Claim = %d jobs, %v", len(jobs), err)
 	}
@@ -485,7 +485,7 @@ func TestReadOnly(t *testing.T) {
 	writerExec(t, s, "PRAGMA query_only = 1")
 	m := testMessage("+15551234567")
 	assertUnavailable(t, s.Enqueue(ctx, m), sqlite3.SQLITE_READONLY)
-	_, err := s.Claim(ctx, now, 10, func(int) time.Duration { return time.Minute })
+	_, err := s.Claim(ctx, now, 10, nil, func(int) time.Duration { return time.Minute })
 	assertUnavailable(t, err, sqlite3.SQLITE_READONLY)
 
 	writerExec(t, s, "PRAGMA query_only = 0")
