@@ -119,3 +119,29 @@ func testNextDueSkips(t *testing.T, s bridge.Store) {
 		}
 	}
 }
+
+// RetryNow (a provider is back) does not pull a scheduled message's
+// recipients forward: they wait for their time, not for the provider.
+// (Each pull made the dispatcher claim and hold them again, an attempt at
+// the provider each, which then failed over for no failure.)
+func testRetryNowLeavesScheduled(t *testing.T, s bridge.Store) {
+	r, ok := s.(bridge.Rescheduler)
+	if !ok {
+		t.Skip("not a Rescheduler")
+	}
+	later := base.Add(time.Hour)
+	scheduled := onRoute(later, "p", []string{"p"}, "+15550000001")
+	scheduled.SendAt = later
+	enqueue(t, s, scheduled)
+	retry := enqueue(t, s, onRoute(base.Add(time.Minute), "p", []string{"p"}, "+15550000002"))
+	n, err := r.RetryNow(context.Background(), "p", base)
+	if err != nil || n != 1 {
+		t.Fatalf("RetryNow = %d, %v; want 1", n, err)
+	}
+	if got := get(t, s, scheduled.ID).Recipients[0].NextAttempt; !got.Equal(later) {
+		t.Errorf("scheduled recipient due %v, want %v", got, later)
+	}
+	if got := get(t, s, retry.ID).Recipients[0].NextAttempt; !got.Equal(base) {
+		t.Errorf("waiting recipient due %v, want %v", got, base)
+	}
+}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"ClaimQuota", testClaimQuota},
 		{"ProviderAttempts", testProviderAttempts},
 		{"NextDueSkips", testNextDueSkips},
+		{"RetryNowLeavesScheduled", testRetryNowLeavesScheduled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -38,6 +38,12 @@ const (
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.provider = ? AND r.next_attempt <= ?
 		ORDER BY r.next_attempt, r.id LIMIT ?`
+	// The due recipients of providers not in a JSON array of names.
+	selectDueExcept = `SELECT ` + recipientCols + `, ` + messageCols + `
+		FROM recipients r JOIN messages m ON m.id = r.message_id
+		WHERE r.state = 'queued' AND r.next_attempt <= ?
+		AND r.provider NOT IN (SELECT value FROM json_each(?))
+		ORDER BY r.next_attempt, r.id LIMIT ?`
 	updateClaimed = `UPDATE recipients SET attempts = ?, provider_attempts = ?, next_attempt = ?, updated = ?, claimed = 1
 		WHERE id = ?`
 
@@ -125,11 +131,20 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 		return nil, nil
 	}
 	steps := storeutil.ClaimSteps(limit, quota)
+	// Encoded here, in the caller's goroutine (see Enqueue).
+	except := make([]string, len(steps))
+	for i, st := range steps {
+		b, err := json.Marshal(st.Exclude)
+		if err != nil {
+			return nil, err
+		}
+		except[i] = string(b)
+	}
 	var jobs []bridge.Job
 	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
 		jobs = nil
 		msgs := map[string]*bridge.Message{}
-		for _, st := range steps {
+		for i, st := range steps {
 			n := min(st.Limit, limit-len(jobs))
 			if n <= 0 {
 				continue
@@ -139,18 +154,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 			case !st.Others:
 				query, args = selectDueFor, []any{st.Provider, storeutil.Millis(now), n}
 			case len(st.Exclude) > 0:
-				// Rare (recipients of providers no longer configured), so
-				// not prepared.
-				query = `SELECT ` + recipientCols + `, ` + messageCols + `
-					FROM recipients r JOIN messages m ON m.id = r.message_id
-					WHERE r.state = 'queued' AND r.next_attempt <= ?
-					AND r.provider NOT IN (` + storeutil.Placeholders(3, len(st.Exclude), false) + `)
-					ORDER BY r.next_attempt, r.id LIMIT ?`
-				args = []any{storeutil.Millis(now)}
-				for _, p := range st.Exclude {
-					args = append(args, p)
-				}
-				args = append(args, n)
+				query, args = selectDueExcept, []any{storeutil.Millis(now), except[i], n}
 			}
 			var err error
 			if jobs, err = s.selectJobs(ctx, tx, jobs, msgs, query, args); err != nil {

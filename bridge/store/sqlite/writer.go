@@ -241,7 +241,7 @@ func fatal(err error) bool { return unavailable(err) || storeFailure(err) }
 // writeQueries are prepared once, on the writer's connection: parsing
 // them anew for every request cost the writer, which every caller waits
 // on, about a sixth of its time.
-var writeQueries = []string{insertMessage, insertRecipient, selectDue, selectDueFor, updateClaimed, updateOutcome,
+var writeQueries = []string{insertMessage, insertRecipient, selectDue, selectDueFor, selectDueExcept, updateClaimed, updateOutcome,
 	updateOutcomeFiled, upsertConversation, routeConversation, insertMail}
 
 // prepare prepares writeQueries on db.

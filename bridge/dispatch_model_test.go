@@ -1,0 +1,372 @@
+package bridge_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing/synctest"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
+)
+
+// modelSeeds is how many seeded schedules TestDispatchModel runs: CI runs
+// the default; -model.seeds=1000 explores further, -model.seed=N replays one.
+var (
+	modelSeeds = flag.Int("model.seeds", 50, "TestDispatchModel: number of seeds")
+	modelSeed  = flag.Uint64("model.seed", 0, "TestDispatchModel: run this seed only")
+)
+
+// The model's dispatcher settings: small, so that retries, backoff caps,
+// circuits and expiry all happen within a few minutes of the fake clock.
+const (
+	mRetryMin      = time.Second
+	mRetryMax      = 8 * time.Second
+	mSendTimeout   = 4 * time.Second
+	mMaxAge        = time.Minute
+	mFailoverAfter = 3
+	mSubmitFor     = 30 * time.Second // submissions arrive over this long
+	mTick          = time.Second // invariants are checked this often
+	// mSlack is how long a due recipient of a provider with a free slot
+	// may stay unclaimed: the dispatcher's claim gap, and a millisecond
+	// for the store's millisecond times.
+	mSlack = 25 * time.Millisecond
+)
+
+// behaviour is what a model provider does with one call.
+type behaviour int
+
+const (
+	bSuccess behaviour = iota
+	b503               // temporary, no Retry-After
+	b429               // temporary, with Retry-After
+	b401               // our credentials refused
+	bReject            // permanent refusal of this message
+	bHang              // no answer until the send timeout
+	bSlow              // success after a while (less than the timeout)
+)
+
+func (b behaviour) String() string {
+	return [...]string{"success", "503", "429", "401", "reject", "hang", "slow"}[b]
+}
+
+// outage is a time when a provider is down: every call fails with kind.
+type outage struct {
+	from, to time.Duration // since the schedule's start
+	kind     behaviour     // b503 or bHang
+}
+
+// modelCall is one call a model provider received.
+type modelCall struct {
+	provider string
+	at       time.Time
+	did      behaviour
+}
+
+// modelProvider answers as the seeded schedule says: during an outage as
+// the outage does, otherwise by a hash of (seed, provider, number, how
+// many times this number came to this provider), so a schedule replays the
+// same whatever order the goroutines run in.
+type modelProvider struct {
+	name    string
+	seed    uint64
+	start   time.Time
+	outages []outage
+	w       *modelWorld
+}
+
+// modelWorld is what the model's providers did, for the invariants.
+type modelWorld struct {
+	mu       sync.Mutex
+	calls    map[string][]modelCall // by number
+	inflight map[string]int         // calls under way, by provider
+}
+
+func (p *modelProvider) Name() string { return p.name }
+
+func (p *modelProvider) decide(to string, n int) (behaviour, time.Duration) {
+	since := time.Since(p.start)
+	for _, o := range p.outages {
+		if since >= o.from && since < o.to {
+			return o.kind, 0
+		}
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%s|%d", p.name, to, n)
+	r := rand.New(rand.NewPCG(p.seed, h.Sum64()))
+	switch x := r.IntN(100); {
+	case x < 66:
+		return bSuccess, 0
+	case x < 74:
+		return b503, 0
+	case x < 82:
+		return b429, time.Duration(1+r.IntN(5)) * time.Second
+	case x < 86:
+		return b401, 0
+	case x < 90:
+		return bReject, 0
+	case x < 95:
+		return bHang, 0
+	default:
+		return bSlow, time.Duration(500+r.IntN(3000)) * time.Millisecond
+	}
+}
+
+func (p *modelProvider) Send(ctx context.Context, req *bridge.SendRequest) ([]bridge.Result, error) {
+	to := req.To[0] // no Batcher: one recipient a call
+	w := p.w
+	w.mu.Lock()
+	n := 0
+	for _, c := range w.calls[to] {
+		if c.provider == p.name {
+			n++
+		}
+	}
+	did, d := p.decide(to, n)
+	w.calls[to] = append(w.calls[to], modelCall{provider: p.name, at: time.Now(), did: did})
+	w.inflight[p.name]++
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.inflight[p.name]--
+		w.mu.Unlock()
+	}()
+	switch did {
+	case b503:
+		return nil, bridge.Temporary(bridge.ReasonProviderDown, nil, "HTTP 503")
+	case b429:
+		return nil, &bridge.Error{Reason: bridge.ReasonProviderDown, Temp: true, RetryAfter: d, Msg: "HTTP 429"}
+	case b401:
+		return nil, &bridge.Error{Reason: bridge.ReasonProviderAuth, Msg: "HTTP 401"}
+	case bReject:
+		return nil, bridge.Permanent(bridge.ReasonProviderRejected, "", "HTTP 400: refused")
+	case bHang:
+		<-ctx.Done()
+		return nil, bridge.Temporary(bridge.ReasonProviderDown, ctx.Err(), "timeout")
+	case bSlow:
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, bridge.Temporary(bridge.ReasonProviderDown, ctx.Err(), "timeout")
+		}
+	}
+	return []bridge.Result{{ProviderID: p.name + "-" + to}}, nil
+}
+
+// TestDispatchModel runs seeded random schedules through the dispatcher
+// and the real SQLite store, on synctest's fake clock: submissions (some
+// scheduled) over routes with fallbacks, to providers that succeed, fail
+// (503, 429 with Retry-After, 401, refusal), hang until the timeout, answer
+// slowly, or go down for a while. Every second of the schedule, it checks:
+//   - every recipient is final, or queued with a future due time, or due
+//     for no longer than the claim gap, or waiting for a provider whose
+//     slots are all taken;
+//   - the providers a recipient was sent to follow its route in order,
+//     with at most FailoverAfter calls at a provider that has a next one;
+//   - no recipient was accepted by a provider twice (the model has no
+//     crash).
+//
+// At the end every recipient is final, and sent exactly when a provider
+// accepted it.
+func TestDispatchModel(t *testing.T) {
+	seeds := make([]uint64, 0, *modelSeeds)
+	if *modelSeed != 0 {
+		seeds = append(seeds, *modelSeed)
+	} else {
+		for i := range *modelSeeds {
+			seeds = append(seeds, uint64(i+1))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel()
+			bubble(t, func(t *testing.T) { runModel(t, seed) })
+		})
+	}
+}
+
+func runModel(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	start := time.Now()
+	w := &modelWorld{calls: map[string][]modelCall{}, inflight: map[string]int{}}
+	names := []string{"p0", "p1", "p2"}
+	var provs []bridge.Provider
+	concurrency := map[string]int{}
+	for _, name := range names {
+		p := &modelProvider{name: name, seed: seed, start: start, w: w}
+		for range r.IntN(3) {
+			from := time.Duration(r.IntN(80)) * time.Second
+			kind := b503
+			if r.IntN(2) == 0 {
+				kind = bHang
+			}
+			p.outages = append(p.outages, outage{from, from + time.Duration(5+r.IntN(20))*time.Second, kind})
+		}
+		provs = append(provs, p)
+		concurrency[name] = 1 + r.IntN(3)
+	}
+	// Three prefixes, each with a route of one to three distinct providers.
+	prefixes := []string{"+97250", "+97252", "+97254"}
+	var routes []bridge.Route
+	routeOf := map[string][]string{}
+	for _, prefix := range prefixes {
+		perm := r.Perm(len(names))
+		var rt []string
+		for _, i := range perm[:1+r.IntN(len(names))] {
+			rt = append(rt, names[i])
+		}
+		routes = append(routes, bridge.Route{Prefix: prefix, Providers: rt})
+		routeOf[prefix] = rt
+	}
+
+	d := bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
+		RetryMin: mRetryMin, RetryMax: mRetryMax, SendTimeout: mSendTimeout, MaxAge: mMaxAge,
+		FailoverAfter: mFailoverAfter, BreakerThreshold: 2 + r.IntN(4), Concurrency: concurrency, Log: log,
+	})
+	b, err := bridge.New(st, provs, routes, []bridge.Account{{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"Ops"}}},
+		bridge.Options{Region: "IL", Enqueued: d.Wake, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := b.Account("a@example.com")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, mSendTimeout); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// The schedule: submissions at random times, a few scheduled for later.
+	type submission struct {
+		at     time.Duration
+		sendAt time.Duration // 0: now
+		to     []string
+	}
+	var subs []submission
+	number := 0
+	for range 10 + r.IntN(15) {
+		s := submission{at: time.Duration(r.Int64N(int64(mSubmitFor)))}
+		if r.IntN(6) == 0 {
+			s.sendAt = s.at + time.Duration(1+r.IntN(30))*time.Second
+		}
+		for range 1 + r.IntN(3) {
+			number++
+			s.to = append(s.to, fmt.Sprintf("0%s%07d", prefixes[r.IntN(len(prefixes))][4:], number))
+		}
+		subs = append(subs, s)
+	}
+	slices.SortFunc(subs, func(a, b submission) int { return int(a.at - b.at) })
+
+	check := func(final bool) {
+		t.Helper()
+		now := time.Now()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		err := st.Export(t.Context(), func(page []sqlite.MessageRecord) error {
+			for _, m := range page {
+				for _, rr := range m.Recipients {
+					modelCheck(t, now, final, rr, routeOf[rr.To[:6]], w, concurrency, m.Message)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	end := mSubmitFor + mMaxAge + 2*mRetryMax
+	for step := time.Duration(0); step <= end; step += mTick {
+		for len(subs) > 0 && subs[0].at <= step {
+			s := subs[0]
+			subs = subs[1:]
+			pass(start.Add(s.at).Sub(time.Now()))
+			sub := &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: "x"}
+			if s.sendAt > 0 {
+				sub.SendAt = start.Add(s.sendAt)
+			}
+			for _, n := range s.to {
+				rc, err := b.Resolve(acct, n)
+				if err != nil {
+					t.Fatalf("resolve %s: %v", n, err)
+				}
+				sub.Recipients = append(sub.Recipients, rc)
+			}
+			if _, err := b.Submit(t.Context(), sub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pass(start.Add(step).Sub(time.Now()))
+		synctest.Wait()
+		check(false)
+		if t.Failed() {
+			t.Fatalf("seed %d: invariant broken at %v of the schedule", seed, step)
+		}
+	}
+	check(true)
+}
+
+// modelCheck checks one stored recipient against the invariants.
+func modelCheck(t *testing.T, now time.Time, final bool, rr sqlite.RecipientRecord, route []string, w *modelWorld, concurrency map[string]int, m *bridge.Message) {
+	t.Helper()
+	calls := w.calls[rr.To]
+	accepted := 0
+	for _, c := range calls {
+		if c.did == bSuccess || c.did == bSlow {
+			accepted++
+		}
+	}
+	// No recipient is sent twice.
+	if accepted > 1 {
+		t.Errorf("%s accepted by providers %d times: %+v", rr.To, accepted, calls)
+	}
+	// The providers called follow the route, forward only, with at most
+	// FailoverAfter calls at one that has a next.
+	pos, at := 0, 0
+	for _, c := range calls {
+		i := slices.Index(route, c.provider)
+		if i < pos {
+			t.Errorf("%s: called %s after %s, against route %v", rr.To, c.provider, route[pos], route)
+		}
+		if i > pos {
+			pos, at = i, 0
+		}
+		at++
+		if pos < len(route)-1 && at > mFailoverAfter {
+			t.Errorf("%s: %d calls at %s, which has a fallback (route %v): %+v", rr.To, at, c.provider, route, calls)
+		}
+	}
+	if rr.ProviderAttempts > mFailoverAfter && slices.Index(route, rr.Provider) < len(route)-1 {
+		t.Errorf("%s: %d attempts at %s, which has a fallback (route %v, claimed %v, next %v, now %v, err %q): %+v", rr.To, rr.ProviderAttempts, rr.Provider, route, rr.Claimed, rr.NextAttempt, now, rr.Error, calls)
+	}
+	switch {
+	case rr.State == bridge.StateSent && accepted != 1:
+		t.Errorf("%s: sent, but accepted %d times", rr.To, accepted)
+	case rr.State.Final() && rr.State != bridge.StateSent && accepted != 0:
+		t.Errorf("%s: %s, but accepted %d times", rr.To, rr.State, accepted)
+	case rr.State.Final():
+	case final:
+		t.Errorf("%s: still %s at the end (next attempt %v, %v from now)", rr.To, rr.State, rr.NextAttempt, rr.NextAttempt.Sub(now))
+	case rr.Claimed || !now.After(rr.NextAttempt.Add(mSlack)):
+		// In a dispatcher's hands, or not (long) due.
+	case w.inflight[rr.Provider] >= concurrency[rr.Provider]:
+		// Due, but every slot of its provider is taken.
+	default:
+		t.Errorf("%s: due at %v, %v ago, unclaimed, while %s has %d of %d slots free (message %s)", rr.To, rr.NextAttempt,
+			now.Sub(rr.NextAttempt), rr.Provider, concurrency[rr.Provider]-w.inflight[rr.Provider], concurrency[rr.Provider], m.ID)
+	}
+}
