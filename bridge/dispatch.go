@@ -277,17 +277,20 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		now := d.opt.Now()
-		if claimNeeded && (len(waiting) == 0 || now.Sub(lastClaim) >= claimGap) {
+		// The claim gap and the timer run on the clock timers use; due
+		// times on opt.Now, the clock recipients are scheduled by.
+		clock := time.Now()
+		if claimNeeded && (len(waiting) == 0 || clock.Sub(lastClaim) >= claimGap) {
+			now := d.opt.Now()
 			quota, limit := d.quota(held)
 			for _, b := range d.claim(ctx, now, limit, quota) {
 				held[b.provider] += len(b.jobs)
 				waiting[b.provider] = append(waiting[b.provider], b)
 			}
-			claimNeeded, lastClaim = false, now
+			claimNeeded, lastClaim = false, clock
 			// Sleep until the next due recipient of a provider with room
 			// (the claim may have filled some).
-			wakeAt = now.Add(d.idle(ctx, now, d.fullAfter(held)))
+			wakeAt = clock.Add(d.idle(ctx, now, d.fullAfter(held)))
 		}
 		// Every waiting batch whose provider has a free slot goes now.
 		for p, q := range waiting {
@@ -308,7 +311,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		if claimNeeded {
 			at = lastClaim.Add(claimGap)
 		}
-		timer.Reset(max(at.Sub(now), 0))
+		timer.Reset(max(time.Until(at), 0))
 		select {
 		case <-ctx.Done():
 		case f := <-done:
