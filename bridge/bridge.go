@@ -219,7 +219,8 @@ type Submission struct {
 	MailMessageID string
 	Headers       string
 	Subject       string // decoded
-	// ReplyTo is where the phone's replies are mailed (Message.ReplyTo).
+	// ReplyTo is where the phone's replies are mailed (Message.ReplyTo);
+	// Submit refuses one the account may not name (Account.MayReplyTo).
 	ReplyTo string
 	// MailRefs are the mail's In-Reply-To and References: an answer to one
 	// of our reply mails goes out from the number the phone wrote to.
@@ -256,6 +257,12 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	}
 	if err := checkSchedule(s, b.opt.Now(), b.opt.ScheduleHorizon); err != nil {
 		return nil, err
+	}
+	if s.ReplyTo != "" && !s.Account.MayReplyTo(s.ReplyTo) {
+		// The SMTP side only ever offers an allowed address (see
+		// smtpin's Mail.ReplyAddress); this is the HTTP reply_to, and the
+		// last word for any front end.
+		return nil, Permanent(ReasonInvalid, "reply_to", "reply_to: %s is neither an address of account %s nor in its reply_to list", s.ReplyTo, s.Account.Name)
 	}
 	sender := strings.TrimSpace(s.Sender)
 	if sender == "" && len(s.MailRefs) > 0 && len(s.Recipients) == 1 {

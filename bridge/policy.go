@@ -36,6 +36,10 @@ type Account struct {
 	// the front end's default (smtp.allowed_networks); an empty, non-nil
 	// list trusts no network: the account must authenticate.
 	Networks []netip.Prefix
+	// ReplyTo are addresses and "*@domain" patterns, beyond Emails, that
+	// a mail's Reply-To or From (or an HTTP reply_to) may name as where
+	// the phone's replies go.
+	ReplyTo []string
 }
 
 // Trusts reports whether an unauthenticated client at addr may send as
@@ -48,6 +52,39 @@ func (a *Account) Trusts(addr netip.Addr, def []netip.Prefix) bool {
 	}
 	for _, p := range nets {
 		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Owns reports whether addr is one of the account's addresses (Emails):
+// the only addresses a bounce about its messages may go to.
+func (a *Account) Owns(addr string) bool { return matchAddress(a.Emails, addr) }
+
+// MayReplyTo reports whether the phone's replies to the account's
+// messages may be mailed to addr: one of its own addresses or one its
+// reply_to list allows. Anything else would let whoever writes a mail's
+// Reply-To collect the answers meant for the account.
+func (a *Account) MayReplyTo(addr string) bool {
+	return a.Owns(addr) || matchAddress(a.ReplyTo, addr)
+}
+
+// matchAddress reports whether addr is one of patterns: addresses and
+// "*@domain" patterns, compared ignoring case as Accounts does.
+func matchAddress(patterns []string, addr string) bool {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return false
+	}
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		if d, ok := strings.CutPrefix(p, "*@"); ok {
+			if addr[at+1:] == d {
+				return true
+			}
+		} else if p == addr {
 			return true
 		}
 	}

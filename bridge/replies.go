@@ -109,9 +109,15 @@ func MailSubject(headers string) string {
 // failed in one dispatcher round (DispatchOptions.Bounce). It returns nil
 // when nobody is to be told: mail with the null sender (RFC 3464 §2: never
 // answer a bounce with a bounce), HTTP submissions (the client polls), or
-// no smarthost.
+// no smarthost; and when the envelope sender is not an address of the
+// account that sent (see bounceAllowed).
 func (b *Bridge) Bounce(m *Message, failed []Failure) *OutMail {
 	if b.opt.Composer == nil || m.Channel != ChannelSMTP || m.EnvelopeFrom == "" || len(failed) == 0 {
+		return nil
+	}
+	if !b.bounceAllowed(m) {
+		b.opt.Log.Warn("no bounce: the envelope sender is not an address of the account that sent",
+			"message", m.ID, "account", m.Account, "failed", len(failed))
 		return nil
 	}
 	mail, err := b.opt.Composer.Bounce(m, failed)
@@ -120,6 +126,18 @@ func (b *Bridge) Bounce(m *Message, failed []Failure) *OutMail {
 		return nil
 	}
 	return mail
+}
+
+// bounceAllowed reports whether m's envelope sender is one of its
+// account's addresses. The SMTP side lets a session use only its
+// account's addresses, so this holds for every message it accepts; it is
+// checked again here, where the bounce is queued, so that no path (an
+// older message, a reloaded configuration, a front end that forgot) makes
+// the bridge mail a stranger. The account is the one configured now: one
+// since removed gets no bounce either.
+func (b *Bridge) bounceAllowed(m *Message) bool {
+	acct := b.pol().accounts.names[m.Account]
+	return acct != nil && acct.Owns(m.EnvelopeFrom)
 }
 
 // Receive records an SMS from a phone and mails it to whoever the phone is
@@ -238,10 +256,17 @@ func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *
 }
 
 // route says who gets a reply received at: the person who last wrote to
-// the phone if that was within the reply window, else the catch-all.
+// the phone if that was within the reply window and their account (as
+// configured now) still lets replies go there, else the catch-all. The
+// second condition keeps an address stored before reply_to was checked,
+// or dropped from the configuration since, from receiving answers.
 func (b *Bridge) route(c *Conversation, at time.Time) string {
 	if c.ReplyTo != "" && at.Sub(c.LastOut) <= b.opt.ReplyWindow {
-		return c.ReplyTo
+		if acct := b.pol().accounts.names[c.Account]; acct != nil && acct.MayReplyTo(c.ReplyTo) {
+			return c.ReplyTo
+		}
+		b.opt.Log.Warn("reply not mailed to the conversation's writer: no longer an address of its account",
+			"conversation", c.ID, "account", c.Account)
 	}
 	return b.opt.CatchAll
 }

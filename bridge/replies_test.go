@@ -417,3 +417,67 @@ func TestReplySenderOnlyForTheOwningAccount(t *testing.T) {
 		t.Errorf("other answering ops's conversation got sender %q; want none", got)
 	}
 }
+
+// A bounce goes only to an address of the account that sent: a message
+// whose envelope sender is someone else's (or whose account is gone)
+// gets none, wherever it came from.
+func TestNoBounceToAStranger(t *testing.T) {
+	w := newTwoWay(t, "")
+	failed := []bridge.Failure{{To: "+972501234567"}}
+	for _, m := range []*bridge.Message{
+		{ID: "a", Channel: bridge.ChannelSMTP, Account: "ops", EnvelopeFrom: "victim@elsewhere.example"},
+		{ID: "b", Channel: bridge.ChannelSMTP, Account: "ops", EnvelopeFrom: "someone@other.example"},
+		{ID: "c", Channel: bridge.ChannelSMTP, Account: "removed", EnvelopeFrom: "x@example.com"},
+	} {
+		if w.b.Bounce(m, failed) != nil {
+			t.Errorf("message %s of %s: a bounce to %s", m.ID, m.Account, m.EnvelopeFrom)
+		}
+	}
+	m := &bridge.Message{ID: "d", Channel: bridge.ChannelSMTP, Account: "ops", EnvelopeFrom: "Bounces@Example.com"}
+	if w.b.Bounce(m, failed) == nil {
+		t.Error("no bounce to the account's own address")
+	}
+}
+
+// Submit refuses a reply address the account may not name, with the
+// field, whatever the front end.
+func TestSubmitReplyToOutsideAccount(t *testing.T) {
+	w := newTwoWay(t, "")
+	acct, err := w.b.Account("a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.b.Resolve(acct, "+972501234567")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.Submit(t.Context(), &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, ReplyTo: "x@other.example",
+		Text: "hi", Recipients: []bridge.Recipient{r}})
+	var e *bridge.Error
+	if !errors.As(err, &e) || e.Field != "reply_to" || e.Temporary() {
+		t.Fatalf("Submit = %v, want a permanent error naming reply_to", err)
+	}
+}
+
+// A conversation whose writer is not (or no longer) an address of its
+// account gets its replies at the catch-all, not at that address: the
+// routing stored before the check existed is not trusted either.
+func TestReplyNotRoutedOutsideAccount(t *testing.T) {
+	w := newTwoWay(t, "desk@example.com")
+	m := w.mail(t, "alice@example.com", "a1@example.com", "+972501234567", "Hi")
+	// Reload with alice's domain no longer the account's.
+	accounts := []bridge.Account{{Name: "ops", Emails: []string{"ops@example.org"}, SenderIDs: []string{"972500000001", "Ops"}}}
+	if err := w.b.Reload([]bridge.Provider{w.prov}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}}, accounts); err != nil {
+		t.Fatal(err)
+	}
+	in := &bridge.Inbound{Provider: "p", DedupeKey: "k1", From: "972501234567", To: m.Sender, Text: "yes"}
+	if _, err := w.b.Receive(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if want := bridge.ConversationID("+972501234567", "+972500000001"); in.Conversation != want {
+		t.Fatalf("reply filed under %s, want alice's conversation %s", in.Conversation, want)
+	}
+	if in.MailTo != "desk@example.com" {
+		t.Errorf("reply mailed to %q, want the catch-all", in.MailTo)
+	}
+}

@@ -140,6 +140,11 @@ type Account struct {
 	Name string `toml:"name"`
 	// Emails holds addresses and "*@domain" patterns matched against MAIL FROM.
 	Emails []string `toml:"emails"`
+	// ReplyTo holds addresses and "*@domain" patterns, beyond Emails, that
+	// a mail's Reply-To or From (or the HTTP reply_to) may name as where
+	// the phone's replies go; any other address is ignored (mail: replies
+	// go to the envelope sender) or refused (HTTP: 422).
+	ReplyTo []string `toml:"reply_to"`
 	// SenderIDs are the sender IDs / numbers this account may use; the
 	// first is the default.
 	SenderIDs []string `toml:"sender_ids"`
@@ -643,10 +648,13 @@ func (c *Config) validate() Problems {
 			add(key+".emails", "at least one address or *@domain pattern is required")
 		}
 		for j, e := range a.Emails {
-			local, domain, ok := strings.Cut(e, "@")
-			if !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
-				(strings.Contains(local, "*") && local != "*") {
+			if !addressPattern(e) {
 				add(fmt.Sprintf("%s.emails[%d]", key, j), "%q is not an address or *@domain pattern", e)
+			}
+		}
+		for j, e := range a.ReplyTo {
+			if !addressPattern(e) {
+				add(fmt.Sprintf("%s.reply_to[%d]", key, j), "%q is not an address or *@domain pattern", e)
 			}
 		}
 		for j, h := range a.APITokenSHA256 {
@@ -853,4 +861,11 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// addressPattern reports whether e is an address or a "*@domain" pattern.
+func addressPattern(e string) bool {
+	local, domain, ok := strings.Cut(e, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
+		(!strings.Contains(local, "*") || local == "*")
 }

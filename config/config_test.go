@@ -187,6 +187,7 @@ retry_max = "1h"
 [[accounts]]
 name = "a"
 emails = ["not-an-address"]
+reply_to = ["desk@partner.example", "x*@partner.example"]
 sender_ids = ["bad sender id that is way too long"]
 [[providers]]
 name = "f"
@@ -214,6 +215,7 @@ fallback = ["f", "nope"]
 		"smtp.text:",
 		"queue.retry_min: must not exceed",
 		"accounts[0].emails[0]:",
+		"accounts[0].reply_to[1]:",
 		"accounts[0].sender_ids[0]:",
 		"providers[0].base_url: must be an absolute https or http URL",
 		"providers[0].token: must be set",

@@ -858,14 +858,25 @@ func (w *htmlWriter) endLine() {
 
 // ReplyAddress is where the phone's answers to this mail are mailed: the
 // Reply-To or From address (the person), not the envelope sender, which
-// for many senders is a bounce address. envelopeFrom is the fallback.
-func (m *Mail) ReplyAddress(envelopeFrom string) string {
+// for many senders is a bounce address, but only one that allowed
+// accepts (the account's own addresses and reply_to list): a header is
+// whatever the writer of the mail typed, and answers to an SMS the
+// account sent are the account's to receive. Otherwise the envelope
+// sender, if allowed; otherwise "" (the catch-all gets the answers).
+func (m *Mail) ReplyAddress(envelopeFrom string, allowed func(addr string) bool) string {
 	for _, key := range []string{"Reply-To", "From"} {
-		if list, err := m.Header.AddressList(key); err == nil && len(list) > 0 && list[0].Address != "" {
+		list, err := m.Header.AddressList(key)
+		if err != nil || len(list) == 0 || list[0].Address == "" {
+			continue
+		}
+		if allowed(list[0].Address) {
 			return list[0].Address
 		}
 	}
-	return envelopeFrom
+	if envelopeFrom != "" && allowed(envelopeFrom) {
+		return envelopeFrom
+	}
+	return ""
 }
 
 // Refs are the ids of the mails this one answers: References, then

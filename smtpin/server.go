@@ -520,7 +520,7 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 		MailMessageID: m.MessageID,
 		Headers:       m.BounceHeaders,
 		Subject:       m.Subject,
-		ReplyTo:       m.ReplyAddress(s.from),
+		ReplyTo:       m.ReplyAddress(s.from, s.acct.MayReplyTo),
 		MailRefs:      m.Refs(),
 		Sender:        strings.TrimSpace(m.Header.Get(HeaderSender)),
 		Template:      strings.TrimSpace(m.Header.Get(HeaderTemplate)),

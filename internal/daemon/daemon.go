@@ -431,7 +431,7 @@ func accounts(cfg *config.Config) []bridge.Account {
 		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
-			Networks: nets})
+			Networks: nets, ReplyTo: a.ReplyTo})
 	}
 	return out
 }
