@@ -26,7 +26,9 @@ type sendRequest struct {
 	Params   map[string]string `json:"params"`
 	SendAt   *time.Time        `json:"send_at"`
 	// ReplyTo is the mail address the phone's replies go to (as a mail's
-	// From does for mail); empty: the catch-all.
+	// From does for mail); empty: the catch-all. It must be one of the
+	// account's emails or in its reply_to list (bridge.Submit refuses
+	// anything else: 422 naming reply_to).
 	ReplyTo string `json:"reply_to"`
 }
 

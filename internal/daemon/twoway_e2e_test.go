@@ -41,6 +41,8 @@ retry_max = "200ms"
 [[accounts]]
 name = "alice"
 emails = ["alice@example.com", "bounces@example.com"]
+# The CRM's inbox may receive replies (HTTP reply_to) but not send.
+reply_to = ["crm-inbox@example.com"]
 # The conversation's number is not the default: answers must find it.
 sender_ids = ["972500000002", "972500000001"]
 api_token_sha256 = %q
