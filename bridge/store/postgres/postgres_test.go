@@ -337,3 +337,22 @@ func TestSynchronousCommit(t *testing.T) {
 		t.Fatalf("synchronous_commit = %q, %v; want on", setting, err)
 	}
 }
+
+func TestRetention(t *testing.T) {
+	storetest.RunRetention(t, func(t *testing.T) (storetest.Purging, storetest.Counter) {
+		u, _ := newDatabase(t)
+		s := openTest(t, u)
+		return s, func(t *testing.T) map[string]int {
+			t.Helper()
+			out := map[string]int{}
+			for _, table := range []string{"messages", "recipients", "idempotency_keys", "inbound", "outbox", "conversations"} {
+				var n int
+				if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+					t.Fatalf("counting %s: %v", table, err)
+				}
+				out[table] = n
+			}
+			return out
+		}
+	})
+}
