@@ -44,6 +44,10 @@ type Store struct {
 	// URL selects PostgreSQL instead ("postgres://user@host/db"), shared
 	// by several instances; SQLite stays the default when it is empty.
 	URL Secret `toml:"url"`
+	// Retention is how long finished records (messages, the conversation
+	// log, inbound SMS, delivered mail) are kept: message text and phone
+	// numbers are personal data. Default 90 days; there is no "forever".
+	Retention time.Duration `toml:"retention"`
 }
 
 // Log configures logging.
@@ -311,8 +315,19 @@ func Parse(text string, kinds Kinds) (*Config, error) {
 	if hasProviders {
 		c.Providers = d.providers(rawProviders, kinds)
 	}
+	// 0 reads as "keep forever" to some and "keep nothing" to others, so
+	// the one who wrote it must say which; defaults() would make it 90
+	// days, so look before.
+	var retentionZero bool
+	if st, ok := doc["store"].(map[string]any); ok {
+		_, set := st["retention"]
+		retentionZero = set && c.Store.Retention == 0 && !d.covers("store.retention: ")
+	}
 	c.defaults()
 	probs := d.probs
+	if retentionZero {
+		probs = append(probs, "store.retention: must be a duration such as \"2160h\" (90 days); to keep records for years, write them out (\"87600h\" is ten years)")
+	}
 	for _, p := range c.validate() {
 		if !d.covers(p) {
 			probs = append(probs, p)
@@ -387,6 +402,7 @@ func (c *Config) defaults() {
 		}
 	}
 	def(&c.Store.Path, "smsbridge.db")
+	defDur(&c.Store.Retention, 90*24*time.Hour)
 	def(&c.Log.Level, "info")
 	def(&c.SMTP.Listen, "127.0.0.1:2525")
 	def(&c.SMTP.Hostname, "localhost")
@@ -526,6 +542,14 @@ func (c *Config) validate() Problems {
 
 	if u := c.Store.URL.Value(); u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		add("store.url", "must be a postgres:// URL")
+	}
+	switch {
+	case c.Store.Retention < 24*time.Hour:
+		// Go durations have no days: "90m" meant as 90 days would purge
+		// every message an hour and a half after it was sent.
+		add("store.retention", "must be at least 24h (durations have no days: 90 days is \"2160h\"), not %s", c.Store.Retention)
+	case c.Store.Retention < c.Replies.ReplyWindow:
+		add("store.retention", "must be at least replies.reply_window (%s): a conversation purged sooner loses its replies' way back", c.Replies.ReplyWindow)
 	}
 	checkAddr("smtp.listen", c.SMTP.Listen)
 	if len(c.SMTP.Domains) == 0 {

@@ -177,6 +177,7 @@ func TestProblemsNameTheirKeys(t *testing.T) {
 	text := `
 [store]
 pth = "x.db"
+retention = "90m"
 [smtp]
 domains = []
 default_region = "XX"
@@ -209,6 +210,7 @@ fallback = ["f", "nope"]
 	}
 	want := []string{
 		"store.pth: unknown key",
+		"store.retention: must be at least 24h",
 		"providers[0].colour: unknown key",
 		"smtp.domains: at least one domain is required",
 		"smtp.default_region:",
@@ -558,5 +560,32 @@ func TestContradictoryLimits(t *testing.T) {
 	unlimited := strings.Replace(text, "messages_per_minute = 50", "messages_per_minute = 0", 1)
 	if _, err := config.Parse(unlimited, kinds); err != nil {
 		t.Errorf("messages_per_minute = 0 (unlimited): %v", err)
+	}
+}
+
+// store.retention: 90 days unless set; 0, sub-day and shorter-than-the-
+// reply-window values are refused, naming the key.
+func TestRetention(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Retention != 90*24*time.Hour {
+		t.Errorf("default retention %s, want 2160h", c.Store.Retention)
+	}
+	c, err = config.Parse("[store]\nretention = \"8760h\"\n"+minimal, kinds)
+	if err != nil || c.Store.Retention != 8760*time.Hour {
+		t.Fatalf("retention 8760h: %v, %v", c, err)
+	}
+	for _, bad := range []string{
+		"[store]\nretention = \"0s\"\n",
+		"[store]\nretention = \"-1h\"\n",
+		"[store]\nretention = \"90m\"\n",
+		"[store]\nretention = \"48h\"\n[replies]\nreply_window = \"72h\"\n",
+	} {
+		_, err := config.Parse(bad+minimal, kinds)
+		if err == nil || !strings.Contains(err.Error(), "store.retention: ") {
+			t.Errorf("%q: %v, want a problem naming store.retention", bad, err)
+		}
 	}
 }

@@ -45,6 +45,7 @@ type Daemon struct {
 	api        *webhook.Server
 	mail       *mailout.Worker  // nil without a smarthost
 	pollers    []*bridge.Poller // providers without callbacks
+	retention  *bridge.Retention
 	reloadMu   sync.Mutex
 	loaded     *config.Config // the configuration last applied, under reloadMu (cfg stays the one started with)
 }
@@ -132,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	if err != nil {
 		return nil, err
 	}
+	d.retention = &bridge.Retention{Store: st, Keep: cfg.Store.Retention, Log: log.With("component", "retention")}
 	dopt := bridge.DispatchOptions{
 		RetryMin:       cfg.Queue.RetryMin,
 		RetryMax:       cfg.Queue.RetryMax,
@@ -299,8 +301,13 @@ type Store interface {
 	bridge.Store
 	bridge.Conversations
 	bridge.MailQueue
+	bridge.Purger
 	Ping(ctx context.Context) error
 }
+
+// purgeInterval is how often records past store.retention are purged: a
+// record outlives its retention by at most this long.
+const purgeInterval = time.Hour
 
 // storeName says which store is in use without printing a URL's password.
 func storeName(cfg config.Store) string {
@@ -356,6 +363,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			p.Run(runCtx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.retention.Run(runCtx, purgeInterval)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := d.smtp.Serve(d.smtpLn); err != nil {
