@@ -69,11 +69,11 @@ func (p *timedPurger) Purge(ctx context.Context, kind bridge.PurgeKind, cutoff t
 
 // The file stops growing under a steady load once the retention applies:
 // the pages a purge frees (the freelist) take the next days' rows. With 3
-// days kept and a purge each simulated day, the file after day 12 is
+// days kept and a purge each simulated day, the file after day 9 is
 // about the size it was after day 5; without the purge it grows by a
 // day's pages every day.
 func TestRetentionBoundsTheFile(t *testing.T) {
-	const perDay, days = 400, 12
+	const perDay, days = 200, 9
 	base := time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)
 	run := func(purge bool) []int {
 		s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
