@@ -80,5 +80,10 @@ func (s *Store) Purge(ctx context.Context, kind bridge.PurgeKind, cutoff time.Ti
 		b.Deleted = len(ids)
 		return nil
 	})
-	return b, err
+	if err != nil {
+		// b is the writer's until write returns nil: a cancelled
+		// caller returns while fn may still run.
+		return bridge.PurgeBatch{}, err
+	}
+	return b, nil
 }
