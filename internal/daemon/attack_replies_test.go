@@ -118,15 +118,26 @@ func TestAttackHTTPReplyTo(t *testing.T) {
 	if r.Status != 422 || r.Body["field"] != "reply_to" {
 		t.Fatalf("reply_to outside the account: %d %v, want 422 naming reply_to", r.Status, r.Body)
 	}
+	var ids []string
 	for _, ok := range []string{"ops@localhost", "desk@partner.example"} {
 		r := call(t, "POST", base, aliceToken, fmt.Sprintf(`{"to":"0501234567","text":"hi","reply_to":%q}`, ok))
 		if r.Status != 202 {
 			t.Fatalf("reply_to %s: %d %v, want 202", ok, r.Status, r.Body)
 		}
+		ids = append(ids, r.Body["id"].(string))
 	}
-	eventually(t, 5*time.Second, "the two allowed sends", func() bool { return len(fake.Requests()) == 2 })
-	if st, err := d.Store().Stats(t.Context()); err != nil || st.Queued != 0 {
-		t.Fatalf("queue after the refusal: %+v %v", st, err)
+	// Once both allowed messages are sent, an empty queue shows that the
+	// refused one was never stored.
+	eventually(t, 5*time.Second, "the two allowed sends recorded", func() bool {
+		for _, id := range ids {
+			if m, err := d.Store().Message(t.Context(), id); err != nil || m.Recipients[0].State != bridge.StateSent {
+				return false
+			}
+		}
+		return true
+	})
+	if st, err := d.Store().Stats(t.Context()); err != nil || st.Queued != 0 || len(fake.Requests()) != 2 {
+		t.Fatalf("after the refusal: queue %+v (%v), %d provider calls; want nothing of the refused send", st, err, len(fake.Requests()))
 	}
 }
 
