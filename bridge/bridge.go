@@ -14,9 +14,12 @@ import (
 
 // Options configures a Bridge.
 type Options struct {
-	Region        string // default region for national numbers ("IL")
-	MaxSegments   int    // longest SMS accepted, in parts
-	MaxRecipients int    // most recipients in one message
+	Region      string // default region for national numbers ("IL")
+	MaxSegments int    // longest SMS accepted, in parts (Account.MaxSegments overrides it)
+	// SmartEncoding replaces typographic look-alikes when that makes a
+	// text GSM-7 (SmartEncode); Account.SmartEncoding overrides it.
+	SmartEncoding bool
+	MaxRecipients int // most recipients in one message
 	// DestinationPerMinute caps SMS to one number per minute; 0: no cap.
 	DestinationPerMinute int
 	// ScheduleHorizon is how far ahead a send may be scheduled
@@ -43,6 +46,10 @@ type Options struct {
 	// and each delivery report applied (for metrics).
 	Received func(provider string)
 	Reported func(provider string, state State)
+	// Saved, if set, is told after a message is stored how many SMS
+	// parts smart encoding saved it: per recipient (see shape), times its
+	// recipients (for metrics).
+	Saved func(account string, parts int)
 }
 
 // Bridge validates submissions from any front end and commits them to the
@@ -279,9 +286,14 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	if s.Template == "" && strings.TrimSpace(s.Text) == "" {
 		return nil, Permanent(ReasonEmpty, "text", "nothing to send: the message text is empty")
 	}
+	var sh shaped
 	if s.Text != "" {
-		if seg := CountSegments(s.Text); seg.Count > b.opt.MaxSegments {
-			return nil, Permanent(ReasonTooLong, "text", "message is %s; the limit is %d segments", seg, b.opt.MaxSegments)
+		var err error
+		if sh, err = b.shape(s.Account, s.Text); err != nil {
+			return nil, err
+		}
+		if s.Template == "" && strings.TrimSpace(sh.text) == "" {
+			return nil, Permanent(ReasonEmpty, "text", "nothing to send: the message text is only invisible characters")
 		}
 	}
 	now := b.opt.Now()
@@ -311,6 +323,12 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		Params:         s.Params,
 		SendAt:         sendAt,
 		Created:        now,
+	}
+	if s.Text != "" {
+		if sh.text != s.Text {
+			m.SMSText = sh.text
+		}
+		m.Encoding, m.Parts = sh.seg.Encoding, sh.seg.Count
 	}
 	req := m.request()
 	seen := map[string]bool{}
@@ -346,6 +364,9 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	}
 	if b.opt.Enqueued != nil {
 		b.opt.Enqueued()
+	}
+	if b.opt.Saved != nil && sh.saved > 0 {
+		b.opt.Saved(m.Account, sh.saved*len(m.Recipients))
 	}
 	return m, nil
 }
@@ -473,7 +494,7 @@ func (m *Message) request() *SendRequest {
 	return &SendRequest{
 		MessageID: m.ID,
 		Sender:    m.Sender,
-		Text:      m.Text,
+		Text:      m.SendText(),
 		Template:  m.Template,
 		Params:    m.Params,
 		SendAt:    m.SendAt,

@@ -529,7 +529,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 			}
 			if rerr == nil {
 				outcomes = append(outcomes, Outcome{RecipientID: j.Recipient.ID, State: StateSent,
-					Provider: b.provider, ProviderID: results[i].ProviderID, Info: results[i].Info, At: now})
+					Provider: b.provider, ProviderID: results[i].ProviderID, Cost: results[i].Cost, Info: results[i].Info, At: now})
 				continue
 			}
 			o := d.retryOrFail(set, j, b.provider, rerr, now)

@@ -61,8 +61,18 @@ type Message struct {
 	// before digests were, which match any request.
 	RequestDigest string
 
-	Sender   string            // SMS sender ID or number; "" means the provider default
-	Text     string            // the SMS text; with a template, an explicit override
+	Sender string // SMS sender ID or number; "" means the provider default
+	Text   string // the SMS text as submitted; with a template, an explicit override
+	// SMSText is the text sent when it differs from Text: smart encoding
+	// replaced its look-alikes, or the length policy cut it. Text stays
+	// as submitted, for the conversation log. "" sends Text.
+	SMSText string
+	// Encoding and Parts are how the text sent travels: its alphabet and
+	// its SMS parts per recipient. "" and 0 for a template without text
+	// (the provider fills it in) and for messages stored before they were
+	// recorded.
+	Encoding Encoding
+	Parts    int
 	Template string            // provider template / pattern code, or ""
 	Params   map[string]string // template parameters
 	SendAt   time.Time         // zero: as soon as possible
@@ -96,8 +106,19 @@ type Recipient struct {
 	ProviderAttempts int
 	NextAttempt      time.Time
 	ProviderID       string // the provider's id for the sent SMS
-	Error            string // last error, kept for the log and for bounces
-	Updated          time.Time
+	// Cost is what the provider reported the SMS cost, a decimal in its
+	// account's currency ("0.01"); "" if it reported nothing.
+	Cost    string
+	Error   string // last error, kept for the log and for bounces
+	Updated time.Time
+}
+
+// SendText is the text the SMS carries (SMSText, else Text).
+func (m *Message) SendText() string {
+	if m.SMSText != "" {
+		return m.SMSText
+	}
+	return m.Text
 }
 
 // Phonebook is a provider-side list of numbers used as a single recipient.

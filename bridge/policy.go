@@ -25,6 +25,13 @@ type Account struct {
 	TokenSHA256 []string
 	// MessagesPerMinute caps SMS submitted per minute; 0 is unlimited.
 	MessagesPerMinute int
+	// SmartEncoding overrides Options.SmartEncoding for this account
+	// (see SmartEncode); nil keeps it.
+	SmartEncoding *bool
+	// MaxSegments overrides Options.MaxSegments for this account; 0
+	// keeps it. Overflow is what happens to a longer text ("" refuses).
+	MaxSegments int
+	Overflow    Overflow
 	// OnCall are the numbers alert hooks page by default.
 	OnCall []string
 	// PasswordHash is the bcrypt hash of the SMTP AUTH password.

@@ -31,9 +31,12 @@ type SendRequest struct {
 
 // Result is the outcome for one recipient of a SendRequest.
 type Result struct {
-	ProviderID string            // the provider's id for this SMS
-	Err        error             // nil: accepted by the provider
-	Info       map[string]string // provider details kept in the log (status, cost, ...)
+	ProviderID string // the provider's id for this SMS
+	Err        error  // nil: accepted by the provider
+	// Cost is the price the provider reported for this SMS, as ParseCost
+	// returns it; "" if it reported none.
+	Cost string
+	Info map[string]string // provider details kept in the log (status, cost, ...)
 }
 
 // The interfaces below are optional; the bridge discovers them by type

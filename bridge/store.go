@@ -74,6 +74,7 @@ type Outcome struct {
 	State       State     // StateQueued for a retry, or a final state
 	Provider    string    // the provider used (may change on failover)
 	ProviderID  string    // set when State is StateSent
+	Cost        string    // the provider's price when State is StateSent (Result.Cost)
 	Error       string    // reason for a retry or a failure
 	Reason      Reason    // why it failed (not stored; picks a bounce's status)
 	NextAttempt time.Time // for a retry: when to try next
