@@ -27,5 +27,8 @@ func ParseCost(s string) (cost string, ok bool) {
 	// Rounded to a millionth of the currency unit: beyond that a float's
 	// digits are noise ("0.1" and "1e-1" must read the same).
 	f = math.Round(f*1e6) / 1e6
+	if f == 0 {
+		f = 0 // not "-0"
+	}
 	return strconv.FormatFloat(f, 'f', -1, 64), true
 }

@@ -182,8 +182,12 @@ func (b *Bridge) shape(acct *Account, text string) (shaped, error) {
 	before := CountSegments(text)
 	out := shaped{text: text, seg: before}
 	if smart {
+		// Never at a higher price: "…" becomes three septets, so a text
+		// of ellipses could take more GSM-7 parts than UCS-2 ones.
 		if t, n := SmartEncode(text); n > 0 {
-			out.text, out.seg = t, CountSegments(t)
+			if seg := CountSegments(t); seg.Count <= before.Count {
+				out.text, out.seg = t, seg
+			}
 		}
 	}
 	if out.seg.Count > limit {
