@@ -187,6 +187,9 @@ func testRoundTrip(t *testing.T, s bridge.Store) {
 		Subject:       "תור",
 		Sender:        "Clinic",
 		Text:          "שלום דוד, התור שלך אושר. سلام، نوبت شما تأیید شد ۱۴۰۳ 😀\n-- \nend",
+		SMSText:       "Shalom David - it's confirmed...",
+		Encoding:      bridge.GSM7,
+		Parts:         3,
 		Template:      "appt-confirm",
 		Params:        map[string]string{"name": "דוד", "code": "۱۲۳۴", "empty": "", "quote": `"x" <y> & 'z'`},
 		SendAt:        base.Add(2 * time.Hour).In(jerusalem),
@@ -403,7 +406,7 @@ func testComplete(t *testing.T, s bridge.Store) {
 	retryAt := base.Add(5 * time.Minute)
 	sent, failed, retry, keep := jobs[0].Recipient, jobs[1].Recipient, jobs[2].Recipient, jobs[3].Recipient
 	complete(t, s,
-		bridge.Outcome{RecipientID: sent.ID, State: bridge.StateSent, Provider: "p2", ProviderID: "prov-123",
+		bridge.Outcome{RecipientID: sent.ID, State: bridge.StateSent, Provider: "p2", ProviderID: "prov-123", Cost: "0.05",
 			Info: map[string]string{"status": "accepted", "cost": "0.05"}, At: at},
 		bridge.Outcome{RecipientID: failed.ID, State: bridge.StateFailed, Provider: "p1", Error: "invalid number", At: at},
 		bridge.Outcome{RecipientID: retry.ID, State: bridge.StateQueued, Provider: "p1", Error: "timeout",
@@ -425,6 +428,11 @@ func testComplete(t *testing.T, s bridge.Store) {
 	check(got[1], bridge.StateFailed, "p1", "", "invalid number", time.Time{})
 	check(got[2], bridge.StateQueued, "p1", "", "timeout", retryAt)
 	check(got[3], bridge.StateCancelled, "p1", "", "cancelled", time.Time{})
+	for i, want := range []string{"0.05", "", "", ""} {
+		if got[i].Cost != want {
+			t.Errorf("recipient %d: cost %q, want %q", got[i].ID, got[i].Cost, want)
+		}
+	}
 
 	// Final states are never claimed; the retry waits for its time.
 	if jobs := claim(t, s, retryAt.Add(-time.Millisecond), 10); len(jobs) != 0 {

@@ -74,12 +74,13 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 	wrote := now.Add(-10 * time.Minute)
 	old.conv = &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "alice", EnvelopeFrom: "alice@example.com",
 		MailMessageID: "<dinner-1@example.com>", ReplyTo: "alice@example.com", Sender: convOur, Text: "Dinner at 8?", Created: wrote,
+		SMSText: "Dinner at 8pm?", Encoding: bridge.GSM7, Parts: 1,
 		Recipients: []bridge.Recipient{{To: convPhone, Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(2 * time.Hour)}}}
 	if err := src.Enqueue(ctx, old.conv); err != nil {
 		t.Fatal(err)
 	}
 	if err := src.Complete(ctx, []bridge.Outcome{{RecipientID: old.conv.Recipients[0].ID, State: bridge.StateSent,
-		Provider: "voip", ProviderID: "p-9", Info: map[string]string{"cost": "1"}, At: wrote.Add(time.Second),
+		Provider: "voip", ProviderID: "p-9", Cost: "0.01", Info: map[string]string{"sale": "0.01"}, At: wrote.Add(time.Second),
 		Conversation: &bridge.ConversationTouch{ID: convID, Phone: convPhone, Our: convOur, Account: "alice",
 			ReplyTo: "alice@example.com", MailMessageID: "<dinner-1@example.com>", Subject: "Dinner", At: wrote}}}); err != nil {
 		t.Fatal(err)
@@ -149,7 +150,8 @@ func TestMigrateStore(t *testing.T) {
 			t.Fatalf("%s not migrated: %v", id, err)
 		}
 		if got.Text != want.Text || got.Headers != want.Headers || got.ReplyTo != want.ReplyTo || got.Sender != want.Sender ||
-			got.MailMessageID != want.MailMessageID || !got.Created.Equal(want.Created) || len(got.Recipients) != len(want.Recipients) {
+			got.MailMessageID != want.MailMessageID || !got.Created.Equal(want.Created) || len(got.Recipients) != len(want.Recipients) ||
+			got.SMSText != want.SMSText || got.Encoding != want.Encoding || got.Parts != want.Parts {
 			t.Fatalf("%s: got %+v, want %+v", id, got, want)
 		}
 		for i, w := range want.Recipients {
@@ -159,10 +161,14 @@ func TestMigrateStore(t *testing.T) {
 			}
 			if g.To != w.To || g.State != w.State || g.Provider != w.Provider || g.ProviderID != w.ProviderID ||
 				g.Error != w.Error || g.Attempts != w.Attempts || !g.NextAttempt.Equal(w.NextAttempt) ||
-				!g.Updated.Equal(w.Updated) || strings.Join(g.Providers, ",") != strings.Join(w.Providers, ",") {
+				!g.Updated.Equal(w.Updated) || strings.Join(g.Providers, ",") != strings.Join(w.Providers, ",") || g.Cost != w.Cost {
 				t.Errorf("%s recipient %d: got %+v, want %+v", id, i, g, w)
 			}
 		}
+	}
+	if m, _ := dst.Message(ctx, old.conv.ID); m.SMSText != "Dinner at 8pm?" || m.Encoding != bridge.GSM7 || m.Parts != 1 ||
+		m.Recipients[0].Cost != "0.01" {
+		t.Errorf("sent text, encoding, parts or cost not migrated: %+v", m)
 	}
 	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != old.ids[1] {
 		t.Errorf("idempotency key not migrated: %v, %v", m, err)

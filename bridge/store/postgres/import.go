@@ -46,8 +46,8 @@ const (
 	// Recipient ids are this database's own (an identity): the message,
 	// not the recipient, is what an import recognises as stored already.
 	importRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
-		attempts, next_attempt, provider_id, error, info, updated, conversation_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+		attempts, next_attempt, provider_id, error, info, updated, conversation_id, cost)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	importConversation = `INSERT INTO conversations (id, phone, our, account, reply_to, mail_message_id,
 		subject, last_out, created, updated, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`
@@ -80,7 +80,7 @@ func (s *Store) ImportMessages(ctx context.Context, ms []MessageRecord, now time
 		}
 		msgArgs[i] = []any{cleanText(m.ID), cleanText(string(m.Channel)), cleanText(m.Account), raw(m.EnvelopeFrom),
 			raw(m.MailMessageID), raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), cleanText(m.Template),
-			params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
+			params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created), raw(m.SMSText), cleanText(string(m.Encoding)), m.Parts}
 	}
 	stored := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -145,7 +145,7 @@ func queueRecipients(b *pgx.Batch, mr MessageRecord, id any, now time.Time) erro
 		}
 		b.Queue(importRecipient, id, cleanText(r.To), providers, cleanText(r.Provider), cleanText(string(state)),
 			r.Attempts, storeutil.Millis(next), cleanText(r.ProviderID), cleanText(r.Error), info,
-			storeutil.Millis(r.Updated), conv)
+			storeutil.Millis(r.Updated), conv, cleanText(r.Cost))
 	}
 	return nil
 }

@@ -21,13 +21,13 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
+		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, subject, sender, text, template, params, send_at, created)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created, request_digest)
 		VALUES ($1, $2, $3, $4, $5)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
@@ -60,10 +60,10 @@ const (
 	// afresh.
 	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif($2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
-		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL`
-	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $8`
+		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL, cost = $8`
+	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $9`
 	// The same, filing the recipient under a conversation.
-	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $9 WHERE id = $8`
+	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $10 WHERE id = $9`
 )
 
 // Enqueue stores m and its recipients in one transaction and returns once
@@ -89,7 +89,8 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
-		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created))
+		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
+		raw(m.SMSText), string(m.Encoding), m.Parts)
 	if m.IdempotencyKey != "" {
 		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest)
 	}
@@ -237,7 +238,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
 		}
 		query, args := updateOutcome, []any{string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
-			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.RecipientID}
+			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID}
 		if c := o.Conversation; c != nil {
 			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
 				return err
@@ -424,13 +425,15 @@ type messageRow struct {
 	m                                                           bridge.Message
 	channel                                                     string
 	envelopeFrom, mailMessageID, replyTo, headers, sender, text []byte
+	smsText                                                     []byte
+	encoding                                                    string
 	params                                                      []byte
 	sendAt, created                                             int64
 }
 
 func (r *messageRow) dest() []any {
 	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.replyTo, &r.headers,
-		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created}
+		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.smsText, &r.encoding, &r.m.Parts}
 }
 
 func (r *messageRow) message() (*bridge.Message, error) {
@@ -438,7 +441,8 @@ func (r *messageRow) message() (*bridge.Message, error) {
 	m.Channel = bridge.Channel(r.channel)
 	m.EnvelopeFrom, m.MailMessageID, m.ReplyTo = string(r.envelopeFrom), string(r.mailMessageID), string(r.replyTo)
 	m.Headers = string(r.headers)
-	m.Sender, m.Text = string(r.sender), string(r.text)
+	m.Sender, m.Text, m.SMSText = string(r.sender), string(r.text), string(r.smsText)
+	m.Encoding = bridge.Encoding(r.encoding)
 	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
 	if r.params != nil {
 		if err := json.Unmarshal(r.params, &m.Params); err != nil {
@@ -458,7 +462,7 @@ type recipientRow struct {
 
 func (r *recipientRow) dest() []any {
 	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost}
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {

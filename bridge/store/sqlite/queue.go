@@ -16,13 +16,13 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created`
+		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts`
 	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated`
+		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost`
 
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, subject, sender, text, template, params, send_at, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -53,7 +53,7 @@ const (
 	// plain ? after it from 3.)
 	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif(?2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
-		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0`
+		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0, cost = ?`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = ?`
 	// The same, filing the recipient under a conversation.
 	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = ? WHERE id = ?`
@@ -76,7 +76,8 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
-		m.Headers, m.Subject, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created)}
+		m.Headers, m.Subject, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
+		m.SMSText, string(m.Encoding), m.Parts}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
 		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
@@ -236,7 +237,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 		}
 		st := &steps[i]
 		st.query, st.args = updateOutcome, []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
-			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At)}
+			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.Cost}
 		if c := o.Conversation; c != nil {
 			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
 				return err
@@ -432,18 +433,19 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 type messageRow struct {
 	m               bridge.Message
 	channel         string
+	encoding        string
 	params          sql.NullString
 	sendAt, created int64
 }
 
 func (r *messageRow) dest() []any {
 	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.ReplyTo, &r.m.Headers, &r.m.Subject,
-		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created}
+		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.m.SMSText, &r.encoding, &r.m.Parts}
 }
 
 func (r *messageRow) message() (*bridge.Message, error) {
 	m := r.m
-	m.Channel = bridge.Channel(r.channel)
+	m.Channel, m.Encoding = bridge.Channel(r.channel), bridge.Encoding(r.encoding)
 	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
 	if r.params.Valid {
 		if err := json.Unmarshal([]byte(r.params.String), &m.Params); err != nil {
@@ -462,7 +464,7 @@ type recipientRow struct {
 
 func (r *recipientRow) dest() []any {
 	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated}
+		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost}
 }
 
 func (r *recipientRow) recipient() (bridge.Recipient, error) {
