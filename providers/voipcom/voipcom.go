@@ -265,7 +265,14 @@ func (p *Provider) result(to string, e *entry) bridge.Result {
 			info[k] = p.redact(string(v))
 		}
 	}
-	return bridge.Result{ProviderID: string(e.SMSID), Info: info}
+	// The price is the provider's word, but a value that is not a sane
+	// price (negative, huge, not a number) is kept in info only: it
+	// must not reach the cost metrics.
+	cost, ok := bridge.ParseCost(string(e.Sale))
+	if !ok && e.Sale != "" {
+		p.log.Warn("send_log sale is not a price", "smsid", string(e.SMSID), "sale", info["sale"])
+	}
+	return bridge.Result{ProviderID: string(e.SMSID), Cost: cost, Info: info}
 }
 
 func (p *Provider) redact(s string) string { return providers.Redact(s, p.secrets...) }

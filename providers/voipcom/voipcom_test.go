@@ -657,3 +657,30 @@ func FuzzSendLog(f *testing.F) {
 		}
 	})
 }
+
+// TestSendCost reads each recipient's price from the send_log's sale; a
+// sale that is no price is kept in Info only.
+func TestSendCost(t *testing.T) {
+	p, _ := newTest(t, nil)
+	res, err := p.Send(t.Context(), &bridge.SendRequest{Text: "hi", To: []string{us}})
+	wantOK(t, res, err, 1)
+	if res[0].Cost != "0.01" {
+		t.Errorf("cost %q, want 0.01 (the fake's documented sale)", res[0].Cost)
+	}
+	for _, tc := range []struct{ sale, want string }{
+		{`"0.0200"`, "0.02"},
+		{`7.5e-3`, "0.0075"},
+		{`-1`, ""},
+		{`"free"`, ""},
+		{`1e9`, ""},
+		{`null`, ""},
+	} {
+		p, f := newTest(t, nil)
+		f.Faults.Push(providertest.Fault{Status: 200, Body: `{"send_log":[{"code":200,"to":"12812345678","smsid":"a","sale":` + tc.sale + `}]}`})
+		res, err := p.Send(t.Context(), &bridge.SendRequest{Text: "hi", To: []string{us}})
+		wantOK(t, res, err, 1)
+		if res[0].Cost != tc.want {
+			t.Errorf("sale %s: cost %q, want %q", tc.sale, res[0].Cost, tc.want)
+		}
+	}
+}
