@@ -59,20 +59,24 @@ type Log struct {
 
 // SMTP configures the mail listener.
 type SMTP struct {
-	Listen          string        `toml:"listen"`
-	Hostname        string        `toml:"hostname"` // name in the greeting
-	Domains         []string      `toml:"domains"`
-	DefaultRegion   string        `toml:"default_region"` // ISO 3166 region for numbers without a country code
-	RequireAuth     bool          `toml:"require_auth"`
-	TLSCert         string        `toml:"tls_cert"`
-	TLSKey          string        `toml:"tls_key"`
-	MaxMessageBytes int64         `toml:"max_message_bytes"`
-	MaxRecipients   int           `toml:"max_recipients"`
-	MaxSegments     int           `toml:"max_segments"`
-	Text            string        `toml:"text"` // body, subject or subject+body
-	ReadTimeout     time.Duration `toml:"read_timeout"`
-	WriteTimeout    time.Duration `toml:"write_timeout"`
-	MaxConnections  int           `toml:"max_connections"`
+	Listen          string   `toml:"listen"`
+	Hostname        string   `toml:"hostname"` // name in the greeting
+	Domains         []string `toml:"domains"`
+	DefaultRegion   string   `toml:"default_region"` // ISO 3166 region for numbers without a country code
+	RequireAuth     bool     `toml:"require_auth"`
+	TLSCert         string   `toml:"tls_cert"`
+	TLSKey          string   `toml:"tls_key"`
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxRecipients   int      `toml:"max_recipients"`
+	MaxSegments     int      `toml:"max_segments"`
+	// SmartEncoding replaces typographic look-alikes (curly quotes,
+	// dashes, no-break spaces…) by GSM-7 characters when that makes a
+	// text GSM-7 (default true); accounts may override it.
+	SmartEncoding  *bool         `toml:"smart_encoding"`
+	Text           string        `toml:"text"` // body, subject or subject+body
+	ReadTimeout    time.Duration `toml:"read_timeout"`
+	WriteTimeout   time.Duration `toml:"write_timeout"`
+	MaxConnections int           `toml:"max_connections"`
 	// TLSListen is a second listener speaking TLS from the first byte
 	// (SMTPS, port 465); "" is none. It needs tls_cert and tls_key.
 	TLSListen string `toml:"tls_listen"`
@@ -164,6 +168,13 @@ type Account struct {
 	// MessagesPerMinute limits the SMS (recipients) the account may
 	// submit per minute; 0 is unlimited.
 	MessagesPerMinute int `toml:"messages_per_minute"`
+	// SmartEncoding overrides smtp.smart_encoding; unset keeps it.
+	SmartEncoding *bool `toml:"smart_encoding"`
+	// MaxSegments overrides smtp.max_segments; 0 keeps it.
+	MaxSegments int `toml:"max_segments"`
+	// Overflow is what a longer text gets: "refuse" (the default) or
+	// "truncate" (cut at a word boundary, with a marker).
+	Overflow string `toml:"overflow"`
 	// OnCall are the numbers alert hooks page when the request names none.
 	OnCall []string `toml:"on_call"`
 	// SMTPPasswordHash is the bcrypt hash of the account's SMTP AUTH
@@ -198,6 +209,9 @@ type Replies struct {
 	RetryMax    time.Duration `toml:"retry_max"`
 	MaxAge      time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
 }
+
+// UseSmartEncoding reports whether smtp.smart_encoding is on (the default).
+func (s SMTP) UseSmartEncoding() bool { return s.SmartEncoding == nil || *s.SmartEncoding }
 
 // SendBounces reports whether failed SMS are reported by mail.
 func (r Replies) SendBounces() bool { return r.Smarthost != "" && (r.Bounces == nil || *r.Bounces) }
@@ -696,6 +710,12 @@ func (c *Config) validate() Problems {
 			add(key+".messages_per_minute", "%d is less than smtp.max_recipients (%d): a message to more recipients "+
 				"would be accepted by the limit on recipients and refused for ever by this one; raise it or lower smtp.max_recipients",
 				a.MessagesPerMinute, c.SMTP.MaxRecipients)
+		}
+		positive(key+".max_segments", int64(a.MaxSegments))
+		switch a.Overflow {
+		case "", "refuse", "truncate":
+		default:
+			add(key+".overflow", "must be refuse or truncate, not %q", a.Overflow)
 		}
 		if a.SMTPPasswordHash != "" {
 			if _, err := bcrypt.Cost([]byte(a.SMTPPasswordHash)); err != nil {

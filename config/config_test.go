@@ -589,3 +589,37 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestLengthPolicySettings reads smart encoding (on unless turned off,
+// per account too) and the per-account length policy, and names the key
+// of a bad one.
+func TestLengthPolicySettings(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Accounts[0]; !c.SMTP.UseSmartEncoding() || a.SmartEncoding != nil || a.MaxSegments != 0 || a.Overflow != "" {
+		t.Errorf("defaults: smart encoding %v, account %+v; want on, nothing overridden", c.SMTP.UseSmartEncoding(), a)
+	}
+	text := strings.Replace(minimal, `domains = ["sms.example.com"]`, `domains = ["sms.example.com"]
+smart_encoding = false`, 1)
+	text = strings.Replace(text, `sender_ids = ["Ops"]`, `sender_ids = ["Ops"]
+smart_encoding = true
+max_segments = 3
+overflow = "truncate"`, 1)
+	if c, err = config.Parse(text, kinds); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Accounts[0]; c.SMTP.UseSmartEncoding() || a.SmartEncoding == nil || !*a.SmartEncoding || a.MaxSegments != 3 || a.Overflow != "truncate" {
+		t.Errorf("smart encoding %v, account %+v; want off, overridden on, 3 segments, truncate", c.SMTP.UseSmartEncoding(), a)
+	}
+	bad := strings.Replace(minimal, `sender_ids = ["Ops"]`, `sender_ids = ["Ops"]
+max_segments = -1
+overflow = "drop"`, 1)
+	_, err = config.Parse(bad, kinds)
+	for _, want := range []string{"accounts[0].max_segments: must be positive", `accounts[0].overflow: must be refuse or truncate, not "drop"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to contain %q", err, want)
+		}
+	}
+}

@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	opts := bridge.Options{
 		Region:               cfg.SMTP.DefaultRegion,
 		MaxSegments:          cfg.SMTP.MaxSegments,
+		SmartEncoding:        cfg.SMTP.UseSmartEncoding(),
 		MaxRecipients:        cfg.SMTP.MaxRecipients,
 		DestinationPerMinute: cfg.Limits.DestinationPerMinute,
 		ScheduleHorizon:      cfg.Limits.ScheduleHorizon,
@@ -443,6 +444,7 @@ func accounts(cfg *config.Config) []bridge.Account {
 		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
+			SmartEncoding: a.SmartEncoding, MaxSegments: a.MaxSegments, Overflow: bridge.Overflow(a.Overflow),
 			Networks: nets, ReplyTo: a.ReplyTo})
 	}
 	return out
