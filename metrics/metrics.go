@@ -6,6 +6,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ type Metrics struct {
 	mails    *prometheus.CounterVec
 	reports  *prometheus.CounterVec
 	circuit  *prometheus.GaugeVec
+	parts    *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	saved    *prometheus.CounterVec
 }
 
 // StatsFunc reads the queue for the depth and age gauges.
@@ -64,6 +68,15 @@ func New(stats StatsFunc) *Metrics {
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsbridge_provider_circuit_open", Help: "1 while a provider's circuit breaker is open (it is not being called).",
 		}, []string{"provider"}),
+		parts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_sms_parts_total", Help: "SMS parts sent (accepted by the provider), by account and provider.",
+		}, []string{"account", "provider"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_sms_cost_total", Help: "What providers reported the SMS sent cost, in each provider account's currency, by account and provider.",
+		}, []string{"account", "provider"}),
+		saved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_smart_encoding_parts_saved_total", Help: "SMS parts smart encoding saved in messages accepted (per recipient), by account.",
+		}, []string{"account"}),
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "smsbridge_queue_depth", Help: "Recipients waiting to be sent.",
@@ -83,7 +96,8 @@ func New(stats StatsFunc) *Metrics {
 		}
 		return time.Since(st.OldestQueued).Seconds()
 	})
-	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit, depth, age,
+	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit,
+		m.parts, m.cost, m.saved, depth, age,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -141,4 +155,22 @@ func (m *Metrics) Circuit(provider string, open bool) {
 		v = 1
 	}
 	m.circuit.WithLabelValues(provider).Set(v)
+}
+
+// Sent counts the parts and the cost of an SMS a provider accepted.
+func (m *Metrics) Sent(msg *bridge.Message, o bridge.Outcome) {
+	if o.State != bridge.StateSent {
+		return
+	}
+	if msg.Parts > 0 {
+		m.parts.WithLabelValues(msg.Account, o.Provider).Add(float64(msg.Parts))
+	}
+	if c, err := strconv.ParseFloat(o.Cost, 64); err == nil && c > 0 {
+		m.cost.WithLabelValues(msg.Account, o.Provider).Add(c)
+	}
+}
+
+// Saved counts SMS parts smart encoding saved an account.
+func (m *Metrics) Saved(account string, parts int) {
+	m.saved.WithLabelValues(account).Add(float64(parts))
 }

@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		Composer:             composer,
 		Received:             m.Inbound,
 		Reported:             m.Report,
+		Saved:                m.Saved,
 		Log:                  log,
 	}
 	if d.mail != nil {
@@ -146,13 +147,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		BreakerChanged: m.Circuit,
 		Log:            log.With("component", "dispatcher"),
 	}
+	dopt.Final = func(_ context.Context, msg *bridge.Message, o bridge.Outcome) {
+		m.Sent(msg, o)
+		if o.Mail != nil && d.mail != nil {
+			d.mail.Wake() // a bounce was queued with this outcome
+		}
+	}
 	if cfg.Replies.SendBounces() {
 		dopt.Bounce = d.bridge.Bounce
-		dopt.Final = func(_ context.Context, _ *bridge.Message, o bridge.Outcome) {
-			if o.Mail != nil {
-				d.mail.Wake() // a bounce was queued with this outcome
-			}
-		}
 	}
 	d.dispatcher = bridge.NewDispatcher(st, provs, dopt)
 	holder := instanceName()
