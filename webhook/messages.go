@@ -182,36 +182,48 @@ func (req *sendRequest) digest() string {
 
 // messageView is a message as the API shows it.
 type messageView struct {
-	ID         string          `json:"id"`
-	Account    string          `json:"account"`
-	Channel    string          `json:"channel"`
-	Sender     string          `json:"sender,omitempty"`
-	Template   string          `json:"template,omitempty"`
-	SendAt     *time.Time      `json:"send_at,omitempty"`
-	Created    time.Time       `json:"created"`
+	ID       string     `json:"id"`
+	Account  string     `json:"account"`
+	Channel  string     `json:"channel"`
+	Sender   string     `json:"sender,omitempty"`
+	Template string     `json:"template,omitempty"`
+	SendAt   *time.Time `json:"send_at,omitempty"`
+	Created  time.Time  `json:"created"`
+	// Encoding and Parts are how the text sent travels, after smart
+	// encoding and the length policy; absent for a template without text.
+	Encoding   string          `json:"encoding,omitempty"`
+	Parts      int             `json:"parts,omitempty"`
 	Recipients []recipientView `json:"recipients"`
 }
 
 type recipientView struct {
-	To         string    `json:"to"`
-	State      string    `json:"state"`
-	Provider   string    `json:"provider,omitempty"`
-	ProviderID string    `json:"provider_id,omitempty"`
-	Attempts   int       `json:"attempts"`
-	Error      string    `json:"error,omitempty"`
-	Updated    time.Time `json:"updated,omitzero"`
+	To         string `json:"to"`
+	State      string `json:"state"`
+	Provider   string `json:"provider,omitempty"`
+	ProviderID string `json:"provider_id,omitempty"`
+	Attempts   int    `json:"attempts"`
+	Error      string `json:"error,omitempty"`
+	// Cost is the provider's price for the SMS, where it reports one.
+	Cost    json.Number `json:"cost,omitempty"`
+	Updated time.Time   `json:"updated,omitzero"`
 }
 
 func view(m *bridge.Message) messageView {
 	v := messageView{ID: m.ID, Account: m.Account, Channel: string(m.Channel), Sender: m.Sender,
-		Template: m.Template, Created: m.Created, Recipients: []recipientView{}}
+		Template: m.Template, Created: m.Created, Encoding: string(m.Encoding), Parts: m.Parts, Recipients: []recipientView{}}
 	if !m.SendAt.IsZero() {
 		t := m.SendAt
 		v.SendAt = &t
 	}
 	for _, r := range m.Recipients {
-		v.Recipients = append(v.Recipients, recipientView{To: r.To, State: string(r.State), Provider: r.Provider,
-			ProviderID: r.ProviderID, Attempts: r.Attempts, Error: r.Error, Updated: r.Updated})
+		rv := recipientView{To: r.To, State: string(r.State), Provider: r.Provider,
+			ProviderID: r.ProviderID, Attempts: r.Attempts, Error: r.Error, Updated: r.Updated}
+		// Only a well-formed price: a JSON number that is not one
+		// would fail the whole answer.
+		if c, ok := bridge.ParseCost(r.Cost); ok {
+			rv.Cost = json.Number(c)
+		}
+		v.Recipients = append(v.Recipients, rv)
 	}
 	return v
 }
