@@ -135,9 +135,15 @@ type LogEntry struct {
 	Phone     string
 	Our       string
 	Account   string // out: the account that sent it
-	Text      string // out: the text, or "template <code>" for a template send
-	State     State  // out: the recipient's state; in: "" (received)
-	Error     string // out: last error
+	Text      string // out: the text as submitted, or "template <code>" for a template send
+	// Encoding and Parts are how the text sent travelled (out; see
+	// Message), Cost what the provider reported it cost (out; "" if
+	// nothing).
+	Encoding Encoding
+	Parts    int
+	Cost     string
+	State    State  // out: the recipient's state; in: "" (received)
+	Error    string // out: last error
 
 	MessageID   string // out: our message id
 	RecipientID int64  // out

@@ -738,7 +738,8 @@ func testConversationLog(t *testing.T, s Full) {
 	// conversation), m2 a template send at 3m that failed; m3 to this
 	// phone from another sender of ours. Inbound at 2m, 3m and 4m.
 	m1 := newMessage(base.Add(time.Minute), base, phone1, phone2)
-	m1.Sender, m1.Account, m1.ReplyTo, m1.Text = our1, "clinic", "alice@clinic.example", "Your appointment is at 10:00"
+	m1.Sender, m1.Account, m1.ReplyTo, m1.Text = our1, "clinic", "alice@clinic.example", "Your appointment is at 10:00 – see you"
+	m1.SMSText, m1.Encoding, m1.Parts = "Your appointment is at 10:00 - see you", bridge.GSM7, 1
 	enqueue(t, s, m1)
 	m2 := newMessage(base.Add(3*time.Minute), base, phone1)
 	m2.Sender, m2.Account, m2.Text, m2.Template = our1, "shop", "", "appt-reminder"
@@ -747,7 +748,7 @@ func testConversationLog(t *testing.T, s Full) {
 	m3.Sender = our2
 	enqueue(t, s, m3)
 	complete(t, s,
-		bridge.Outcome{RecipientID: m1.Recipients[0].ID, State: bridge.StateSent, ProviderID: "a", At: base.Add(5 * time.Minute),
+		bridge.Outcome{RecipientID: m1.Recipients[0].ID, State: bridge.StateSent, ProviderID: "a", Cost: "0.01", At: base.Add(5 * time.Minute),
 			Conversation: touch(m1, phone1)},
 		bridge.Outcome{RecipientID: m1.Recipients[1].ID, State: bridge.StateSent, ProviderID: "a", At: base.Add(5 * time.Minute),
 			Conversation: touch(m1, phone2)},
@@ -771,8 +772,11 @@ func testConversationLog(t *testing.T, s Full) {
 		return bridge.LogEntry{At: in.Received, Direction: bridge.DirIn, Phone: phone1, Our: our1, Text: in.Text,
 			InboundID: in.ID, MailTo: in.MailTo, Provider: in.Provider, Raw: in.Raw}
 	}
+	// The log shows the text as written, with how the text sent went.
+	sentM1 := outEntry(m1, m1.Text, bridge.StateSent, "")
+	sentM1.Encoding, sentM1.Parts, sentM1.Cost = bridge.GSM7, 1, "0.01"
 	want := []bridge.LogEntry{
-		outEntry(m1, m1.Text, bridge.StateSent, ""),
+		sentM1,
 		inEntry(in1),
 		outEntry(m2, "template appt-reminder", bridge.StateFailed, "template rejected"),
 		inEntry(in2),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -124,6 +125,9 @@ func printLog(ctx context.Context, w io.Writer, cs bridge.Conversations, f bridg
 			} else if e.Error != "" && e.State != bridge.StateSent && e.State != bridge.StateDelivered {
 				status += " (" + oneLine(e.Error, 60) + ")"
 			}
+			if e.Direction == bridge.DirOut {
+				status += sendDetails(e)
+			}
 			arrow := "→"
 			if e.Direction == bridge.DirIn {
 				arrow = "←"
@@ -157,6 +161,23 @@ func oneLine(s string, max int) string {
 func orDash(s string) string {
 	if s == "" {
 		return "-"
+	}
+	return s
+}
+
+// sendDetails is what an SMS sent took: its parts and encoding, and its
+// cost where the provider reported one, e.g. ", 2 parts GSM-7, cost 0.02".
+func sendDetails(e bridge.LogEntry) string {
+	var s string
+	if e.Parts > 0 {
+		noun := " parts "
+		if e.Parts == 1 {
+			noun = " part "
+		}
+		s += ", " + strconv.Itoa(e.Parts) + noun + string(e.Encoding)
+	}
+	if e.Cost != "" {
+		s += ", cost " + oneLine(e.Cost, 20)
 	}
 	return s
 }

@@ -23,13 +23,13 @@ func TestLogCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Millisecond)
-	m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "ops", Sender: "+972500000001", Text: "Meeting at 10?",
-		Created: now.Add(-time.Hour), Recipients: []bridge.Recipient{{To: "+972501234567", Providers: []string{"p"}, Provider: "p", State: bridge.StateQueued}}}
+	m := &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "ops", Sender: "+972500000001", Text: "Meeting at 10 – ok?",
+		SMSText: "Meeting at 10 - ok?", Encoding: bridge.GSM7, Parts: 1, Created: now.Add(-time.Hour), Recipients: []bridge.Recipient{{To: "+972501234567", Providers: []string{"p"}, Provider: "p", State: bridge.StateQueued}}}
 	if err := st.Enqueue(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	conv := bridge.ConversationID("+972501234567", "+972500000001")
-	if err := st.Complete(t.Context(), []bridge.Outcome{{RecipientID: m.Recipients[0].ID, State: bridge.StateSent, Provider: "p", ProviderID: "x1", At: now.Add(-time.Hour),
+	if err := st.Complete(t.Context(), []bridge.Outcome{{RecipientID: m.Recipients[0].ID, State: bridge.StateSent, Provider: "p", ProviderID: "x1", Cost: "0.01", At: now.Add(-time.Hour),
 		Conversation: &bridge.ConversationTouch{ID: conv, Phone: "+972501234567", Our: "+972500000001", Account: "ops", ReplyTo: "alice@example.com", At: m.Created}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ provider = "p"
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := out.String()
-	for _, want := range []string{"== +972501234567 with +972500000001", "replies to alice@example.com", "→ out", "sent", "Meeting at 10?",
+	for _, want := range []string{"== +972501234567 with +972500000001", "replies to alice@example.com", "→ out", "sent, 1 part GSM-7, cost 0.01", "Meeting at 10 – ok?",
 		"← in", "mailed to alice@example.com", "Yes ⏎ see you"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
@@ -81,7 +81,7 @@ provider = "p"
 	// -since leaves out the conversation that went quiet three days ago.
 	out.Reset()
 	if code := run([]string{"log", "-config", cfg, "-since", "24h"}, &out, &errb); code != 0 || strings.Contains(out.String(), "wrong number") ||
-		!strings.Contains(out.String(), "Meeting at 10?") {
+		!strings.Contains(out.String(), "Meeting at 10") {
 		t.Errorf("-since 24h: exit %d\n%s", code, out.String())
 	}
 	if code := run([]string{"log", "-config", cfg, "-since", "yesterday"}, &out, &errb); code != 2 {

@@ -60,7 +60,8 @@ const (
 	// afresh.
 	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif($2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
-		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL, cost = $8`
+		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL,
+		cost = coalesce(nullif($8, ''), cost)`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $9`
 	// The same, filing the recipient under a conversation.
 	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $10 WHERE id = $9`

@@ -237,7 +237,8 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	}
 
 	var out []bridge.LogEntry
-	rows, err := tx.QueryContext(ctx, `SELECT m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id
+	rows, err := tx.QueryContext(ctx, `SELECT m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id,
+		m.encoding, m.parts, r.cost
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.conversation_id = ? ORDER BY m.created DESC, r.id DESC LIMIT ?`, id, limit)
 	if err != nil {
@@ -247,10 +248,12 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 	for rows.Next() {
 		e := bridge.LogEntry{Direction: bridge.DirOut, Phone: c.Phone, Our: c.Our}
 		var at int64
-		var text, template, state string
-		if err := rows.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID); err != nil {
+		var text, template, state, encoding string
+		if err := rows.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID,
+			&encoding, &e.Parts, &e.Cost); err != nil {
 			return nil, err
 		}
+		e.Encoding = bridge.Encoding(encoding)
 		e.At, e.Text, e.State = storeutil.FromMillis(at), storeutil.LogText(text, template), bridge.State(state)
 		out = append(out, e)
 	}

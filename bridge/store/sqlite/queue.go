@@ -53,7 +53,8 @@ const (
 	// plain ? after it from 3.)
 	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif(?2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
-		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0, cost = ?`
+		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0,
+		cost = coalesce(nullif(?, ''), cost)`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = ?`
 	// The same, filing the recipient under a conversation.
 	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = ? WHERE id = ?`
