@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/smsbridge/smsbridge/bridge"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // encodingConfig has two accounts: ops with the defaults for smart
@@ -53,7 +53,7 @@ provider = "voip"
 // shows them, as do the metrics. Hebrew goes out as written; a long text
 // is truncated for one account and refused for another.
 func TestSmartEncodingEndToEnd(t *testing.T) {
-	voip := providertest.NewVoipcom(t, "k", "p")
+	voip := voipcomtest.NewServer(t, "k", "p")
 	d := start(t, encodingConfig(voip.URL))
 	base := "http://" + d.HTTPAddr()
 

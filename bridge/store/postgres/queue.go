@@ -58,6 +58,8 @@ const (
 	// An outcome without a provider keeps the one recorded; one naming
 	// another provider (a failover) starts its count of attempts there
 	// afresh.
+	// One without a cost keeps the cost recorded: a later outcome (a
+	// cancellation at the provider) does not unsay what the send was billed.
 	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif($2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL,

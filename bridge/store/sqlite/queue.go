@@ -51,6 +51,8 @@ const (
 	// another provider (a failover) starts its count of attempts there
 	// afresh. (?2 is the outcome's provider again: SQLite numbers the
 	// plain ? after it from 3.)
+	// One without a cost keeps the cost recorded: a later outcome (a
+	// cancellation at the provider) does not unsay what the send was billed.
 	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif(?2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0,
