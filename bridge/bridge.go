@@ -52,11 +52,20 @@ type Options struct {
 	Saved func(account string, parts int)
 }
 
+// ConversationStore is the store a Bridge needs: the message queue and,
+// in the same store, the conversation log, since Complete files an
+// outcome's conversation in the outcome's own transaction and replies are
+// routed by what it filed.
+type ConversationStore interface {
+	Store
+	Conversations
+}
+
 // Bridge validates submissions from any front end and commits them to the
 // store. SMTP and HTTP call the same methods, so the same rules give the
 // same answers on both.
 type Bridge struct {
-	store Store
+	store ConversationStore
 	opt   Options
 	// policy is swapped whole by Reload: a submission sees one consistent
 	// set of accounts, routes and providers from start to end.
@@ -79,7 +88,7 @@ type policy struct {
 }
 
 // New assembles a Bridge. Every provider named by a route must be given.
-func New(store Store, providers []Provider, routes []Route, accounts []Account, opt Options) (*Bridge, error) {
+func New(store ConversationStore, providers []Provider, routes []Route, accounts []Account, opt Options) (*Bridge, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}

@@ -40,7 +40,6 @@ type PollOptions struct {
 // Poller fetches one provider's inbound SMS and delivery reports.
 type Poller struct {
 	b        *Bridge
-	cs       Conversations
 	provider string
 	opt      PollOptions
 	started  time.Time
@@ -50,10 +49,6 @@ type Poller struct {
 // one of the bridge's providers and implement InboxPoller, ReportPoller or
 // both.
 func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
-	cs, err := b.conversations()
-	if err != nil {
-		return nil, err
-	}
 	p := b.pol().providers[name]
 	_, ip := p.(InboxPoller)
 	_, rp := p.(ReportPoller)
@@ -72,7 +67,7 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 	if opt.Log == nil {
 		opt.Log = b.opt.Log
 	}
-	return &Poller{b: b, cs: cs, provider: name, opt: opt, started: opt.Now()}, nil
+	return &Poller{b: b, provider: name, opt: opt, started: opt.Now()}, nil
 }
 
 // Run polls every interval until ctx ends.
@@ -93,7 +88,7 @@ func (p *Poller) Run(ctx context.Context) {
 // logged: the next round tries again from the saved cursor.
 func (p *Poller) Poll(ctx context.Context) {
 	job := "poll:" + p.provider
-	ok, err := p.cs.Lease(ctx, job, p.opt.Holder, p.opt.Now(), 3*p.opt.Interval)
+	ok, err := p.b.store.Lease(ctx, job, p.opt.Holder, p.opt.Now(), 3*p.opt.Interval)
 	if err != nil {
 		p.opt.Log.WarnContext(ctx, "taking the poll lease", "provider", p.provider, "err", err)
 		return
@@ -118,7 +113,7 @@ func (p *Poller) Poll(ctx context.Context) {
 
 func (p *Poller) pollInbox(ctx context.Context, inbox InboxPoller) error {
 	name := "inbox:" + p.provider
-	after, err := p.cs.Cursor(ctx, name)
+	after, err := p.b.store.Cursor(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -158,7 +153,7 @@ const reportsPerPoll = 100
 
 func (p *Poller) pollReports(ctx context.Context, reports ReportPoller) error {
 	now := p.opt.Now()
-	ids, err := p.cs.Outstanding(ctx, p.provider, now.Add(-p.opt.ReportsFor), now, reportsPerPoll)
+	ids, err := p.b.store.Outstanding(ctx, p.provider, now.Add(-p.opt.ReportsFor), now, reportsPerPoll)
 	if err != nil {
 		return err
 	}

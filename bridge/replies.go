@@ -29,15 +29,6 @@ type Failure struct {
 	At       time.Time
 }
 
-// conversations is the store's conversation log, if it keeps one.
-func (b *Bridge) conversations() (Conversations, error) {
-	c, ok := b.store.(Conversations)
-	if !ok {
-		return nil, Permanent(ReasonInvalid, "", "this store keeps no conversation log")
-	}
-	return c, nil
-}
-
 // OurKey is how a sender ID or a phone number is compared: numbers in
 // E.164 (providers write them international with or without "+", or
 // nationally with a leading 0), sender IDs as written. Outbound and
@@ -150,10 +141,6 @@ func (b *Bridge) Receive(ctx context.Context, in *Inbound) (dup bool, err error)
 // receive records in, saving cursor with it; logOnly keeps it from being
 // mailed.
 func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOnly bool) (dup bool, err error) {
-	cs, err := b.conversations()
-	if err != nil {
-		return false, err
-	}
 	from := strings.Join(strings.Fields(in.From), " ")
 	if from == "" {
 		return false, Permanent(ReasonInvalid, "from", "inbound SMS without a sender")
@@ -177,7 +164,7 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 		return false, Permanent(ReasonInvalid, "id", "inbound SMS without a dedupe key")
 	}
 
-	c, err := b.inboundConversation(ctx, cs, in)
+	c, err := b.inboundConversation(ctx, in)
 	if err != nil {
 		return false, err
 	}
@@ -199,7 +186,7 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 	if out == nil {
 		in.MailTo = ""
 	}
-	err = cs.RecordInbound(ctx, in, out, cursor)
+	err = b.store.RecordInbound(ctx, in, out, cursor)
 	if errors.Is(err, ErrDuplicateKey) {
 		return true, nil
 	}
@@ -223,7 +210,7 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 // provider; then it is one apart (ConversationIDVia), routed to nobody:
 // a provider reports only on what went out through it, so what it says
 // of another's conversation goes to the catch-all at most.
-func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *Inbound) (*Conversation, error) {
+func (b *Bridge) inboundConversation(ctx context.Context, in *Inbound) (*Conversation, error) {
 	if owners := b.pol().numberOwners[in.To]; in.To != "" && len(owners) > 0 && !slices.Contains(owners, in.Provider) {
 		// A number of another provider's: not even a phone's first SMS
 		// to it may open its conversation (whoever writes from it later
@@ -233,7 +220,7 @@ func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *
 		return &Conversation{ID: ConversationIDVia(in.From, in.To, in.Provider), Phone: in.From, Our: in.To,
 			Provider: in.Provider}, nil
 	}
-	c, err := cs.LatestConversation(ctx, in.From, in.To, in.Provider)
+	c, err := b.store.LatestConversation(ctx, in.From, in.To, in.Provider)
 	if err == nil {
 		return c, nil
 	}
@@ -241,7 +228,7 @@ func (b *Bridge) inboundConversation(ctx context.Context, cs Conversations, in *
 		return nil, err
 	}
 	c = &Conversation{ID: ConversationID(in.From, in.To), Phone: in.From, Our: in.To, Provider: in.Provider}
-	other, err := cs.Conversation(ctx, c.ID)
+	other, err := b.store.Conversation(ctx, c.ID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return c, nil // a phone writing first
@@ -273,10 +260,6 @@ func (b *Bridge) route(c *Conversation, at time.Time) string {
 
 // Report applies a provider's delivery report to the log.
 func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
-	cs, err := b.conversations()
-	if err != nil {
-		return 0, err
-	}
 	if r.ProviderID == "" {
 		return 0, Permanent(ReasonInvalid, "id", "delivery report without the provider's message id")
 	}
@@ -299,7 +282,7 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 	if r.At.IsZero() {
 		r.At = b.opt.Now()
 	}
-	n, err := cs.Report(ctx, r)
+	n, err := b.store.Report(ctx, r)
 	if err == nil && n > 0 && b.opt.Reported != nil {
 		b.opt.Reported(r.Provider, r.State)
 	}
@@ -313,16 +296,12 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 // ours, when the conversation is another account's, or when acct may not
 // use that sender.
 func (b *Bridge) ReplySender(ctx context.Context, acct *Account, phone string, mailRefs []string) string {
-	cs, err := b.conversations()
-	if err != nil {
-		return ""
-	}
 	for i := len(mailRefs) - 1; i >= 0; i-- { // the nearest ancestor first
 		id, ok := ConversationOfMailID(mailRefs[i])
 		if !ok {
 			continue
 		}
-		c, err := cs.Conversation(ctx, id)
+		c, err := b.store.Conversation(ctx, id)
 		if err != nil || c.Phone != phone {
 			continue
 		}
@@ -365,11 +344,8 @@ func ConversationOfMailID(id string) (string, bool) {
 
 // Conversations lists the conversations acct may read.
 func (b *Bridge) Conversations(ctx context.Context, acct *Account, f ConversationFilter) ([]Conversation, error) {
-	cs, err := b.conversations()
-	if err != nil {
-		return nil, err
-	}
 	if f.Phone != "" {
+		var err error
 		if f.Phone, err = ParseNumber(f.Phone, b.opt.Region); err != nil {
 			return nil, Permanent(ReasonBadNumber, "phone", "%q is not a phone number", f.Phone)
 		}
@@ -380,27 +356,23 @@ func (b *Bridge) Conversations(ctx context.Context, acct *Account, f Conversatio
 		}
 		f.Account = acct.Name
 	}
-	return cs.ListConversations(ctx, f)
+	return b.store.ListConversations(ctx, f)
 }
 
 // ConversationLog returns one conversation and its log, if acct may read it.
 func (b *Bridge) ConversationLog(ctx context.Context, acct *Account, id string, limit int) (*Conversation, []LogEntry, error) {
-	cs, err := b.conversations()
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := cs.Conversation(ctx, id)
+	c, err := b.store.Conversation(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	if acct.Admin {
-		log, err := cs.ConversationLog(ctx, id, limit)
+		log, err := b.store.ConversationLog(ctx, id, limit)
 		return c, log, err
 	}
 	if c.Account != acct.Name {
 		return nil, nil, ErrNotFound // it does not exist for you (no 403: that would say it does)
 	}
-	log, err := cs.ConversationLog(ctx, id, limit)
+	log, err := b.store.ConversationLog(ctx, id, limit)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // forgetfulStore accepts every message and keeps none: the cost of
 // storing is zero. Only Enqueue is called on the SMTP path; any other
 // call panics on the nil interface, which would show the path changed.
-type forgetfulStore struct{ bridge.Store }
+type forgetfulStore struct{ bridge.ConversationStore }
 
 func (forgetfulStore) Enqueue(_ context.Context, m *bridge.Message) error {
 	for i := range m.Recipients {

@@ -15,6 +15,10 @@ import (
 
 var _ bridge.Conversations = (*Store)(nil)
 
+// A Store is what bridge.New takes: the queue and the conversation log in
+// one database.
+var _ bridge.ConversationStore = (*Store)(nil)
+
 const (
 	conversationCols = `c.id, c.phone, c.our, c.provider, c.account, c.reply_to, c.mail_message_id, c.subject,
 		c.last_out, c.created, c.updated`

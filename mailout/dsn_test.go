@@ -2,7 +2,6 @@ package mailout_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net/textproto"
@@ -17,219 +16,6 @@ import (
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/mailout"
 )
-
-var date = time.Date(2025, 3, 14, 9, 26, 53, 0, time.FixedZone("IST", 2*3600))
-
-func reply() mailout.Reply {
-	return mailout.Reply{
-		From:       "+972501234567@sms.example.com",
-		FromName:   "+972 50-123-4567",
-		To:         "dana@example.com",
-		Subject:    "Re: תור למרפאה",
-		Text:       "כן, מגיע מחר 🙂 ممنون",
-		MessageID:  "<in1.c0123456789abcdefghij@sms.example.com>",
-		InReplyTo:  "orig-2@mail.example.com",
-		References: []string{"<root-1@mail.example.com>"},
-		Date:       date,
-		Extra: []mailout.Field{
-			{Key: "X-SMS-From", Value: "+972501234567"},
-			{Key: "X-SMS-To", Value: "Clinic"},
-		},
-	}
-}
-
-// replyKeys are the top-level fields every reply has (with threading and
-// the two extra fields of reply()).
-var replyKeys = []string{"Content-Transfer-Encoding", "Content-Type", "Date", "From", "In-Reply-To", "Message-Id",
-	"Mime-Version", "References", "Subject", "To", "X-Sms-From", "X-Sms-To"}
-
-// keys returns a header's field names, canonical and sorted, repeats kept.
-func keys(h message.Header) []string {
-	var ks []string
-	for f := h.Fields(); f.Next(); {
-		ks = append(ks, textproto.CanonicalMIMEHeaderKey(f.Key()))
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-func readMail(t testing.TB, data []byte) *message.Entity {
-	t.Helper()
-	e, err := message.Read(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("parsing the mail: %v\n%s", err, data)
-	}
-	return e
-}
-
-func body(t testing.TB, e *message.Entity) string {
-	t.Helper()
-	b, err := io.ReadAll(e.Body)
-	if err != nil {
-		t.Fatalf("reading a body: %v", err)
-	}
-	return string(b)
-}
-
-func TestBuildReplyThreadsUnderTheOriginal(t *testing.T) {
-	r := reply()
-	data, err := mailout.BuildReply(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := readMail(t, data)
-	h := gomail.Header{Header: e.Header}
-	if got := keys(e.Header); !slices.Equal(got, replyKeys) {
-		t.Errorf("header fields %v, want %v", got, replyKeys)
-	}
-	from, err := h.AddressList("From")
-	if err != nil || len(from) != 1 || from[0].Address != r.From || from[0].Name != r.FromName {
-		t.Errorf("From = %v (%v), want %s <%s>", from, err, r.FromName, r.From)
-	}
-	to, err := h.AddressList("To")
-	if err != nil || len(to) != 1 || to[0].Address != r.To {
-		t.Errorf("To = %v (%v)", to, err)
-	}
-	if s, err := h.Subject(); err != nil || s != r.Subject {
-		t.Errorf("Subject = %q (%v), want %q", s, err, r.Subject)
-	}
-	if d, err := h.Date(); err != nil || !d.Equal(r.Date) {
-		t.Errorf("Date = %v (%v), want %v", d, err, r.Date)
-	}
-	if id, err := h.MessageID(); err != nil || id != "in1.c0123456789abcdefghij@sms.example.com" {
-		t.Errorf("Message-ID = %q (%v)", id, err)
-	}
-	if ids, err := h.MsgIDList("In-Reply-To"); err != nil || !slices.Equal(ids, []string{"orig-2@mail.example.com"}) {
-		t.Errorf("In-Reply-To = %v (%v)", ids, err)
-	}
-	if ids, err := h.MsgIDList("References"); err != nil || !slices.Equal(ids, []string{"root-1@mail.example.com", "orig-2@mail.example.com"}) {
-		t.Errorf("References = %v (%v), want the thread ending in the original", ids, err)
-	}
-	if v, _ := e.Header.Text("X-Sms-To"); v != "Clinic" {
-		t.Errorf("X-SMS-To = %q", v)
-	}
-	if mt, params, _ := e.Header.ContentType(); mt != "text/plain" || params["charset"] != "utf-8" {
-		t.Errorf("Content-Type = %s %v", mt, params)
-	}
-	if got := body(t, e); got != r.Text {
-		t.Errorf("text = %q, want %q", got, r.Text)
-	}
-	// The mail itself is 7-bit: it passes smarthosts without 8BITMIME.
-	for i, c := range data {
-		if c >= 0x80 {
-			t.Fatalf("8-bit byte at %d: %q", i, data[max(0, i-20):i+1])
-		}
-	}
-}
-
-func TestBuildReplyText(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"plain ascii = fine", "plain ascii = fine"},
-		{"two\nlines\r\nand\rthree", "two\r\nlines\r\nand\r\nthree"},
-		{"שלום\n\n-- \nnot a signature here", "שלום\r\n\r\n-- \r\nnot a signature here"},
-		{".\r\n.\r\nQUIT\r\n", ".\r\n.\r\nQUIT\r\n"},
-		{"bad utf-8 \xff\xfe end", "bad utf-8 \uFFFD end"},
-		{strings.Repeat("long line ", 200), strings.Repeat("long line ", 200)},
-		{"", ""},
-	} {
-		r := reply()
-		r.Text = tc.in
-		data, err := mailout.BuildReply(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := body(t, readMail(t, data)); got != tc.want {
-			t.Errorf("text %q came back as %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestBuildReplyWithoutThread(t *testing.T) {
-	r := reply()
-	r.InReplyTo, r.References, r.Extra = "", nil, nil
-	data, err := mailout.BuildReply(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := readMail(t, data)
-	want := []string{"Content-Transfer-Encoding", "Content-Type", "Date", "From", "Message-Id", "Mime-Version", "Subject", "To"}
-	if got := keys(e.Header); !slices.Equal(got, want) {
-		t.Errorf("header fields %v, want %v", got, want)
-	}
-}
-
-func TestBuildReplyLongThreadIsTrimmed(t *testing.T) {
-	r := reply()
-	r.References = nil
-	for i := range 50 {
-		r.References = append(r.References, "ref"+strings.Repeat("x", i)+"@example.com")
-	}
-	r.InReplyTo = r.References[49]
-	data, err := mailout.BuildReply(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := gomail.Header{Header: readMail(t, data).Header}
-	ids, err := h.MsgIDList("References")
-	if err != nil || len(ids) != 20 || ids[0] != r.References[0] || ids[19] != r.InReplyTo {
-		t.Errorf("References = %d ids (%v): want 20, from the root to the original", len(ids), err)
-	}
-}
-
-// TestBuildReplyHostile feeds CR, LF and MIME syntax into every free-text
-// input: the result must have exactly the usual fields, each once, and
-// the text must come back as given.
-func TestBuildReplyHostile(t *testing.T) {
-	evil := "x\r\nBcc: victim@example.net\r\n\r\n--boundary\r\nContent-Type: text/html\n\rX-Evil: 1\r\n.\r\n"
-	r := reply()
-	r.Subject = "Re: " + evil
-	r.FromName = evil
-	r.Text = evil
-	r.InReplyTo = "<orig@example.com>\r\nBcc: victim@example.net"
-	r.References = []string{"root@example.com\r\nX-Evil: 1", "ok@example.com", "a b@example.com", "<<x@y>>"}
-	r.Extra = []mailout.Field{{Key: "X-SMS-From", Value: evil}, {Key: "X-SMS-To", Value: "\n\n"}}
-	data, err := mailout.BuildReply(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := readMail(t, data)
-	want := slices.DeleteFunc(slices.Clone(replyKeys), func(k string) bool { return k == "In-Reply-To" })
-	if got := keys(e.Header); !slices.Equal(got, want) {
-		t.Errorf("header fields %v, want %v", got, want)
-	}
-	h := gomail.Header{Header: e.Header}
-	if ids, err := h.MsgIDList("References"); err != nil || !slices.Equal(ids, []string{"ok@example.com"}) {
-		t.Errorf("References = %v (%v): want only the valid id", ids, err)
-	}
-	if s, _ := h.Subject(); strings.ContainsAny(s, "\r\n") || !strings.Contains(s, "Bcc: victim@example.net") {
-		t.Errorf("Subject = %q: want the text on one line", s)
-	}
-	if got, want := body(t, e), strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(evil, "\r\n", "\n"), "\r", "\n"), "\n", "\r\n"); got != want {
-		t.Errorf("text = %q, want %q", got, want)
-	}
-}
-
-func TestBuildReplyRefusesInvalidInput(t *testing.T) {
-	for name, mutate := range map[string]func(*mailout.Reply){
-		"to with CRLF":    func(r *mailout.Reply) { r.To = "a@example.com\r\nBcc: b@example.com" },
-		"to with a name":  func(r *mailout.Reply) { r.To = "Dana <dana@example.com>" },
-		"two recipients":  func(r *mailout.Reply) { r.To = "a@example.com, b@example.com" },
-		"empty from":      func(r *mailout.Reply) { r.From = "" },
-		"bad message id":  func(r *mailout.Reply) { r.MessageID = "no-at-sign" },
-		"message id CRLF": func(r *mailout.Reply) { r.MessageID = "a@b\r\nBcc: x@y" },
-		"no date":         func(r *mailout.Reply) { r.Date = time.Time{} },
-		"extra not X-":    func(r *mailout.Reply) { r.Extra = []mailout.Field{{Key: "Bcc", Value: "x@y"}} },
-		"extra key with CRLF": func(r *mailout.Reply) {
-			r.Extra = []mailout.Field{{Key: "X-A: 1\r\nBcc", Value: "x@y"}}
-		},
-	} {
-		r := reply()
-		mutate(&r)
-		if data, err := mailout.BuildReply(r); err == nil || bridge.IsTemporary(err) || bridge.ReasonOf(err) != bridge.ReasonInvalid {
-			t.Errorf("%s: %v: want a permanent invalid error\n%s", name, err, data)
-		}
-	}
-}
 
 func bounce() mailout.Bounce {
 	return mailout.Bounce{
@@ -506,4 +292,68 @@ func TestStatusFor(t *testing.T) {
 			t.Errorf("StatusFor(%q) = %s, want %s", reason, got, want)
 		}
 	}
+}
+
+// FuzzBuildBounce: whatever the sender wrote and the providers said, the
+// bounce parses as a delivery-status report with the usual fields, one
+// block per recipient, and each recipient field exactly once.
+func FuzzBuildBounce(f *testing.F) {
+	f.Add("hello", "+972501234567@sms.example.com", "5.1.1", "invalid destination", "ENVID1",
+		"Subject: hello\r\nFrom: a@b\r\n")
+	f.Add("x\r\nBcc: a@b", "a\r\nAction: delivered", "2.0.0\r\nStatus: 5.0.0", "שגיאה\r\n\r\nFinal-Recipient: rfc822; x",
+		"id\r\nX: y", "Subject: x\r\n\r\n--frontier\r\nContent-Type: text/html\r\n\r\n<b>")
+	f.Add("", "", "", "", "", "--x\n-- \n\tcont\n: empty\nA:\n\xff\xfe: v\n")
+	f.Add(strings.Repeat("s", 2000), strings.Repeat("ü", 300), "5.999.999", strings.Repeat("\\x{41}", 500), "\x00",
+		strings.Repeat("X-Long: "+strings.Repeat("v", 1200)+"\r\n", 80))
+	f.Fuzz(func(t *testing.T, subject, addr, status, diag, envid, headers string) {
+		b := mailout.Bounce{
+			From: "MAILER-DAEMON@sms.example.com", To: "dana@example.com", MessageID: "b1@sms.example.com",
+			Date: date, Subject: subject, OriginalMessageID: "orig@example.com", OriginalEnvelopeID: envid,
+			ArrivalDate: date, OriginalHeaders: headers,
+			Recipients: []mailout.FailedRecipient{
+				{Address: "+" + addr, Status: status, Reason: bridge.ReasonBadNumber, Diagnostic: diag, LastAttempt: date},
+				{Address: "+972529876543@sms.example.com", Reason: bridge.ReasonExpired, Diagnostic: diag + diag},
+			},
+		}
+		data, err := mailout.BuildBounce(b)
+		if err != nil {
+			t.Fatalf("BuildBounce: %v", err)
+		}
+		d := readDSN(t, data)
+		wantKeys := []string{"Auto-Submitted", "Content-Type", "Date", "From", "In-Reply-To", "Message-Id", "Mime-Version", "References", "Subject", "To"}
+		if got := keys(d.top); !slices.Equal(got, wantKeys) {
+			t.Fatalf("header fields %v, want %v\n%s", got, wantKeys, data)
+		}
+		wantTypes := []string{"text/plain", "message/delivery-status", "text/rfc822-headers"}
+		if d.headers == "" {
+			wantTypes = wantTypes[:2]
+		}
+		if !slices.Equal(d.types, wantTypes) {
+			t.Fatalf("parts %v, want %v\n%s", d.types, wantTypes, data)
+		}
+		if len(d.perRcpt) != 2 {
+			t.Fatalf("%d recipient blocks, want 2:\n%s", len(d.perRcpt), d.rawStatus)
+		}
+		if v := d.perMsg.Values("Reporting-Mta"); len(d.perMsg) > 3 || len(v) != 1 || v[0] != "dns; sms.example.com" {
+			t.Fatalf("per-message block %v", d.perMsg)
+		}
+		for i, rc := range d.perRcpt {
+			for _, k := range []string{"Final-Recipient", "Action", "Status"} {
+				if len(rc.Values(k)) != 1 {
+					t.Fatalf("recipient %d: %s = %q\n%s", i, k, rc.Values(k), d.rawStatus)
+				}
+			}
+			if rc.Get("Action") != "failed" || !strings.HasPrefix(rc.Get("Status"), "5.") {
+				t.Fatalf("recipient %d: Action %q, Status %q", i, rc.Get("Action"), rc.Get("Status"))
+			}
+			if len(rc) > 5 {
+				t.Fatalf("recipient %d has fields %v", i, rc)
+			}
+		}
+		for i := 0; i < len(d.rawStatus); i++ {
+			if d.rawStatus[i] >= 0x80 {
+				t.Fatalf("8-bit delivery-status:\n%s", d.rawStatus)
+			}
+		}
+	})
 }

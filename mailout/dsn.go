@@ -1,60 +1,16 @@
-// Package mailout delivers the bridge's own mail to a smarthost: replies
-// from phones, mailed to the person the phone answers, and RFC 3464
-// delivery-status notifications for SMS that failed for good.
-//
-// Messages are built with go-message, which refuses a CR or LF in a header
-// value. Every input is validated (addresses, message ids) or flattened
-// (free text) before it gets there, so no input, however hostile, can add
-// a header field or break the MIME structure.
 package mailout
 
 import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
-	"io"
-	"mime"
-	"net/mail"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message"
-	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
-
 	"github.com/smsbridge/smsbridge/bridge"
 )
-
-// Field is one extra header field.
-type Field struct {
-	Key   string // must start with "X-"
-	Value string // free text; flattened to one line
-}
-
-// Reply is an SMS from a phone, to be mailed to the person it answers.
-type Reply struct {
-	From     string // addr-spec, e.g. "+972501234567@sms.example.com"
-	FromName string // optional display name
-	To       string // addr-spec of the person
-	Subject  string // used as given (the caller adds "Re: ")
-	Text     string // the SMS, UTF-8; line breaks become CRLF
-	// MessageID is this mail's id, with or without angle brackets
-	// ("x@sms.example.com" or "<x@sms.example.com>"). It must be a valid
-	// msg-id: answers to the reply find their conversation through it.
-	MessageID string
-	// InReplyTo is the Message-ID of the person's mail the SMS answers
-	// ("" if none), References the ids of that mail's thread, oldest first;
-	// both with or without brackets. An id that is not a valid msg-id is
-	// left out: the reply then arrives unthreaded rather than not at all.
-	InReplyTo  string
-	References []string
-	Date       time.Time
-	// Extra are informational fields such as X-SMS-From, in order.
-	Extra []Field
-}
 
 // Bounce is a delivery-status notification (RFC 3464) telling the sender
 // of a mail that some of its recipients will never get it as SMS.
@@ -89,68 +45,6 @@ type FailedRecipient struct {
 	Reason      bridge.Reason
 	Diagnostic  string    // the provider's (or our) reason, free text
 	LastAttempt time.Time // optional
-}
-
-// dateLayout is RFC 5322's date-time, as go-message writes it.
-const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
-
-// maxReferences bounds References: RFC 5322 §3.6.4 lets a long thread be
-// trimmed, and clients need only its first and last ids to thread.
-const maxReferences = 20
-
-// BuildReply returns the complete reply mail: text/plain in UTF-8, threaded
-// under InReplyTo. It fails, with a permanent *bridge.Error, only for an
-// invalid address, message id, date or extra field name, never because of
-// the text.
-func BuildReply(r Reply) ([]byte, error) {
-	from, err := addressField("From", r.From, r.FromName)
-	if err != nil {
-		return nil, err
-	}
-	to, err := addressField("To", r.To, "")
-	if err != nil {
-		return nil, err
-	}
-	id, ok := msgID(r.MessageID)
-	if !ok {
-		return nil, invalid("message_id", "Message-ID %q is not a valid msg-id", r.MessageID)
-	}
-	if r.Date.IsZero() {
-		return nil, invalid("date", "reply without a date")
-	}
-	h := fields{
-		{"MIME-Version", "1.0"},
-		{"From", from},
-		{"To", to},
-		{"Subject", encodeText(r.Subject)},
-		{"Date", r.Date.Format(dateLayout)},
-		{"Message-ID", "<" + id + ">"},
-	}
-	h = h.thread(r.InReplyTo, r.References)
-	for _, f := range r.Extra {
-		if !extraKey(f.Key) {
-			return nil, invalid("extra", "extra header field %q: the name must be X- followed by letters, digits and dashes", f.Key)
-		}
-		h = append(h, field{f.Key, encodeText(f.Value)})
-	}
-	text := canonicalText(r.Text)
-	enc := bodyEncoding(text)
-	h = append(h,
-		field{"Content-Type", "text/plain; charset=utf-8"},
-		field{"Content-Transfer-Encoding", enc})
-	data, err := build(h, text, nil)
-	if err != nil {
-		return nil, fmt.Errorf("mailout: building the reply: %w", err)
-	}
-	if !bytes.HasSuffix(data, []byte("\n")) {
-		// End the mail with a line break without changing the text:
-		// base64 ignores it, quoted-printable needs it soft.
-		if enc == "quoted-printable" {
-			data = append(data, '=')
-		}
-		data = append(data, "\r\n"...)
-	}
-	return data, nil
 }
 
 // BuildBounce returns the complete delivery-status notification:
@@ -243,52 +137,6 @@ func BuildBounce(b Bounce) ([]byte, error) {
 		return nil, fmt.Errorf("mailout: building the bounce: %w", err)
 	}
 	return data, nil
-}
-
-// part is one MIME entity: its fields and its body before transfer
-// encoding.
-type part struct {
-	h    fields
-	body string
-}
-
-// build writes a mail with the fields top and either body or, when top is
-// multipart, parts.
-func build(top fields, body string, parts []part) ([]byte, error) {
-	h, err := top.header()
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	w, err := message.CreateWriter(&buf, h)
-	if err != nil {
-		return nil, err
-	}
-	if len(parts) == 0 {
-		if _, err := io.WriteString(w, body); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range parts {
-		ph, err := p.h.header()
-		if err != nil {
-			return nil, err
-		}
-		pw, err := w.CreatePart(ph)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := io.WriteString(pw, p.body); err != nil {
-			return nil, err
-		}
-		if err := pw.Close(); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // explanation is the bounce's human-readable part.
@@ -408,117 +256,6 @@ func validStatus(s string) bool {
 	return true
 }
 
-// invalid is the error for input a mail cannot be built from: permanent,
-// since building it again gives the same result.
-func invalid(field, format string, args ...any) error {
-	return bridge.Permanent(bridge.ReasonInvalid, field, "mailout: "+format, args...)
-}
-
-// field is one header field, its value already encoded for the wire.
-type field struct{ key, value string }
-
-// fields are header fields in the order they are to be written.
-type fields []field
-
-// thread adds In-Reply-To and References for a mail answering parent in
-// the thread refs. Invalid ids are left out.
-func (fs fields) thread(parent string, refs []string) fields {
-	var ids []string
-	for _, r := range refs {
-		if id, ok := msgID(r); ok {
-			ids = append(ids, id)
-		}
-	}
-	if parent, ok := msgID(parent); ok {
-		fs = append(fs, field{"In-Reply-To", "<" + parent + ">"})
-		// The parent ends the thread, once.
-		ids = append(slices.DeleteFunc(ids, func(id string) bool { return id == parent }), parent)
-	}
-	if len(ids) > maxReferences {
-		// Keep the thread's root and its nearest ancestors.
-		ids = append(ids[:1], ids[len(ids)-maxReferences+1:]...)
-	}
-	if len(ids) > 0 {
-		fs = append(fs, field{"References", "<" + strings.Join(ids, "> <") + ">"})
-	}
-	return fs
-}
-
-// header converts fs to a go-message header, keeping the names as
-// spelled here. go-message would write "Message-Id" and "Reporting-Mta":
-// legal (names are case-insensitive) but not what the RFCs and mailers
-// write, and some bounce parsers match names exactly. It writes the field
-// added last first, so they are added bottom-up.
-func (fs fields) header() (message.Header, error) {
-	var h message.Header
-	for i := len(fs) - 1; i >= 0; i-- {
-		f := fs[i]
-		// go-message folds the field and refuses CR or LF in it.
-		var one textproto.Header
-		one.Add(f.key, f.value)
-		var buf bytes.Buffer
-		if err := textproto.WriteHeader(&buf, one); err != nil {
-			return message.Header{}, err
-		}
-		raw := bytes.TrimSuffix(buf.Bytes(), []byte("\r\n"))
-		if len(raw) > len(f.key) && bytes.EqualFold(raw[:len(f.key)], []byte(f.key)) {
-			copy(raw, f.key)
-		}
-		h.AddRaw(raw)
-	}
-	return h, nil
-}
-
-// write writes fs as one header block, ending in an empty line.
-func (fs fields) write(buf *bytes.Buffer) error {
-	h, err := fs.header()
-	if err != nil {
-		return err
-	}
-	return textproto.WriteHeader(buf, h.Header)
-}
-
-// addressField validates addr as a bare addr-spec and formats it with an
-// optional display name (RFC 2047-encoded when not ASCII).
-func addressField(key, addr, name string) (string, error) {
-	if addr == "" || strings.ContainsFunc(addr, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return "", invalid(strings.ToLower(key), "%s address %q is not valid", key, addr)
-	}
-	a, err := mail.ParseAddress(addr)
-	if err != nil || a.Address != addr || a.Name != "" {
-		return "", invalid(strings.ToLower(key), "%s address %q is not a bare address", key, addr)
-	}
-	return (&mail.Address{Name: flatten(name), Address: addr}).String(), nil
-}
-
-// msgID returns id without brackets if it is a valid ASCII msg-id
-// (RFC 5322 §3.6.4, as go-message parses it back).
-func msgID(id string) (string, bool) {
-	id = strings.TrimSpace(id)
-	id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
-	if id == "" || len(id) > 250 || !isASCII(id) || strings.ContainsAny(id, " \t\r\n<>") {
-		return "", false
-	}
-	var h gomail.Header
-	h.Set("Message-Id", "<"+id+">")
-	parsed, err := h.MessageID()
-	return id, err == nil && parsed == id
-}
-
-// extraKey reports whether k is an X- field name of letters, digits and
-// dashes.
-func extraKey(k string) bool {
-	if len(k) < 3 || len(k) > 76 || !strings.EqualFold(k[:2], "x-") {
-		return false
-	}
-	for _, c := range k {
-		if !(c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
 // hostName reports whether s looks like a DNS name or address literal we
 // may write after "dns;".
 func hostName(s string) bool {
@@ -531,43 +268,6 @@ func hostName(s string) bool {
 		}
 	}
 	return true
-}
-
-// maxText bounds a flattened text: a subject, a name or a diagnostic
-// longer than this is no use to a reader, and go-message takes time
-// quadratic in a field's length to fold it.
-const maxText = 1000
-
-// flatten makes free text one header-safe line: invalid UTF-8 replaced,
-// every run of control characters (CR and LF among them) and line or
-// paragraph separators turned into one space, the ends trimmed, and cut
-// to maxText bytes with an ellipsis.
-func flatten(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if b.Len() >= maxText {
-			b.WriteString("…")
-			break
-		}
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			if !space {
-				b.WriteByte(' ')
-				space = true
-			}
-			continue
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return strings.TrimSpace(b.String())
-}
-
-// encodeText flattens s and encodes it as RFC 2047 words if it is not
-// ASCII.
-func encodeText(s string) string {
-	return mime.QEncoding.Encode("utf-8", flatten(s))
 }
 
 // asciiText writes the non-ASCII characters of s as RFC 6533 escapes
@@ -596,25 +296,6 @@ func printable(s string) string {
 		}
 		return -1
 	}, s)
-}
-
-// canonicalText is s as the body of a text/plain part: valid UTF-8 with
-// CRLF line breaks (RFC 2046 §4.1.1).
-func canonicalText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	s = strings.ReplaceAll(s, "\r", "\n")
-	return strings.ReplaceAll(s, "\n", "\r\n")
-}
-
-// bodyEncoding chooses the transfer encoding of a text body: ASCII reads
-// best quoted-printable (almost unchanged); anything else is a third
-// bigger in base64 instead of three times bigger in quoted-printable.
-func bodyEncoding(text string) string {
-	if isASCII(text) {
-		return "quoted-printable"
-	}
-	return "base64"
 }
 
 // cleanHeaders turns a header block given as text into one that cannot
@@ -678,15 +359,6 @@ func fieldLine(line string) bool {
 	for i, c := range name {
 		alnum := '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 		if !alnum && (i == 0 || c != '-' && c != '_' && c != '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
