@@ -50,6 +50,8 @@ type Options struct {
 	// parts smart encoding saved it: per recipient (see shape), times its
 	// recipients (for metrics).
 	Saved func(account string, parts int)
+	// Consent configures opt-out, opt-in and help keywords (optout.go).
+	Consent ConsentOptions
 }
 
 // ConversationStore is the store a Bridge needs: the message queue and,
@@ -71,6 +73,7 @@ type Bridge struct {
 	// set of accounts, routes and providers from start to end.
 	policy         atomic.Pointer[policy]
 	perDestination *limiters
+	keywords       *Keywords
 }
 
 // policy is what SIGHUP reloads: who may send, and where SMS go.
@@ -104,7 +107,20 @@ func New(store ConversationStore, providers []Provider, routes []Route, accounts
 	if opt.ScheduleHorizon <= 0 {
 		opt.ScheduleHorizon = DefaultScheduleHorizon
 	}
-	b := &Bridge{store: store, opt: opt}
+	if opt.Consent.OptOut == nil {
+		opt.Consent.OptOut = DefaultOptOutKeywords
+	}
+	if opt.Consent.OptIn == nil {
+		opt.Consent.OptIn = DefaultOptInKeywords
+	}
+	if opt.Consent.Help == nil {
+		opt.Consent.Help = DefaultHelpKeywords
+	}
+	if opt.Consent.Scope == "" {
+		opt.Consent.Scope = ScopeNumber
+	}
+	b := &Bridge{store: store, opt: opt,
+		keywords: NewKeywords(opt.Consent.OptOut, opt.Consent.OptIn, opt.Consent.Help)}
 	if opt.DestinationPerMinute > 0 {
 		b.perDestination = newLimiters(opt.DestinationPerMinute)
 	}
@@ -356,6 +372,9 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 			r.NextAttempt = sendAt
 		}
 		m.Recipients = append(m.Recipients, r)
+	}
+	if err := b.checkConsent(ctx, m.Account, m.Sender, s.recipientNumbers()); err != nil {
+		return nil, err
 	}
 	if err := b.admit(pol, now, s.Account, m.Recipients); err != nil {
 		return nil, err

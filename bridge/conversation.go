@@ -83,6 +83,9 @@ type Inbound struct {
 	// MailTo is where it was mailed ("" when only logged).
 	MailTo  string
 	Created time.Time
+	// Note, not stored, is what the bridge did about the SMS (an opt-out
+	// or opt-in keyword), told to the person it is mailed to.
+	Note string
 }
 
 // MailKind says why a mail is queued for the smarthost.

@@ -38,6 +38,10 @@ type DispatchOptions struct {
 	// are recorded: how long it took and what came of each recipient
 	// (for metrics).
 	Observe func(provider string, took time.Duration, outcomes []Outcome)
+	// Consent, if set, is the last look before a call (Bridge.HeldBack):
+	// the phones of a message that opted out since it was accepted, with
+	// why; they are cancelled, not sent.
+	Consent func(ctx context.Context, m *Message, phones []string) (map[string]string, error)
 	// BreakerThreshold is how many consecutive calls to a provider may
 	// fail as a whole (down, timing out) before its circuit opens
 	// (default 5). BreakerChanged, if set, is told when one opens or closes.
@@ -486,6 +490,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		}
 		live = append(live, j)
 	}
+	live, outcomes = d.consent(ctx, b, live, outcomes, now)
 	p := set.providers[b.provider]
 	if len(live) > 0 && p == nil {
 		// Its provider was removed from the configuration.

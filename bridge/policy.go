@@ -47,6 +47,9 @@ type Account struct {
 	// a mail's Reply-To or From (or an HTTP reply_to) may name as where
 	// the phone's replies go.
 	ReplyTo []string
+	// HelpText answers a phone's HELP to one of the account's numbers
+	// ("": the bridge's consent.help_text).
+	HelpText string
 }
 
 // Trusts reports whether an unauthenticated client at addr may send as
@@ -124,6 +127,7 @@ type Accounts struct {
 	domain map[string]*Account
 	tokens map[[sha256.Size]byte]*Account
 	names  map[string]*Account
+	order  []*Account // as configured
 	// cost is the highest bcrypt cost among the accounts' password
 	// hashes: every failed login is made to cost that much (see
 	// Authenticate).
@@ -136,6 +140,7 @@ func NewAccounts(list []Account) *Accounts {
 	for i := range list {
 		acct := &list[i]
 		a.names[acct.Name] = acct
+		a.order = append(a.order, acct)
 		if c, err := bcrypt.Cost([]byte(acct.PasswordHash)); err == nil && c > a.cost {
 			a.cost = c
 		}
@@ -290,3 +295,9 @@ func (r *Routes) All() []string {
 	}
 	return out
 }
+
+// ByName returns the account called name, or nil.
+func (a *Accounts) ByName(name string) *Account { return a.names[name] }
+
+// All returns the accounts in configuration order.
+func (a *Accounts) All() []*Account { return a.order }

@@ -172,6 +172,13 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 	if !logOnly {
 		in.MailTo = b.route(c, in.Received)
 	}
+	// A keyword acts before the SMS is recorded: were the record to
+	// fail, the provider's retry acts again, which changes nothing twice.
+	k, err := b.consent(ctx, in, c, !logOnly)
+	if err != nil {
+		return false, err
+	}
+	in.Note = consentNote(k, in.From, in.To)
 
 	var out *OutMail
 	if in.MailTo != "" && b.opt.Composer != nil {

@@ -49,6 +49,12 @@ func (c *Composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to strin
 			{Key: "X-SMS-Provider", Value: in.Provider},
 		},
 	}
+	if in.Note != "" {
+		// An opt-out the writer must know of: said under the SMS, and
+		// in a field a mail filter can match.
+		r.Text = in.Text + "\n\n[" + in.Note + "]"
+		r.Extra = append(r.Extra, Field{Key: "X-SMS-Consent", Value: in.Note})
+	}
 	if to == conv.ReplyTo && conv.MailMessageID != "" {
 		// Only the person who wrote has that mail to thread under; the
 		// catch-all gets a thread of its own.

@@ -1,0 +1,125 @@
+package storeutil
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// The suppression list's SQL is the same in both stores but for the
+// placeholders ("?" or "$n") and how a sender is passed (TEXT or bytea);
+// Query builds it with the store's own.
+
+// SuppressionCols are the columns a Suppression is read from, in the
+// order ScanSuppression's destinations take them.
+const SuppressionCols = `phone, our, account, reason, source, author, created`
+
+// Query accumulates a statement's arguments, writing each placeholder in
+// the store's dialect.
+type Query struct {
+	Args     []any
+	Numbered bool // "$1" rather than "?"
+}
+
+// Arg adds v and returns its placeholder.
+func (q *Query) Arg(v any) string {
+	q.Args = append(q.Args, v)
+	if q.Numbered {
+		return fmt.Sprintf("$%d", len(q.Args))
+	}
+	return "?"
+}
+
+// List adds vs and returns their placeholders, comma-separated.
+func List[T any](q *Query, vs []T) string {
+	ph := make([]string, len(vs))
+	for i, v := range vs {
+		ph[i] = q.Arg(v)
+	}
+	return strings.Join(ph, ", ")
+}
+
+// CheckSuppression refuses a change no store should record.
+func CheckSuppression(c bridge.SuppressionChange) error {
+	if !strings.HasPrefix(c.Phone, "+") {
+		return bridge.Permanent(bridge.ReasonBadNumber, "phone", "suppression of %q, not an E.164 number", c.Phone)
+	}
+	if c.Source == "" || c.By == "" {
+		return bridge.Permanent(bridge.ReasonInvalid, "source", "a suppression change must say its source and author")
+	}
+	return nil
+}
+
+// SuppressedWhere is the condition on suppressions that stop sends from
+// our by account to one of phones.
+func SuppressedWhere(q *Query, account, our string, phones []string) string {
+	return `phone IN (` + List(q, phones) + `) AND our IN ('', ` + q.Arg(our) + `) AND account IN ('', ` + q.Arg(account) + `)`
+}
+
+// CoveringWhere is the condition on suppressions that stop c's sends
+// (covering) or is c's own row.
+func CoveringWhere(q *Query, c bridge.SuppressionChange, covering bool) string {
+	if covering {
+		return SuppressedWhere(q, c.Account, c.Our, []string{c.Phone})
+	}
+	return `phone = ` + q.Arg(c.Phone) + ` AND our = ` + q.Arg(c.Our) + ` AND account = ` + q.Arg(c.Account)
+}
+
+// FilterWhere is the condition on suppressions or events that f selects
+// ("TRUE" for all).
+func FilterWhere(q *Query, f bridge.SuppressionFilter) string {
+	var conds []string
+	if f.Phone != "" {
+		conds = append(conds, `phone = `+q.Arg(f.Phone))
+	}
+	if f.Account != "" {
+		ours := append([]string{""}, f.Ours...)
+		conds = append(conds, `(account = `+q.Arg(f.Account)+` OR (account = '' AND our IN (`+List(q, ours)+`)))`)
+	}
+	if len(conds) == 0 {
+		return "1 = 1"
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// CancelWhere is the condition on the messages whose queued recipients
+// to c.Phone c's suppression stops: every message, an account's, those
+// from c's senders, or an account's from them. sender turns a sender ID
+// into the argument the store compares messages.sender with.
+func CancelWhere(q *Query, c bridge.SuppressionChange, sender func(string) any) string {
+	conds := []string{"1 = 1"}
+	if c.Account != "" {
+		conds = append(conds, `account = `+q.Arg(c.Account))
+	}
+	if c.Our != "" {
+		senders := c.Senders
+		if len(senders) == 0 {
+			senders = []string{c.Our}
+		}
+		ph := make([]string, len(senders))
+		for i, s := range senders {
+			ph[i] = q.Arg(sender(s))
+		}
+		conds = append(conds, `sender IN (`+strings.Join(ph, ", ")+`)`)
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// CancelError is what a recipient cancelled by a suppression records.
+func CancelError(c bridge.SuppressionChange) string {
+	return "cancelled: " + c.Phone + " opted out (" + c.Reason + ")"
+}
+
+// FirstPerPhone keeps the first suppression of each phone.
+func FirstPerPhone(ss []bridge.Suppression) []bridge.Suppression {
+	seen := map[string]bool{}
+	out := ss[:0]
+	for _, s := range ss {
+		if !seen[s.Phone] {
+			seen[s.Phone] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

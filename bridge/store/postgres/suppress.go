@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+)
+
+var _ bridge.Suppressions = (*Store)(nil)
+
+const insertSuppressionEvent = `INSERT INTO suppression_events (action, phone, our, account, reason, source, author, at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// Suppress implements bridge.Suppressions. The cancel skips recipients an
+// instance has claimed (their Claim holds their rows until it commits,
+// and sets claimed_by); the dispatcher looks at the list again before it
+// sends those (bridge.DispatchOptions.Consent).
+func (s *Store) Suppress(ctx context.Context, c bridge.SuppressionChange) (bool, int, error) {
+	if err := storeutil.CheckSuppression(c); err != nil {
+		return false, 0, err
+	}
+	var added bool
+	var cancelled int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		added, cancelled = false, 0
+		tag, err := tx.Exec(ctx, `INSERT INTO suppressions (`+storeutil.SuppressionCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			c.Phone, c.Our, c.Account, c.Reason, c.Source, c.By, storeutil.Millis(c.Created))
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		added = true
+		if _, err := tx.Exec(ctx, insertSuppressionEvent, "add", c.Phone, c.Our, c.Account, c.Reason, c.Source, c.By,
+			storeutil.Millis(c.At)); err != nil {
+			return err
+		}
+		q := storeutil.Query{Numbered: true, Args: []any{storeutil.CancelError(c), storeutil.Millis(c.At), c.Phone}}
+		where := storeutil.CancelWhere(&q, c, func(s string) any { return []byte(s) })
+		tag, err = tx.Exec(ctx, `UPDATE recipients SET state = 'cancelled', error = $1, updated = $2
+			WHERE state = 'queued' AND claimed_by IS NULL AND to_addr = $3
+			AND message_id IN (SELECT id FROM messages WHERE `+where+`)`, q.Args...)
+		cancelled = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, 0, storeErr("adding a suppression", err)
+	}
+	return added, int(cancelled), nil
+}
+
+// Unsuppress implements bridge.Suppressions.
+func (s *Store) Unsuppress(ctx context.Context, c bridge.SuppressionChange, covering bool) (int, error) {
+	if err := storeutil.CheckSuppression(c); err != nil {
+		return 0, err
+	}
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		q := storeutil.Query{Numbered: true}
+		where := storeutil.CoveringWhere(&q, c, covering)
+		rows, err := tx.Query(ctx, `DELETE FROM suppressions WHERE `+where+` RETURNING phone, our, account`, q.Args...)
+		if err != nil {
+			return err
+		}
+		gone, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([3]string, error) {
+			var k [3]string
+			err := r.Scan(&k[0], &k[1], &k[2])
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if _, err := tx.Exec(ctx, insertSuppressionEvent, "remove", k[0], k[1], k[2], c.Reason, c.Source, c.By,
+				storeutil.Millis(c.At)); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	if err != nil {
+		return 0, storeErr("removing a suppression", err)
+	}
+	return n, nil
+}
+
+// Suppressed implements bridge.Suppressions.
+func (s *Store) Suppressed(ctx context.Context, account, our string, phones []string) ([]bridge.Suppression, error) {
+	if len(phones) == 0 {
+		return nil, nil
+	}
+	q := storeutil.Query{Numbered: true}
+	where := storeutil.SuppressedWhere(&q, account, our, phones)
+	out, err := s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
+		` ORDER BY created, phone, our, account`, q.Args)
+	return storeutil.FirstPerPhone(out), err
+}
+
+// ListSuppressions implements bridge.Suppressions.
+func (s *Store) ListSuppressions(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.Suppression, error) {
+	q := storeutil.Query{Numbered: true}
+	where := storeutil.FilterWhere(&q, f)
+	return s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
+		` ORDER BY created DESC, phone, our, account LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args)
+}
+
+func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]bridge.Suppression, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, storeErr("reading suppressions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bridge.Suppression, error) {
+		var x bridge.Suppression
+		var created int64
+		err := r.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created)
+		x.Created = storeutil.FromMillis(created)
+		return x, err
+	})
+	return out, storeErr("reading suppressions", err)
+}
+
+// SuppressionHistory implements bridge.Suppressions.
+func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.SuppressionEvent, error) {
+	q := storeutil.Query{Numbered: true}
+	where := storeutil.FilterWhere(&q, f)
+	rows, err := s.pool.Query(ctx, `SELECT id, action, phone, our, account, reason, source, author, at
+		FROM suppression_events WHERE `+where+` ORDER BY id DESC LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args...)
+	if err != nil {
+		return nil, storeErr("reading suppression history", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bridge.SuppressionEvent, error) {
+		var e bridge.SuppressionEvent
+		var at int64
+		err := r.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at)
+		e.At = storeutil.FromMillis(at)
+		e.Created = e.At
+		return e, err
+	})
+	return out, storeErr("reading suppression history", err)
+}

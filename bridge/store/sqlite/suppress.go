@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+)
+
+var _ bridge.Suppressions = (*Store)(nil)
+
+const insertSuppressionEvent = `INSERT INTO suppression_events (action, phone, our, account, reason, source, author, at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// Suppress implements bridge.Suppressions: the row, its event and the
+// cancellation are one transaction of the writer, which also runs every
+// Claim, so no recipient is claimed between the check and the cancel.
+func (s *Store) Suppress(ctx context.Context, c bridge.SuppressionChange) (bool, int, error) {
+	if err := storeutil.CheckSuppression(c); err != nil {
+		return false, 0, err
+	}
+	var added bool
+	var cancelled int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		added, cancelled = false, 0
+		res, err := tx.exec(ctx, `INSERT INTO suppressions (`+storeutil.SuppressionCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			c.Phone, c.Our, c.Account, c.Reason, c.Source, c.By, storeutil.Millis(c.Created))
+		if err != nil {
+			return storeErr("adding a suppression", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		added = true
+		if _, err := tx.exec(ctx, insertSuppressionEvent, "add", c.Phone, c.Our, c.Account, c.Reason, c.Source, c.By,
+			storeutil.Millis(c.At)); err != nil {
+			return storeErr("recording a suppression", err)
+		}
+		q := storeutil.Query{Args: []any{storeutil.CancelError(c), storeutil.Millis(c.At), c.Phone}}
+		where := storeutil.CancelWhere(&q, c, func(s string) any { return s })
+		res, err = tx.exec(ctx, `UPDATE recipients SET state = 'cancelled', error = ?, updated = ?
+			WHERE state = 'queued' AND claimed = 0 AND to_addr = ?
+			AND message_id IN (SELECT id FROM messages WHERE `+where+`)`, q.Args...)
+		if err != nil {
+			return storeErr("cancelling sends to a suppressed phone", err)
+		}
+		cancelled, err = res.RowsAffected()
+		return err
+	})
+	return added, int(cancelled), err
+}
+
+// Unsuppress implements bridge.Suppressions.
+func (s *Store) Unsuppress(ctx context.Context, c bridge.SuppressionChange, covering bool) (int, error) {
+	if err := storeutil.CheckSuppression(c); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		n = 0
+		q := storeutil.Query{}
+		where := storeutil.CoveringWhere(&q, c, covering)
+		rows, err := tx.query(ctx, `DELETE FROM suppressions WHERE `+where+` RETURNING phone, our, account`, q.Args...)
+		if err != nil {
+			return storeErr("removing a suppression", err)
+		}
+		var gone [][3]string
+		for rows.Next() {
+			var k [3]string
+			if err := rows.Scan(&k[0], &k[1], &k[2]); err != nil {
+				rows.Close()
+				return storeErr("removing a suppression", err)
+			}
+			gone = append(gone, k)
+		}
+		if err := rows.Close(); err != nil {
+			return storeErr("removing a suppression", err)
+		}
+		for _, k := range gone {
+			if _, err := tx.exec(ctx, insertSuppressionEvent, "remove", k[0], k[1], k[2], c.Reason, c.Source, c.By,
+				storeutil.Millis(c.At)); err != nil {
+				return storeErr("recording a suppression's removal", err)
+			}
+		}
+		n = len(gone)
+		return nil
+	})
+	return n, err
+}
+
+// Suppressed implements bridge.Suppressions.
+func (s *Store) Suppressed(ctx context.Context, account, our string, phones []string) ([]bridge.Suppression, error) {
+	if len(phones) == 0 {
+		return nil, nil
+	}
+	q := storeutil.Query{}
+	where := storeutil.SuppressedWhere(&q, account, our, phones)
+	out, err := s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
+		` ORDER BY created, phone, our, account`, q.Args)
+	return storeutil.FirstPerPhone(out), err
+}
+
+// ListSuppressions implements bridge.Suppressions.
+func (s *Store) ListSuppressions(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.Suppression, error) {
+	q := storeutil.Query{}
+	where := storeutil.FilterWhere(&q, f)
+	return s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
+		` ORDER BY created DESC, phone, our, account LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args)
+}
+
+func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]bridge.Suppression, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, storeErr("reading suppressions", err)
+	}
+	defer rows.Close()
+	var out []bridge.Suppression
+	for rows.Next() {
+		var x bridge.Suppression
+		var created int64
+		if err := rows.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created); err != nil {
+			return nil, storeErr("reading suppressions", err)
+		}
+		x.Created = storeutil.FromMillis(created)
+		out = append(out, x)
+	}
+	return out, storeErr("reading suppressions", rows.Err())
+}
+
+// SuppressionHistory implements bridge.Suppressions.
+func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.SuppressionEvent, error) {
+	q := storeutil.Query{}
+	where := storeutil.FilterWhere(&q, f)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, action, phone, our, account, reason, source, author, at
+		FROM suppression_events WHERE `+where+` ORDER BY id DESC LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args...)
+	if err != nil {
+		return nil, storeErr("reading suppression history", err)
+	}
+	defer rows.Close()
+	var out []bridge.SuppressionEvent
+	for rows.Next() {
+		var e bridge.SuppressionEvent
+		var at sql.NullInt64
+		if err := rows.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at); err != nil {
+			return nil, storeErr("reading suppression history", err)
+		}
+		e.At = storeutil.FromMillis(at.Int64)
+		e.Created = e.At
+		out = append(out, e)
+	}
+	return out, storeErr("reading suppression history", rows.Err())
+}
