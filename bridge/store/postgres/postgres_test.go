@@ -356,3 +356,10 @@ func TestRetention(t *testing.T) {
 		}
 	})
 }
+
+func TestSuppressions(t *testing.T) {
+	storetest.RunSuppressions(t, func(t *testing.T) storetest.Suppressing {
+		u, _ := newDatabase(t)
+		return openTest(t, u)
+	})
+}

@@ -623,3 +623,9 @@ func TestIntegrityCheckFindsCorruption(t *testing.T) {
 		t.Fatal("IntegrityCheck passed a database with a zeroed index page")
 	}
 }
+
+func TestSuppressionsContract(t *testing.T) {
+	storetest.RunSuppressions(t, func(t *testing.T) storetest.Suppressing {
+		return openTest(t, filepath.Join(t.TempDir(), "q.db"))
+	})
+}
