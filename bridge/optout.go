@@ -127,7 +127,8 @@ var persianLetters = strings.NewReplacer("\u064A", "\u06CC", "\u0649", "\u06CC",
 // one, so "stop the car" stays three words and matches nothing.
 func NormalizeKeyword(s string) string {
 	s = norm.NFKC.String(s)
-	s = folder.String(s)
+	// Folding can leave what NFKC would change again (and the reverse).
+	s = norm.NFKC.String(folder.String(s))
 	s = persianLetters.Replace(s)
 	s = strings.Map(func(r rune) rune {
 		if unicode.Is(unicode.Cf, r) {
@@ -136,7 +137,7 @@ func NormalizeKeyword(s string) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.TrimRight(s, ".!")
+	return strings.TrimRightFunc(s, func(r rune) bool { return r == '.' || r == '!' || r == ' ' })
 }
 
 // Suppression is a phone that gets no SMS from a number, an account, or
