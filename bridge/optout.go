@@ -530,7 +530,7 @@ func (b *Bridge) change(acct *Account, account, phone, sender, reason, source st
 		return SuppressionChange{}, Permanent(ReasonSenderNotAllowed, "account", "account %s may not change account %q's suppressions", acct.Name, clipReason(account))
 	}
 	if account != "" && b.pol().accounts.ByName(account) == nil {
-		return SuppressionChange{}, Permanent(ReasonUnknownAccount, "account", "no account %q", clipReason(account))
+		return SuppressionChange{}, Permanent(ReasonInvalid, "account", "no account %q", clipReason(account))
 	}
 	if len(reason) > 500 {
 		return SuppressionChange{}, Permanent(ReasonInvalid, "reason", "reason is longer than 500 bytes")

@@ -33,6 +33,7 @@ type Config struct {
 	Queue     Queue      `toml:"queue"`
 	Limits    Limits     `toml:"limits"`
 	Replies   Replies    `toml:"replies"`
+	Consent   Consent    `toml:"consent"`
 	Accounts  []Account  `toml:"accounts"`
 	Providers []Provider `toml:"-"` // decoded in two steps, see Load
 	Routes    []Route    `toml:"routes"`
@@ -185,6 +186,9 @@ type Account struct {
 	// account by its envelope sender; unset is smtp.allowed_networks, an
 	// empty list none (the account must authenticate).
 	Networks []string `toml:"networks"`
+	// HelpText answers a phone's HELP to one of the account's numbers
+	// ("": consent.help_text).
+	HelpText string `toml:"help_text"`
 }
 
 // Replies configures mail going out: replies from phones and bounces.
@@ -215,6 +219,30 @@ func (s SMTP) UseSmartEncoding() bool { return s.SmartEncoding == nil || *s.Smar
 
 // SendBounces reports whether failed SMS are reported by mail.
 func (r Replies) SendBounces() bool { return r.Smarthost != "" && (r.Bounces == nil || *r.Bounces) }
+
+// The answers to STOP and START when the configuration gives none.
+const (
+	DefaultConfirmation      = "You are unsubscribed and will get no more messages from this number. Reply START to subscribe again."
+	DefaultOptInConfirmation = "You are subscribed again. Reply STOP to unsubscribe."
+)
+
+// Consent is the [consent] section: what an inbound SMS that is only a
+// keyword does (opt-out, opt-in, help).
+type Consent struct {
+	// Keyword lists; a list left out takes the built-in one (English,
+	// Hebrew and Persian words), an empty list disables the keyword.
+	OptOut []string `toml:"opt_out"`
+	OptIn  []string `toml:"opt_in"`
+	Help   []string `toml:"help"`
+	// Scope is what an opt-out stops: "number" (SMS from the number the
+	// phone wrote to), "account" (from the account that number is
+	// configured for) or "all".
+	Scope string `toml:"scope"`
+	// Answers sent back through the same provider and number; "" sends none.
+	Confirmation      *string `toml:"confirmation"`
+	OptInConfirmation *string `toml:"opt_in_confirmation"`
+	HelpText          string  `toml:"help_text"`
+}
 
 // Limits protects phones and budgets from runaway senders.
 type Limits struct {
@@ -445,6 +473,15 @@ func (c *Config) defaults() {
 		c.SMTP.AllowedNetworks = slices.Clone(DefaultNetworks)
 	}
 	defDur(&c.Limits.ScheduleHorizon, 365*24*time.Hour)
+	def(&c.Consent.Scope, "number")
+	if c.Consent.Confirmation == nil {
+		s := DefaultConfirmation
+		c.Consent.Confirmation = &s
+	}
+	if c.Consent.OptInConfirmation == nil {
+		s := DefaultOptInConfirmation
+		c.Consent.OptInConfirmation = &s
+	}
 	def(&c.HTTP.Listen, "127.0.0.1:8025")
 	defInt(&c.HTTP.MaxConnections, 256)
 	defInt(&c.HTTP.MaxHeaderBytes, 64<<10)
@@ -674,6 +711,37 @@ func (c *Config) validate() Problems {
 	if c.Limits.ScheduleHorizon < 0 {
 		add("limits.schedule_horizon", "must be positive")
 	}
+	switch c.Consent.Scope {
+	case "number", "account", "all":
+	default:
+		add("consent.scope", "must be number, account or all, not %q", c.Consent.Scope)
+	}
+	seen := map[string]string{}
+	for _, l := range []struct {
+		key   string
+		words []string
+	}{{"consent.opt_out", c.Consent.OptOut}, {"consent.opt_in", c.Consent.OptIn}, {"consent.help", c.Consent.Help}} {
+		for i, w := range l.words {
+			key := fmt.Sprintf("%s[%d]", l.key, i)
+			n := strings.ToLower(strings.Join(strings.Fields(w), " "))
+			switch {
+			case n == "":
+				add(key, "a keyword cannot be empty")
+			case len(w) > 64:
+				add(key, "a keyword is at most 64 bytes")
+			case seen[n] != "" && seen[n] != l.key:
+				add(key, "%q is also in %s", w, seen[n])
+			default:
+				seen[n] = l.key
+			}
+		}
+	}
+	for key, v := range map[string]string{"consent.confirmation": *c.Consent.Confirmation,
+		"consent.opt_in_confirmation": *c.Consent.OptInConfirmation, "consent.help_text": c.Consent.HelpText} {
+		if len(v) > 640 {
+			add(key, "at most 640 bytes (an answer is one short SMS)")
+		}
+	}
 	for i, a := range c.Accounts {
 		key := fmt.Sprintf("accounts[%d]", i)
 		if a.Name == "" {
@@ -704,6 +772,9 @@ func (c *Config) validate() Problems {
 			tokens[strings.ToLower(h)] = true
 		}
 		positive(key+".messages_per_minute", int64(a.MessagesPerMinute))
+		if len(a.HelpText) > 640 {
+			add(key+".help_text", "at most 640 bytes (an answer is one short SMS)")
+		}
 		if a.MessagesPerMinute > 0 && a.MessagesPerMinute < c.SMTP.MaxRecipients {
 			// A message counts against the limit whole: one with more
 			// recipients than the limit is legal and never fits.

@@ -31,6 +31,7 @@ type Metrics struct {
 	parts    *prometheus.CounterVec
 	cost     *prometheus.CounterVec
 	saved    *prometheus.CounterVec
+	consent  *prometheus.CounterVec
 }
 
 // StatsFunc reads the queue for the depth and age gauges.
@@ -77,6 +78,10 @@ func New(stats StatsFunc) *Metrics {
 		saved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsbridge_smart_encoding_parts_saved_total", Help: "SMS parts smart encoding saved in messages accepted (per recipient), by account.",
 		}, []string{"account"}),
+		consent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smsbridge_consent_keywords_total",
+			Help: "Inbound SMS that were a consent keyword, by provider and keyword (opt_out, opt_in, help). Sends refused because a phone opted out are smsbridge_messages_refused_total{reason=\"opted_out\"}.",
+		}, []string{"provider", "keyword"}),
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "smsbridge_queue_depth", Help: "Recipients waiting to be sent.",
@@ -97,7 +102,7 @@ func New(stats StatsFunc) *Metrics {
 		return time.Since(st.OldestQueued).Seconds()
 	})
 	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit,
-		m.parts, m.cost, m.saved, depth, age,
+		m.parts, m.cost, m.saved, m.consent, depth, age,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -173,4 +178,9 @@ func (m *Metrics) Sent(msg *bridge.Message, o bridge.Outcome) {
 // Saved counts SMS parts smart encoding saved an account.
 func (m *Metrics) Saved(account string, parts int) {
 	m.saved.WithLabelValues(account).Add(float64(parts))
+}
+
+// Consent counts an inbound SMS that was a consent keyword.
+func (m *Metrics) Consent(provider string, k bridge.Keyword) {
+	m.consent.WithLabelValues(provider, k.String()).Inc()
 }

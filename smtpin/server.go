@@ -85,7 +85,8 @@ const maxDomainLen = 255
 type Submitter interface {
 	Account(addr string) (*bridge.Account, error)
 	Authenticate(user, password string) (*bridge.Account, error)
-	Resolve(acct *bridge.Account, dest string) (bridge.Recipient, error)
+	// ResolveTo routes a destination and refuses a phone that opted out.
+	ResolveTo(ctx context.Context, acct *bridge.Account, dest string) (bridge.Recipient, error)
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
 }
 
@@ -408,7 +409,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil {
 		return s.refuse("RCPT", err)
 	}
-	r, err := s.srv.bridge.Resolve(s.acct, local)
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.commitTimeout())
+	defer cancel()
+	r, err := s.srv.bridge.ResolveTo(ctx, s.acct, local)
 	if err != nil {
 		return s.refuse("RCPT", err)
 	}
@@ -652,7 +655,7 @@ func reply(err error) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: c, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: msg}
 	}
 	switch bridge.ReasonOf(err) {
-	case bridge.ReasonBadDomain, bridge.ReasonUnknownAccount, bridge.ReasonSenderNotAllowed:
+	case bridge.ReasonBadDomain, bridge.ReasonUnknownAccount, bridge.ReasonSenderNotAllowed, bridge.ReasonOptedOut:
 		return code(550, 5, 7, 1)
 	case bridge.ReasonBadNumber:
 		return code(550, 5, 1, 1)

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -55,5 +57,32 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, format func([]byt
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "no ?to= numbers and no on_call numbers for account %s", acct.Name))
 		return
 	}
-	s.submit(w, r, &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}, to)
+	// A phone that opted out is left out with a note, not a refusal of
+	// the whole alert: the others must still be paged. With none left,
+	// submit refuses every one (422, to[i]: opted_out).
+	var send []string
+	var skipped []fieldError
+	for i, dest := range to {
+		_, err := s.bridge.ResolveTo(r.Context(), acct, dest)
+		var be *bridge.Error
+		switch {
+		case err == nil:
+			send = append(send, dest)
+		case bridge.ReasonOf(err) == bridge.ReasonOptedOut && errors.As(err, &be):
+			skipped = append(skipped, fieldError{Field: fmt.Sprintf("to[%d]", i), Reason: string(bridge.ReasonOptedOut),
+				Message: clip(be.Msg, maxErrorText)})
+		default:
+			// Any other refusal: submit reports them all, numbered as
+			// the client wrote them.
+			s.submit(w, r, &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}, to, nil)
+			return
+		}
+	}
+	if len(send) == 0 {
+		send, skipped = to, nil
+	}
+	for range skipped {
+		s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonOptedOut)
+	}
+	s.submit(w, r, &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}, send, skipped)
 }

@@ -194,6 +194,9 @@ type messageView struct {
 	Encoding   string          `json:"encoding,omitempty"`
 	Parts      int             `json:"parts,omitempty"`
 	Recipients []recipientView `json:"recipients"`
+	// Skipped are destinations an alert hook left out (opted out), each
+	// with its field and reason; the rest were sent.
+	Skipped []fieldError `json:"skipped,omitempty"`
 }
 
 type recipientView struct {
@@ -266,12 +269,14 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		sub.ReplyTo = a.Address
 	}
-	s.submit(w, r, sub, req.To)
+	s.submit(w, r, sub, req.To, nil)
 }
 
 // submit resolves every destination (reporting all bad ones at once) and
 // submits; the SMTP side runs the same bridge calls.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string) {
+//
+// skipped, said in the answer, are destinations the caller left out.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string, skipped []fieldError) {
 	if len(to) == 0 {
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "to: at least one phone number is required"))
 		return
@@ -284,7 +289,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 	}
 	var errs []fieldError
 	for i, dest := range to {
-		rcpt, err := s.bridge.Resolve(sub.Account, dest)
+		rcpt, err := s.bridge.ResolveTo(r.Context(), sub.Account, dest)
 		if err != nil {
 			if status(err) != http.StatusUnprocessableEntity {
 				s.fail(w, r, err)
@@ -321,7 +326,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 		s.log.InfoContext(r.Context(), "accepted", "channel", "http", "id", m.ID, "account", sub.Account.Name, "recipients", len(m.Recipients))
 	}
 	w.Header().Set("Location", "/v1/messages/"+m.ID)
-	writeJSON(w, http.StatusAccepted, view(m))
+	v := view(m)
+	v.Skipped = skipped
+	writeJSON(w, http.StatusAccepted, v)
 }
 
 func (s *Server) badJSON(w http.ResponseWriter, err error) {

@@ -25,7 +25,8 @@ import (
 // Bridge is what the HTTP side needs from the bridge.
 type Bridge interface {
 	AccountByToken(token string) (*bridge.Account, error)
-	Resolve(acct *bridge.Account, dest string) (bridge.Recipient, error)
+	// ResolveTo routes a destination and refuses a phone that opted out.
+	ResolveTo(ctx context.Context, acct *bridge.Account, dest string) (bridge.Recipient, error)
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
 	Message(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
 	Cancel(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
@@ -110,6 +111,10 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	r.HandleFunc("/v1/messages/{id}", s.auth(s.deleteMessage)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/hooks/alertmanager", s.auth(s.alertmanager)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/hooks/grafana", s.auth(s.grafana)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/suppressions", s.auth(s.listSuppressions)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/suppressions", s.auth(s.postSuppression)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/suppressions", s.auth(s.deleteSuppression)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/suppressions/history", s.auth(s.suppressionHistory)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/conversations", s.auth(s.listConversations)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/conversations/{id}", s.auth(s.getConversation)).Methods(http.MethodGet)
 	// Providers authenticate with the secret in the URL, not a token.
@@ -303,7 +308,7 @@ func status(err error) int {
 		return http.StatusForbidden
 	case bridge.ReasonBadNumber, bridge.ReasonNoRoute, bridge.ReasonTooLong, bridge.ReasonEmpty,
 		bridge.ReasonTemplateUnknown, bridge.ReasonInvalid, bridge.ReasonTooManyRecipients, bridge.ReasonBadDomain,
-		bridge.ReasonOverLimit:
+		bridge.ReasonOverLimit, bridge.ReasonOptedOut:
 		return http.StatusUnprocessableEntity
 	case bridge.ReasonRateLimited:
 		return http.StatusTooManyRequests

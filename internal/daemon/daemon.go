@@ -126,7 +126,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		Received:             m.Inbound,
 		Reported:             m.Report,
 		Saved:                m.Saved,
-		Log:                  log,
+		Consent: bridge.ConsentOptions{
+			OptOut: cfg.Consent.OptOut, OptIn: cfg.Consent.OptIn, Help: cfg.Consent.Help,
+			Scope:             bridge.Scope(cfg.Consent.Scope),
+			Confirmation:      *cfg.Consent.Confirmation,
+			OptInConfirmation: *cfg.Consent.OptInConfirmation,
+			HelpText:          cfg.Consent.HelpText,
+			Changed:           m.Consent,
+		},
+		Log: log,
 	}
 	if d.mail != nil {
 		opts.MailQueued = d.mail.Wake
@@ -143,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		SendTimeout:    cfg.Queue.SendTimeout,
 		Concurrency:    concurrency(cfg),
 		Touch:          d.bridge.Touch,
+		Consent:        d.bridge.HeldBack,
 		Observe:        m.Attempt,
 		BreakerChanged: m.Circuit,
 		Log:            log.With("component", "dispatcher"),
@@ -447,7 +456,7 @@ func accounts(cfg *config.Config) []bridge.Account {
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
 			SmartEncoding: a.SmartEncoding, MaxSegments: a.MaxSegments, Overflow: bridge.Overflow(a.Overflow),
-			Networks: nets, ReplyTo: a.ReplyTo})
+			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText})
 	}
 	return out
 }
