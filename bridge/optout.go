@@ -317,7 +317,7 @@ func (b *Bridge) heldBack(ctx context.Context, m *Message, phones []string) (map
 			numbers = append(numbers, p)
 		}
 	}
-	if len(numbers) == 0 || strings.HasPrefix(m.IdempotencyKey, consentKeyPrefix) {
+	if len(numbers) == 0 || m.Channel == ChannelConsent {
 		return nil, nil // a confirmation goes out to a phone that just opted out
 	}
 	found, err := ss.Suppressed(ctx, m.Account, b.ourKey(m.Sender), numbers)
@@ -335,6 +335,10 @@ func (b *Bridge) heldBack(ctx context.Context, m *Message, phones []string) (map
 func (b *Bridge) HeldBack(ctx context.Context, m *Message, phones []string) (map[string]string, error) {
 	return b.heldBack(ctx, m, phones)
 }
+
+// ChannelConsent marks the bridge's own answers to keywords: the
+// dispatcher sends them to a phone that just opted out (the confirmation).
+const ChannelConsent Channel = "consent"
 
 // consentKeyPrefix marks the idempotency keys of the bridge's own answers
 // to keywords, so a provider's retried callback answers once.
@@ -444,7 +448,7 @@ func (b *Bridge) answer(ctx context.Context, in *Inbound, acct *Account, sender,
 	now := b.opt.Now()
 	sum := sha256.Sum256([]byte(in.Provider + "\x00" + in.DedupeKey))
 	m := &Message{
-		ID: NewID(), Channel: ChannelHTTP, Account: acct.Name, Sender: sender, Text: text, Created: now,
+		ID: NewID(), Channel: ChannelConsent, Account: acct.Name, Sender: sender, Text: text, Created: now,
 		IdempotencyKey: consentKeyPrefix + hex.EncodeToString(sum[:16]),
 		Recipients: []Recipient{{To: in.From, Providers: []string{in.Provider}, Provider: in.Provider,
 			State: StateQueued, NextAttempt: now}},
