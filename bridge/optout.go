@@ -549,12 +549,12 @@ func (b *Bridge) change(acct *Account, account, phone, sender, reason, source st
 	ch := SuppressionChange{Suppression: Suppression{Phone: n, Account: account, Reason: reason, Source: source,
 		By: acct.Name, Created: now}, At: now}
 	if sender != "" {
-		owner := acct
-		if account != "" {
-			owner = b.pol().accounts.ByName(account)
-		}
-		if !owner.MaySend(sender) && !acct.Admin {
+		// A number nobody sends from would stop nothing.
+		if owner := b.pol().accounts.ByName(account); owner != nil && !owner.MaySend(sender) {
 			return SuppressionChange{}, Permanent(ReasonSenderNotAllowed, "number", "%q is not one of account %s's sender IDs", clipReason(sender), owner.Name)
+		}
+		if _, ok := b.pol().ourKeys[sender]; !ok {
+			return SuppressionChange{}, Permanent(ReasonSenderNotAllowed, "number", "%q is no account's sender ID", clipReason(sender))
 		}
 		ch.Our = b.ourKey(sender)
 		ch.Senders = b.sendersOf(ch.Our)

@@ -41,6 +41,7 @@ commands:
   check-config  -config FILE                           validate a configuration
   log           -config FILE [-phone N] [-account A] [-since 24h|DATE] [-limit N]
                                                        print conversations as threads
+  suppress      list|add|remove -config FILE …         the suppression list (opt-outs); see smsbridge suppress
   migrate-store -from sqlite:PATH -to postgres://…    copy the store to PostgreSQL
   hash-password                                        read a password on stdin, print its bcrypt hash
                                                        (for [[accounts]] smtp_password_hash)
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return migrateStore(args, stdout, stderr)
 	case "log":
 		return logCmd(args, stdout, stderr)
+	case "suppress":
+		return suppressCmd(args, stdout, stderr)
 	case "hash-password":
 		return hashPasswordCmd(args, os.Stdin, stdout, stderr)
 	case "version":
