@@ -11,7 +11,7 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
-	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 const (
@@ -66,7 +66,7 @@ fallback = ["held"]
 `, smarthost, sha(optoutOps), sha(optoutOther), voipURL, callbackSecret)
 }
 
-func inboundSMS(t *testing.T, fake *providertest.Voipcom, d interface{ HTTPAddr() string }, id, text string) {
+func inboundSMS(t *testing.T, fake *voipcomtest.Server, d interface{ HTTPAddr() string }, id, text string) {
 	t.Helper()
 	form := url.Values{"from": {optoutDigits}, "to": {"17134567890"}, "msg": {text}, "smsid": {id}}
 	if code, body := postCallback(t, fake, d, "/v1/providers/voip/inbound", callbackSecret, form); code != 200 || body["duplicate"] != false {
@@ -75,7 +75,7 @@ func inboundSMS(t *testing.T, fake *providertest.Voipcom, d interface{ HTTPAddr(
 }
 
 // sentTo returns the voip-communications sends to the phone.
-func sentTo(fake *providertest.Voipcom) []url.Values {
+func sentTo(fake *voipcomtest.Server) []url.Values {
 	var out []url.Values
 	for _, r := range fake.Requests() {
 		if r.Form.Get("to") == optoutDigits {
@@ -87,7 +87,7 @@ func sentTo(fake *providertest.Voipcom) []url.Values {
 
 func TestOptOutEndToEnd(t *testing.T) {
 	capture := mailtest.Start(t, mailtest.Options{STARTTLS: false})
-	fake := providertest.NewVoipcom(t, "k", "p", "17134567890")
+	fake := voipcomtest.NewServer(t, "k", "p", "17134567890")
 	d := start(t, optoutConfig(fake.URL, capture.Addr()))
 	base := "http://" + d.HTTPAddr()
 	to := []string{optoutPhone + "@sms.example.com"}
