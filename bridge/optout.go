@@ -205,6 +205,10 @@ type Suppressions interface {
 	// "remove" event for each, with c's reason, source and author; it
 	// returns how many it removed.
 	Unsuppress(ctx context.Context, c SuppressionChange, covering bool) (int, error)
+	// HeldAtProvider returns the recipients to c.Phone that c covers and
+	// that a provider holds for a scheduled send (sent, their message's
+	// SendAt after now): only the provider can still stop them.
+	HeldAtProvider(ctx context.Context, c SuppressionChange, now time.Time) ([]Recipient, error)
 	// Suppressed returns the suppressions that stop sends from our by
 	// account to any of phones, at most one per phone.
 	Suppressed(ctx context.Context, account, our string, phones []string) ([]Suppression, error)
@@ -381,7 +385,9 @@ func (b *Bridge) consent(ctx context.Context, in *Inbound, c *Conversation, answ
 			return k, err
 		}
 		if added {
-			b.opt.Log.InfoContext(ctx, "phone opted out", "provider", in.Provider, "scope", string(scope), "cancelled", n)
+			recalled, kept := b.recall(ctx, ss, ch)
+			b.opt.Log.InfoContext(ctx, "phone opted out", "provider", in.Provider, "scope", string(scope), "cancelled", n,
+				"recalled", recalled, "left_at_provider", kept)
 		}
 		text = b.opt.Consent.Confirmation
 	case KeywordOptIn:
@@ -489,9 +495,13 @@ func (b *Bridge) Suppress(ctx context.Context, acct *Account, account, phone, se
 	if err != nil {
 		return nil, 0, err
 	}
-	_, n, err := ss.Suppress(ctx, ch)
+	added, n, err := ss.Suppress(ctx, ch)
 	if err != nil {
 		return nil, 0, err
+	}
+	if added {
+		recalled, _ := b.recall(ctx, ss, ch)
+		n += recalled
 	}
 	return &ch.Suppression, n, nil
 }
@@ -654,4 +664,42 @@ func (d *Dispatcher) consent(ctx context.Context, b batch, live []Job, outcomes 
 			Provider: b.provider, Error: why, At: now})
 	}
 	return keep, outcomes
+}
+
+// recall cancels, at providers that can (Canceller), the scheduled sends
+// they hold that ch's suppression covers, and records them cancelled. It
+// returns how many it recalled and how many stay with a provider that
+// cannot cancel (or failed to): those are logged, and go out when due.
+func (b *Bridge) recall(ctx context.Context, ss Suppressions, ch SuppressionChange) (recalled, kept int) {
+	now := b.opt.Now()
+	held, err := ss.HeldAtProvider(ctx, ch, now)
+	if err != nil {
+		b.opt.Log.WarnContext(ctx, "cannot list the scheduled sends providers hold for a suppressed phone", "err", err)
+		return 0, 0
+	}
+	pol := b.pol()
+	var outcomes []Outcome
+	for _, r := range held {
+		c, ok := pol.providers[r.Provider].(Canceller)
+		if !ok || r.ProviderID == "" {
+			kept++
+			continue
+		}
+		if err := c.Cancel(ctx, r.ProviderID); err != nil {
+			b.opt.Log.WarnContext(ctx, "provider could not cancel a scheduled send to a suppressed phone", "message", r.MessageID,
+				"recipient", r.ID, "err", err)
+			kept++
+			continue
+		}
+		outcomes = append(outcomes, Outcome{RecipientID: r.ID, State: StateCancelled, Provider: r.Provider,
+			ProviderID: r.ProviderID, Error: "cancelled at the provider: " + ch.Phone + " opted out", At: now})
+	}
+	if kept > 0 {
+		b.opt.Log.WarnContext(ctx, "scheduled sends to a suppressed phone stay with a provider that cannot cancel them", "count", kept)
+	}
+	if err := b.store.Complete(ctx, outcomes); err != nil {
+		b.opt.Log.WarnContext(ctx, "recording recalled sends", "err", err)
+		return 0, kept + len(outcomes)
+	}
+	return len(outcomes), kept
 }

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,6 +84,59 @@ func TestDispatcherConsentLastLook(t *testing.T) {
 			if to == "+972501111111" {
 				t.Errorf("the opted-out phone reached the provider")
 			}
+		}
+	}
+}
+
+// cancelling is a provider that schedules natively and can cancel.
+type cancelling struct {
+	*scripted
+	mu        sync.Mutex
+	cancelled []string
+}
+
+func (p *cancelling) Cancel(_ context.Context, providerID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelled = append(p.cancelled, providerID)
+	return nil
+}
+
+// A scheduled send a provider already holds is recalled when the phone
+// is suppressed, where the provider can cancel it, and recorded so.
+func TestSuppressRecallsScheduledAtProvider(t *testing.T) {
+	p := &cancelling{scripted: &scripted{name: "p1", batch: 10, native: true}}
+	e := newEnv(t, bridge.DispatchOptions{}, []bridge.Route{{Prefix: "+972", Providers: []string{"p1"}}}, p)
+	m := e.submit(t, "tomorrow", time.Now().Add(24*time.Hour), "0501111111", "0502222222")
+	for range 2 {
+		if o := e.final(t); o.State != bridge.StateSent {
+			t.Fatalf("outcome %+v, want handed to the provider (sent)", o)
+		}
+	}
+	s, n, err := e.bridge.Suppress(t.Context(), e.acct, "", "050-111-1111", "", "asked by phone", "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Account != "ops" || s.Our != "" || n != 1 {
+		t.Errorf("Suppress = %+v, %d cancelled; want the account's, 1 recalled", s, n)
+	}
+	p.mu.Lock()
+	cancelled := append([]string(nil), p.cancelled...)
+	p.mu.Unlock()
+	if len(cancelled) != 1 || cancelled[0] != "p1-+972501111111" {
+		t.Errorf("provider asked to cancel %v", cancelled)
+	}
+	got, err := e.store.Message(t.Context(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got.Recipients {
+		want := bridge.StateSent
+		if r.To == "+972501111111" {
+			want = bridge.StateCancelled
+		}
+		if r.State != want {
+			t.Errorf("%s: %s, want %s", r.To, r.State, want)
 		}
 	}
 }

@@ -26,6 +26,7 @@ func RunSuppressions(t *testing.T, open func(t *testing.T) Suppressing) {
 		{"Scopes", testSuppressionScopes},
 		{"Idempotent", testSuppressIdempotent},
 		{"CancelsQueued", testSuppressCancelsQueued},
+		{"HeldAtProvider", testHeldAtProvider},
 		{"Unsuppress", testUnsuppress},
 		{"ListAndHistory", testSuppressionListAndHistory},
 		{"Concurrent", testSuppressConcurrent},
@@ -307,5 +308,44 @@ func testSuppressInvalid(t *testing.T, s Suppressing) {
 	}
 	if _, err := s.Unsuppress(ctx, c, true); err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("Unsuppress without a source: %v", err)
+	}
+}
+
+func testHeldAtProvider(t *testing.T, s Suppressing) {
+	ctx := context.Background()
+	later := base.Add(time.Hour)
+	// Sent with a future SendAt: a provider holds them.
+	held := func(sender, account, phone string, sendAt time.Time) *bridge.Message {
+		m := newMessage(base, base, phone)
+		m.Sender, m.Account, m.SendAt = sender, account, sendAt
+		enqueue(t, s, m)
+		complete(t, s, bridge.Outcome{RecipientID: m.Recipients[0].ID, State: bridge.StateSent, Provider: "p1",
+			ProviderID: "pid-" + m.ID, At: base})
+		return m
+	}
+	fromNumber := held("0599000001", "acme", phone1, later)
+	held(our1, "acme", phone1, later)         // another sender
+	held("0599000001", "acme", phone1, base)  // due already: gone out
+	held("0599000001", "acme", phone2, later) // another phone
+	queued := newMessage(base, later, phone1) // still ours to cancel
+	queued.Sender, queued.SendAt = "0599000001", later
+	enqueue(t, s, queued)
+
+	c := change(phone1, our2, "", base.Add(time.Second))
+	c.Senders = []string{our2, "0599000001"}
+	got, err := s.HeldAtProvider(ctx, c, base.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].MessageID != fromNumber.ID || got[0].ProviderID != "pid-"+fromNumber.ID || got[0].Provider != "p1" ||
+		got[0].To != phone1 || got[0].ID != fromNumber.Recipients[0].ID {
+		t.Errorf("HeldAtProvider(number scope) = %+v, want the one scheduled send from the number", got)
+	}
+	all, err := s.HeldAtProvider(ctx, change(phone1, "", "acme", base), base.Add(time.Second))
+	if err != nil || len(all) != 2 {
+		t.Errorf("HeldAtProvider(account scope) = %+v, %v; want both senders' scheduled sends", all, err)
+	}
+	if none, err := s.HeldAtProvider(ctx, change(phone1, "", "other", base), base.Add(time.Second)); err != nil || len(none) != 0 {
+		t.Errorf("HeldAtProvider(another account) = %+v, %v", none, err)
 	}
 }

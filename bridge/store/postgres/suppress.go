@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,7 +39,7 @@ func (s *Store) Suppress(ctx context.Context, c bridge.SuppressionChange) (bool,
 			return err
 		}
 		q := storeutil.Query{Numbered: true, Args: []any{storeutil.CancelError(c), storeutil.Millis(c.At), c.Phone}}
-		where := storeutil.CancelWhere(&q, c, func(s string) any { return []byte(s) })
+		where := storeutil.CancelWhere(&q, c, "", func(s string) any { return []byte(s) })
 		tag, err = tx.Exec(ctx, `UPDATE recipients SET state = 'cancelled', error = $1, updated = $2
 			WHERE state = 'queued' AND claimed_by IS NULL AND to_addr = $3
 			AND message_id IN (SELECT id FROM messages WHERE `+where+`)`, q.Args...)
@@ -141,4 +142,26 @@ func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilt
 		return e, err
 	})
 	return out, storeErr("reading suppression history", err)
+}
+
+// HeldAtProvider implements bridge.Suppressions. The partial index on
+// scheduled messages keeps it from reading the whole history.
+func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, now time.Time) ([]bridge.Recipient, error) {
+	q := storeutil.Query{Numbered: true}
+	where := storeutil.HeldWhere(&q, c, storeutil.Millis(now), func(s string) any { return []byte(s) })
+	rows, err := s.pool.Query(ctx, `SELECT r.id, r.message_id, r.to_addr, r.provider, r.provider_id
+		FROM messages m JOIN recipients r ON r.message_id = m.id WHERE `+where+` ORDER BY r.id`, q.Args...)
+	if err != nil {
+		return nil, storeErr("reading scheduled sends", err)
+	}
+	defer rows.Close()
+	var out []bridge.Recipient
+	for rows.Next() {
+		r := bridge.Recipient{State: bridge.StateSent}
+		if err := rows.Scan(&r.ID, &r.MessageID, &r.To, &r.Provider, &r.ProviderID); err != nil {
+			return nil, storeErr("reading scheduled sends", err)
+		}
+		out = append(out, r)
+	}
+	return out, storeErr("reading scheduled sends", rows.Err())
 }

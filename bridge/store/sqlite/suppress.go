@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
@@ -39,7 +40,7 @@ func (s *Store) Suppress(ctx context.Context, c bridge.SuppressionChange) (bool,
 			return storeErr("recording a suppression", err)
 		}
 		q := storeutil.Query{Args: []any{storeutil.CancelError(c), storeutil.Millis(c.At), c.Phone}}
-		where := storeutil.CancelWhere(&q, c, func(s string) any { return s })
+		where := storeutil.CancelWhere(&q, c, "", func(s string) any { return s })
 		res, err = tx.exec(ctx, `UPDATE recipients SET state = 'cancelled', error = ?, updated = ?
 			WHERE state = 'queued' AND claimed = 0 AND to_addr = ?
 			AND message_id IN (SELECT id FROM messages WHERE `+where+`)`, q.Args...)
@@ -151,4 +152,26 @@ func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilt
 		out = append(out, e)
 	}
 	return out, storeErr("reading suppression history", rows.Err())
+}
+
+// HeldAtProvider implements bridge.Suppressions. The partial index on
+// scheduled messages keeps it from reading the whole history.
+func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, now time.Time) ([]bridge.Recipient, error) {
+	q := storeutil.Query{Numbered: false}
+	where := storeutil.HeldWhere(&q, c, storeutil.Millis(now), func(s string) any { return s })
+	rows, err := s.rdb.QueryContext(ctx, `SELECT r.id, r.message_id, r.to_addr, r.provider, r.provider_id
+		FROM messages m JOIN recipients r ON r.message_id = m.id WHERE `+where+` ORDER BY r.id`, q.Args...)
+	if err != nil {
+		return nil, storeErr("reading scheduled sends", err)
+	}
+	defer rows.Close()
+	var out []bridge.Recipient
+	for rows.Next() {
+		r := bridge.Recipient{State: bridge.StateSent}
+		if err := rows.Scan(&r.ID, &r.MessageID, &r.To, &r.Provider, &r.ProviderID); err != nil {
+			return nil, storeErr("reading scheduled sends", err)
+		}
+		out = append(out, r)
+	}
+	return out, storeErr("reading scheduled sends", rows.Err())
 }

@@ -83,14 +83,15 @@ func FilterWhere(q *Query, f bridge.SuppressionFilter) string {
 	return strings.Join(conds, " AND ")
 }
 
-// CancelWhere is the condition on the messages whose queued recipients
-// to c.Phone c's suppression stops: every message, an account's, those
-// from c's senders, or an account's from them. sender turns a sender ID
-// into the argument the store compares messages.sender with.
-func CancelWhere(q *Query, c bridge.SuppressionChange, sender func(string) any) string {
+// CancelWhere is the condition on the messages (their columns prefixed
+// with m, "m." or "") whose queued recipients to c.Phone c's suppression
+// stops: every message, an account's, those from c's senders, or an
+// account's from them. sender turns a sender ID into the argument the
+// store compares messages.sender with.
+func CancelWhere(q *Query, c bridge.SuppressionChange, m string, sender func(string) any) string {
 	conds := []string{"1 = 1"}
 	if c.Account != "" {
-		conds = append(conds, `account = `+q.Arg(c.Account))
+		conds = append(conds, m+`account = `+q.Arg(c.Account))
 	}
 	if c.Our != "" {
 		senders := c.Senders
@@ -101,7 +102,7 @@ func CancelWhere(q *Query, c bridge.SuppressionChange, sender func(string) any) 
 		for i, s := range senders {
 			ph[i] = q.Arg(sender(s))
 		}
-		conds = append(conds, `sender IN (`+strings.Join(ph, ", ")+`)`)
+		conds = append(conds, m+`sender IN (`+strings.Join(ph, ", ")+`)`)
 	}
 	return strings.Join(conds, " AND ")
 }
@@ -122,4 +123,11 @@ func FirstPerPhone(ss []bridge.Suppression) []bridge.Suppression {
 		}
 	}
 	return out
+}
+
+// HeldWhere is the condition on recipients (r, of messages m) that
+// HeldAtProvider returns.
+func HeldWhere(q *Query, c bridge.SuppressionChange, now int64, sender func(string) any) string {
+	return `r.to_addr = ` + q.Arg(c.Phone) + ` AND r.state = 'sent' AND m.send_at > ` + q.Arg(now) +
+		` AND ` + CancelWhere(q, c, "m.", sender)
 }
