@@ -359,6 +359,14 @@ func (b *Bridge) consent(ctx context.Context, in *Inbound, c *Conversation, answ
 	if k == KeywordNone || !strings.HasPrefix(in.From, "+") {
 		return KeywordNone, nil
 	}
+	if c.ID != ConversationID(in.From, in.To) {
+		// Filed apart: the provider reported an SMS to a number or a
+		// conversation of another provider's, which it does not speak
+		// for (see inboundConversation). Its word changes nobody's
+		// consent, and nothing is answered through it.
+		b.opt.Log.WarnContext(ctx, "consent keyword through a provider that does not own the conversation; ignored", "provider", in.Provider)
+		return KeywordNone, nil
+	}
 	ss, err := b.suppressions()
 	if err != nil {
 		return KeywordNone, err
