@@ -145,7 +145,6 @@ func scopeText(s bridge.Suppression) string {
 	return "all"
 }
 
-
 // operator names who runs the command, for the history.
 func operator() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
