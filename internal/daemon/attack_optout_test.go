@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +69,64 @@ provider = "voip"
 	if code, enh := smtpCode(err); code != 550 || enh != "5.7.1" {
 		t.Errorf("mail after the phone's own STOP: %v, want 550 5.7.1", err)
 	}
+}
+
+// Every bad request to the suppression API gets a specific answer naming
+// its field, and changes nothing; an account reaches only its own.
+func TestAttackSuppressionAPI(t *testing.T) {
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	d := start(t, optoutConfig(voip.URL, "127.0.0.1:1"))
+	base := "http://" + d.HTTPAddr() + "/v1/suppressions"
+	for _, c := range []struct {
+		name, method, url, token, body string
+		status                         int
+		reason, field                  string
+	}{
+		{"no token", "GET", base, "", "", 401, "unknown_account", "Authorization"},
+		{"malformed JSON", "POST", base, optoutOps, `{"phone": `, 400, "malformed_json", ""},
+		{"unknown field", "POST", base, optoutOps, `{"phone": "+17136641234", "scope": "all"}`, 400, "malformed_json", ""},
+		{"two values", "POST", base, optoutOps, `{"phone": "+17136641234"} {}`, 400, "malformed_json", ""},
+		{"no phone", "POST", base, optoutOps, `{"reason": "x"}`, 422, "invalid", "phone"},
+		{"bad phone", "POST", base, optoutOps, `{"phone": "12"}`, 422, "bad_number", "phone"},
+		{"long reason", "POST", base, optoutOps, `{"phone": "+17136641234", "reason": "` + strings.Repeat("r", 501) + `"}`, 422, "invalid", "reason"},
+		{"another account", "POST", base, optoutOps, `{"phone": "+17136641234", "account": "other"}`, 403, "sender_not_allowed", "account"},
+		{"everyone, not admin", "DELETE", base + "?phone=%2B17136641234&account=other", optoutOps, "", 403, "sender_not_allowed", "account"},
+		{"not its number", "POST", base, optoutOps, `{"phone": "+17136641234", "number": "Other"}`, 403, "sender_not_allowed", "number"},
+		{"unknown parameter", "GET", base + "?scope=all", optoutOps, "", 400, "", "scope"},
+		{"bad limit", "GET", base + "?limit=100000", optoutOps, "", 400, "", "limit"},
+		{"bad phone filter", "GET", base + "?phone=abc", optoutOps, "", 400, "bad_number", "phone"},
+		{"delete without phone", "DELETE", base, optoutOps, "", 400, "", "phone"},
+		{"delete of nothing", "DELETE", base + "?phone=%2B17136641234", optoutOps, "", 404, "not_found", ""},
+	} {
+		r := call(t, c.method, c.url, c.token, c.body)
+		if r.Status != c.status || (c.reason != "" && r.Body["reason"] != c.reason) || r.Body["field"] != nilIfEmpty(c.field) {
+			t.Errorf("%s: %d %v, want %d %s field %q", c.name, r.Status, r.Body, c.status, c.reason, c.field)
+		}
+	}
+	if r := call(t, "GET", base, optoutOps, ""); len(r.Body["suppressions"].([]any)) != 0 {
+		t.Errorf("refused requests stored something: %v", r.Body)
+	}
+	// other's own entry is invisible to ops even when ops asks for it.
+	if r := call(t, "POST", base, optoutOther, `{"phone": "+17136641234", "reason": "theirs"}`); r.Status != 201 {
+		t.Fatalf("other's POST: %d %v", r.Status, r.Body)
+	}
+	if r := call(t, "GET", base+"?account=other", optoutOps, ""); len(r.Body["suppressions"].([]any)) != 0 {
+		t.Errorf("ops lists other's entries with ?account=other: %v", r.Body)
+	}
+	if r := call(t, "GET", base+"/history", optoutOps, ""); len(r.Body["events"].([]any)) != 0 {
+		t.Errorf("ops reads other's history: %v", r.Body)
+	}
+	if r := call(t, "DELETE", base+"?phone=%2B17136641234", optoutOps, ""); r.Status != 404 {
+		t.Errorf("ops deletes (its own, absent) entry: %d, want 404 and other's kept", r.Status)
+	}
+	if r := call(t, "GET", base, optoutOther, ""); len(r.Body["suppressions"].([]any)) != 1 {
+		t.Errorf("other's entry: %v", r.Body)
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
