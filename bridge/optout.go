@@ -461,7 +461,8 @@ func (b *Bridge) answerer(c *Conversation, our string) (*Account, string) {
 func (b *Bridge) answer(ctx context.Context, in *Inbound, acct *Account, sender, text string) error {
 	now := b.opt.Now()
 	sum := sha256.Sum256([]byte(in.Provider + "\x00" + in.DedupeKey))
-	m := &Message{
+	seg := CountSegments(text)
+	m := &Message{Encoding: seg.Encoding, Parts: seg.Count,
 		ID: NewID(), Channel: ChannelConsent, Account: acct.Name, Sender: sender, Text: text, Created: now,
 		IdempotencyKey: consentKeyPrefix + hex.EncodeToString(sum[:16]),
 		Recipients: []Recipient{{To: in.From, Providers: []string{in.Provider}, Provider: in.Provider,
