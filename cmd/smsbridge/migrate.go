@@ -15,7 +15,7 @@ import (
 
 // migrateStore copies a SQLite store to a PostgreSQL one: messages with
 // their recipients' states, conversations and idempotency keys, the
-// conversations, the inbound log, the mail queue and the pollers' cursors
+// conversations, the inbound log, the mail queue, the pollers' cursors and the suppression list with its history
 // (not their leases, which belong to running instances). It can be run
 // again: what the target holds already is skipped. Stop the daemon
 // first, or what it writes during the copy may be missed.
@@ -60,6 +60,10 @@ func migrateStore(args []string, stdout, stderr io.Writer) int {
 		{"inbound SMS", func(t *tally) error { return src.ExportInbound(ctx, importEach(ctx, dst.ImportInbound, t)) }},
 		{"mails", func(t *tally) error { return src.ExportMail(ctx, importEach(ctx, dst.ImportMail, t)) }},
 		{"poller cursors", func(t *tally) error { return src.ExportCursors(ctx, importEach(ctx, dst.ImportCursors, t)) }},
+		{"suppressions", func(t *tally) error { return src.ExportSuppressions(ctx, importEach(ctx, dst.ImportSuppressions, t)) }},
+		{"suppression changes", func(t *tally) error {
+			return src.ExportSuppressionHistory(ctx, importEach(ctx, dst.ImportSuppressionHistory, t))
+		}},
 	}
 	for _, st := range steps {
 		var t tally

@@ -121,14 +121,30 @@ func TestMigrateStore(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	old := fillOldStore(t, ctx, src, now)
+	// An opt-out, lifted and given again: the list and its three changes.
+	stop := bridge.SuppressionChange{Suppression: bridge.Suppression{Phone: "+972501234567", Our: "+972500000001",
+		Reason: "SMS STOP", Source: "sms", By: "+972501234567", Created: now}, At: now}
+	for _, step := range []string{"add", "remove", "add"} {
+		var err error
+		if step == "add" {
+			_, _, err = src.Suppress(ctx, stop)
+		} else {
+			_, err = src.Unsuppress(ctx, stop, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	src.Close()
 
 	// Run twice: the second finds everything there and copies nothing.
 	for run, want := range []string{
 		"messages: 4 copied, 0 already there\nconversations: 1 copied, 0 already there\ninbound SMS: 1 copied, 0 already there\n" +
-			"mails: 2 copied, 0 already there\npoller cursors: 1 copied, 0 already there\n",
+			"mails: 2 copied, 0 already there\npoller cursors: 1 copied, 0 already there\n" +
+			"suppressions: 1 copied, 0 already there\nsuppression changes: 3 copied, 0 already there\n",
 		"messages: 0 copied, 4 already there\nconversations: 0 copied, 1 already there\ninbound SMS: 0 copied, 1 already there\n" +
-			"mails: 0 copied, 2 already there\npoller cursors: 0 copied, 1 already there\n",
+			"mails: 0 copied, 2 already there\npoller cursors: 0 copied, 1 already there\n" +
+			"suppressions: 0 copied, 1 already there\nsuppression changes: 0 copied, 3 already there\n",
 	} {
 		out, errb := migrate(t, "sqlite:"+path, dbURL, 0)
 		if out != want {
@@ -169,6 +185,21 @@ func TestMigrateStore(t *testing.T) {
 	if m, _ := dst.Message(ctx, old.conv.ID); m.SMSText != "Dinner at 8pm?" || m.Encoding != bridge.GSM7 || m.Parts != 1 ||
 		m.Recipients[0].Cost != "0.01" {
 		t.Errorf("sent text, encoding, parts or cost not migrated: %+v", m)
+	}
+	if got, err := dst.Suppressed(ctx, "ops", "+972500000001", []string{"+972501234567"}); err != nil || len(got) != 1 ||
+		got[0].Reason != "SMS STOP" || got[0].By != "+972501234567" || !got[0].Created.Equal(now) {
+		t.Errorf("suppression not migrated: %+v, %v", got, err)
+	}
+	h, err := dst.SuppressionHistory(ctx, bridge.SuppressionFilter{Phone: "+972501234567", Limit: 10})
+	if err != nil || len(h) != 3 || h[0].Action != "add" || h[1].Action != "remove" {
+		t.Errorf("suppression history not migrated: %+v, %v", h, err)
+	}
+	// A change made after the move comes after the imported ones.
+	if _, err := dst.Unsuppress(ctx, stop, false); err != nil {
+		t.Fatal(err)
+	}
+	if h2, _ := dst.SuppressionHistory(ctx, bridge.SuppressionFilter{Phone: "+972501234567", Limit: 10}); len(h2) != 4 || h2[0].ID <= h[0].ID {
+		t.Errorf("history after a change in the new store: %+v", h2)
 	}
 	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != old.ids[1] {
 		t.Errorf("idempotency key not migrated: %v, %v", m, err)

@@ -165,3 +165,37 @@ func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, 
 	}
 	return out, storeErr("reading scheduled sends", rows.Err())
 }
+
+// ImportSuppressions stores the suppressions not stored yet (migrate-store)
+// and returns how many it stored.
+func (s *Store) ImportSuppressions(ctx context.Context, ss []bridge.Suppression) (int, error) {
+	b := &pgx.Batch{}
+	for _, x := range ss {
+		b.Queue(`INSERT INTO suppressions (`+storeutil.SuppressionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT DO NOTHING`, cleanText(x.Phone), cleanText(x.Our), cleanText(x.Account), cleanText(x.Reason),
+			cleanText(x.Source), cleanText(x.By), storeutil.Millis(x.Created))
+	}
+	return s.importBatch(ctx, "suppressions", b)
+}
+
+// ImportSuppressionHistory stores the changes not stored yet, keeping
+// their ids (and so their order), and moves the id sequence past them so
+// later changes come after.
+func (s *Store) ImportSuppressionHistory(ctx context.Context, es []bridge.SuppressionEvent) (int, error) {
+	b := &pgx.Batch{}
+	for _, e := range es {
+		b.Queue(`INSERT INTO suppression_events (id, action, phone, our, account, reason, source, author, at)
+			OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+			e.ID, cleanText(e.Action), cleanText(e.Phone), cleanText(e.Our), cleanText(e.Account), cleanText(e.Reason),
+			cleanText(e.Source), cleanText(e.By), storeutil.Millis(e.At))
+	}
+	if b.Len() > 0 {
+		b.Queue(`SELECT setval(pg_get_serial_sequence('suppression_events', 'id'),
+			(SELECT max(id) FROM suppression_events))`)
+	}
+	n, err := s.importBatch(ctx, "suppression history", b)
+	if n > 0 {
+		n-- // the setval's row
+	}
+	return n, err
+}

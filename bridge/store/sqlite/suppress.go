@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -174,4 +175,35 @@ func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, 
 		out = append(out, r)
 	}
 	return out, storeErr("reading scheduled sends", rows.Err())
+}
+
+// ExportSuppressions calls fn with every suppression, a page at a time,
+// in key order (for migrate-store: an opt-out must survive a move).
+func (s *Store) ExportSuppressions(ctx context.Context, fn func([]bridge.Suppression) error) error {
+	return exportPages(ctx, s.rdb, "suppressions",
+		`SELECT `+storeutil.SuppressionCols+` FROM suppressions
+		WHERE phone || char(31) || our || char(31) || account > ? ORDER BY phone || char(31) || our || char(31) || account LIMIT ?`,
+		func(rows *sql.Rows) (bridge.Suppression, string, error) {
+			var x bridge.Suppression
+			var created int64
+			err := rows.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created)
+			x.Created = storeutil.FromMillis(created)
+			return x, x.Phone + "\x1f" + x.Our + "\x1f" + x.Account, err
+		}, fn)
+}
+
+// ExportSuppressionHistory calls fn with every change of the suppression
+// list, a page at a time, oldest first.
+func (s *Store) ExportSuppressionHistory(ctx context.Context, fn func([]bridge.SuppressionEvent) error) error {
+	return exportPages(ctx, s.rdb, "suppression history",
+		`SELECT id, action, phone, our, account, reason, source, author, at FROM suppression_events
+		WHERE id > CAST(? AS INTEGER) ORDER BY id LIMIT ?`,
+		func(rows *sql.Rows) (bridge.SuppressionEvent, string, error) {
+			var e bridge.SuppressionEvent
+			var at int64
+			err := rows.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at)
+			e.At = storeutil.FromMillis(at)
+			e.Created = e.At
+			return e, strconv.FormatInt(e.ID, 10), err
+		}, fn)
 }
