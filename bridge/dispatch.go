@@ -24,6 +24,10 @@ type DispatchOptions struct {
 	// 4). It is the only limit on calls: a provider's calls never wait for
 	// another provider's (see Run).
 	Concurrency map[string]int
+	// Rates paces the sends per provider name (see Rate; none: unpaced).
+	// Paced recipients wait in the store: the dispatcher claims no more of
+	// a provider's than its pace lets start now.
+	Rates map[string]Rate
 	// Touch, if set, names the conversation each recorded outcome files its
 	// recipient under (Bridge.Touch); it is stored with the outcome.
 	Touch func(m *Message, r Recipient, o Outcome) *ConversationTouch
@@ -98,11 +102,12 @@ const claimGap = 20 * time.Millisecond
 const maxIdle = 5 * time.Second
 
 // providerSet is the providers a dispatcher sends through, with each one's
-// concurrency slots and circuit breaker.
+// concurrency slots, circuit breaker and, if paced, pacer.
 type providerSet struct {
 	providers map[string]Provider
 	sem       map[string]chan struct{}
 	breakers  map[string]*breaker
+	pacers    map[string]*pacer
 }
 
 // NewDispatcher returns a dispatcher over store and providers.
@@ -138,19 +143,27 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		recovered:     make(chan string, 16),
 		recordBackoff: 100 * time.Millisecond,
 	}
-	d.SetProviders(providers, opt.Concurrency)
+	d.SetProviders(providers, opt.Concurrency, opt.Rates)
 	return d
 }
 
 // SetProviders replaces the providers (on a configuration reload). A
 // provider that stays keeps its circuit breaker, and its concurrency slots
-// if its limit is unchanged; sends under way finish with what they
-// started with.
-func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]int) {
+// and pacer if its limit and rate are unchanged; sends under way finish
+// with what they started with.
+func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]int, rates map[string]Rate) {
 	old := d.set.Load()
-	set := &providerSet{providers: map[string]Provider{}, sem: map[string]chan struct{}{}, breakers: map[string]*breaker{}}
+	set := &providerSet{providers: map[string]Provider{}, sem: map[string]chan struct{}{}, breakers: map[string]*breaker{},
+		pacers: map[string]*pacer{}}
 	for _, p := range providers {
 		name := p.Name()
+		if r := rates[name]; r.PerSecond > 0 {
+			if old != nil && old.pacers[name] != nil && old.pacers[name].rate == r {
+				set.pacers[name] = old.pacers[name]
+			} else {
+				set.pacers[name] = newPacer(r)
+			}
+		}
 		n := concurrency[name]
 		if n <= 0 {
 			n = 4
@@ -197,6 +210,8 @@ type batch struct {
 	provider string
 	jobs     []Job
 	slot     chan struct{} // the concurrency slots it holds one of (nil: none)
+	pacer    *pacer        // the pacer it was counted by at pacedAt (nil: none)
+	pacedAt  time.Time
 }
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
@@ -277,6 +292,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	held := map[string]int{}        // claimed, not yet recorded, by provider
 	waiting := map[string][]batch{} // claimed, waiting for a slot, by provider
 	claimNeeded := true             // something changed since the last claim
+	var pacedFull []string          // paced providers with no room left at the last claim
 	var lastClaim, wakeAt time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -286,21 +302,37 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		clock := time.Now()
 		if claimNeeded && (len(waiting) == 0 || clock.Sub(lastClaim) >= claimGap) {
 			now := d.opt.Now()
-			quota, limit := d.quota(held)
+			quota, limit := d.quota(held, d.room(waiting, clock))
 			for _, b := range d.claim(ctx, now, limit, quota) {
 				held[b.provider] += len(b.jobs)
 				waiting[b.provider] = append(waiting[b.provider], b)
 			}
 			claimNeeded, lastClaim = false, clock
 			// Sleep until the next due recipient of a provider with room
-			// (the claim may have filled some).
-			wakeAt = clock.Add(d.idle(ctx, now, d.fullAfter(held)))
+			// (the claim may have filled some); a paced provider without
+			// room wakes the dispatcher when its pace gives some (paceAt).
+			room := d.room(waiting, clock)
+			pacedFull = pacedFull[:0]
+			for p, n := range room {
+				if n <= 0 {
+					pacedFull = append(pacedFull, p)
+				}
+			}
+			wakeAt = clock.Add(d.idle(ctx, now, d.fullAfter(held, room)))
 		}
-		// Every waiting batch whose provider has a free slot goes now.
+		// Every waiting batch whose provider has a free slot, and room in
+		// its pace, goes now (or its first recipients, as many as the pace
+		// lets go).
 		for p, q := range waiting {
-			for len(q) > 0 && d.acquire(&q[0]) {
-				start(q[0])
-				q = q[1:]
+			for len(q) > 0 {
+				b, ok := d.acquire(&q[0])
+				if !ok {
+					break
+				}
+				start(b)
+				if len(q[0].jobs) == 0 {
+					q = q[1:]
+				}
 			}
 			if len(q) == 0 {
 				delete(waiting, p)
@@ -314,6 +346,9 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		at := wakeAt
 		if claimNeeded {
 			at = lastClaim.Add(claimGap)
+		}
+		if t, ok := d.paceAt(waiting, pacedFull, !claimNeeded); ok && t.Before(at) {
+			at = t
 		}
 		timer.Reset(max(time.Until(at), 0))
 		select {
@@ -353,9 +388,10 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 }
 
 // quota is what the next claim may take: for each configured provider,
-// backlogPerSlot per concurrency slot less what it holds; for providers no
-// longer configured, othersQuota less what they hold. limit is the sum.
-func (d *Dispatcher) quota(held map[string]int) (quota map[string]int, limit int) {
+// backlogPerSlot per concurrency slot less what it holds, and for a paced
+// one no more than its room (see room); for providers no longer
+// configured, othersQuota less what they hold. limit is the sum.
+func (d *Dispatcher) quota(held, room map[string]int) (quota map[string]int, limit int) {
 	set := d.set.Load()
 	quota = make(map[string]int, len(set.sem))
 	others := othersQuota
@@ -367,6 +403,9 @@ func (d *Dispatcher) quota(held map[string]int) (quota map[string]int, limit int
 	limit = max(others, 0)
 	for p, sem := range set.sem {
 		q := max(cap(sem)*backlogPerSlot-held[p], 0)
+		if r, paced := room[p]; paced {
+			q = max(min(q, r), 0)
+		}
 		quota[p] = q
 		limit += q
 	}
@@ -375,8 +414,8 @@ func (d *Dispatcher) quota(held map[string]int) (quota map[string]int, limit int
 
 // fullAfter names the configured providers whose quota is used up: their
 // due recipients cannot be claimed now, and must not wake the dispatcher.
-func (d *Dispatcher) fullAfter(held map[string]int) []string {
-	quota, _ := d.quota(held)
+func (d *Dispatcher) fullAfter(held, room map[string]int) []string {
+	quota, _ := d.quota(held, room)
 	var full []string
 	for p, q := range quota {
 		if q == 0 {
@@ -387,22 +426,38 @@ func (d *Dispatcher) fullAfter(held map[string]int) []string {
 	return full
 }
 
-// acquire takes a slot of b's provider's concurrency limit if one is free.
-// A provider no longer configured has no limit. The batch keeps the slots
-// it took one of, so a reload that changes the limit meanwhile gives it
-// back to the right place.
-func (d *Dispatcher) acquire(b *batch) bool {
-	sem := d.set.Load().sem[b.provider]
-	if sem == nil {
-		return true
+// acquire takes a slot of b's provider's concurrency limit if one is free,
+// and if the provider is paced, counts b's recipients by its pacer: it
+// returns the batch to start, b whole or, if the pace lets only some go
+// now, its first recipients (leaving the others in b). A provider no
+// longer configured has no limit. The batch keeps the slots and the pacer
+// it took from, so a reload that changes them meanwhile gets back what
+// it gives to the right place.
+func (d *Dispatcher) acquire(b *batch) (batch, bool) {
+	set := d.set.Load()
+	sem := set.sem[b.provider]
+	if sem != nil {
+		select {
+		case sem <- struct{}{}:
+		default:
+			return batch{}, false
+		}
 	}
-	select {
-	case sem <- struct{}{}:
-		b.slot = sem
-		return true
-	default:
-		return false
+	out := *b
+	out.slot = sem
+	if pc := set.pacers[b.provider]; pc != nil {
+		now := time.Now() // the clock the pacer's timers run on
+		n := pc.take(now, len(b.jobs))
+		if n == 0 {
+			if sem != nil {
+				<-sem
+			}
+			return batch{}, false
+		}
+		out.jobs, out.pacer, out.pacedAt = b.jobs[:n:n], pc, now
 	}
+	b.jobs = b.jobs[len(out.jobs):]
+	return out, true
 }
 
 func release(b batch) {
@@ -477,6 +532,12 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int, quota 
 func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 	b := sb.batch
 	defer release(b)
+	var called int // recipients the provider was asked to send to
+	if b.pacer != nil {
+		// Those that expired, or waited for an open circuit, were not
+		// sent: their place in the pace is given back.
+		defer func() { b.pacer.refund(b.pacedAt, len(b.jobs)-called) }()
+	}
 	sb.call = -1
 	set := d.set.Load()
 	now := d.opt.Now()
@@ -523,7 +584,10 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		// reload swap the set meanwhile.
 		sb.br = set.breakers[b.provider]
 		sb.closings = sb.br.closings.Load()
-		results, probeAt, err := d.call(ctx, sb.br, p, req)
+		results, probeAt, made, err := d.call(ctx, sb.br, p, req)
+		if made {
+			called = len(req.To)
+		}
 		now = d.opt.Now()
 		sb.call, sb.took = len(outcomes), now.Sub(start)
 		carried := false
@@ -680,7 +744,8 @@ func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
 // call runs one provider call under its timeout and circuit breaker, and
 // checks the provider kept its contract. If the recipients are to carry
 // the circuit's next probe (see breaker), probeAt is when to retry them.
-func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) (results []Result, probeAt time.Time, err error) {
+// made is false if the circuit let no call through.
+func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) (results []Result, probeAt time.Time, made bool, err error) {
 	now := d.opt.Now()
 	ok, next, probe := br.allow(now)
 	if !ok {
@@ -689,7 +754,7 @@ func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *Sen
 		if probe {
 			probeAt = next
 		}
-		return nil, probeAt, err
+		return nil, probeAt, false, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.opt.SendTimeout)
 	defer cancel()
@@ -704,7 +769,7 @@ func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *Sen
 	}
 	d.opt.Log.DebugContext(ctx, "provider call", "provider", p.Name(), "message", req.MessageID,
 		"recipients", len(req.To), "took", d.opt.Now().Sub(now), "err", err)
-	return results, probeAt, err
+	return results, probeAt, true, err
 }
 
 // retryOrFail decides what a failed attempt leads to: a retry (maybe at

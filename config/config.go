@@ -7,6 +7,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -285,6 +286,11 @@ type Provider struct {
 	BaseURL     string        `toml:"base_url"`
 	Concurrency int           `toml:"concurrency"` // simultaneous calls to this provider
 	Timeout     time.Duration `toml:"timeout"`     // HTTP client timeout for one call
+	// Rate paces the sends (recipients per second, per instance; 0: no
+	// pacing): at most Burst in any Burst/Rate seconds. Burst defaults to
+	// Rate rounded down (at least 1): "at most Rate a second".
+	Rate  float64 `toml:"rate"`
+	Burst int     `toml:"burst"`
 
 	// InboundSecret guards this provider's callback URLs
 	// (/v1/providers/<name>/inbound and /status, ?secret=...); without
@@ -302,6 +308,34 @@ type Provider struct {
 	// Settings is the pointer returned by Kinds for Type, decoded from the
 	// same table. Nil for types without settings.
 	Settings any `toml:"-"`
+}
+
+// maxRate and maxBurst bound a provider's pace: the dispatcher keeps the
+// start time of each send within the last Burst, and a pace above what
+// one instance can claim is a mistake (no provider allows it per account).
+const (
+	maxRate  = 10000
+	maxBurst = 10000
+)
+
+// checkRate validates a provider's rate and burst.
+func checkRate(key string, p Provider, add func(key, format string, args ...any)) {
+	switch {
+	case math.IsNaN(p.Rate) || p.Rate < 0:
+		add(key+".rate", "must be positive (recipients per second; 0 or absent: not paced)")
+	case p.Rate > maxRate:
+		add(key+".rate", "%g is more than %d recipients per second", p.Rate, maxRate)
+	case p.Rate > 0 && p.Rate < 0.001:
+		add(key+".rate", "%g is less than one recipient in 1000 s; remove the provider from the routes instead", p.Rate)
+	}
+	switch {
+	case p.Burst < 0:
+		add(key+".burst", "must be positive")
+	case p.Burst > maxBurst:
+		add(key+".burst", "%d is more than %d", p.Burst, maxBurst)
+	case p.Burst > 0 && p.Rate == 0:
+		add(key+".burst", "needs a rate")
+	}
 }
 
 // Route sends numbers starting with Prefix to Provider, then to the
@@ -821,6 +855,7 @@ func (c *Config) validate() Problems {
 		if p.Timeout < 0 {
 			add(key+".timeout", "must be positive")
 		}
+		checkRate(key, p, add)
 		if sec, err := ResolveSecret("inbound_secret", p.InboundSecret, p.InboundSecretFile); err != nil {
 			add(key, "%v", err) // the error starts with the key that is wrong
 		} else {

@@ -623,3 +623,41 @@ overflow = "drop"`, 1)
 		}
 	}
 }
+
+// A provider's pace: rate in recipients per second (an integer or a
+// fraction), burst only with a rate; each mistake named by its key.
+func TestProviderRate(t *testing.T) {
+	for _, c := range []struct {
+		keys  string
+		rate  float64
+		burst int
+		want  string // "" for valid
+	}{
+		{"", 0, 0, ""},
+		{"rate = 5", 5, 0, ""},
+		{"rate = 0.5\nburst = 2", 0.5, 2, ""},
+		{"rate = -1", 0, 0, "providers[0].rate: must be positive"},
+		{"rate = nan", 0, 0, "providers[0].rate: must be positive"},
+		{"rate = 20000", 0, 0, "providers[0].rate: 20000 is more than 10000"},
+		{"rate = 0.0001", 0, 0, "providers[0].rate: 0.0001 is less than one recipient in 1000 s"},
+		{"rate = 5\nburst = -1", 0, 0, "providers[0].burst: must be positive"},
+		{"rate = 5\nburst = 100000", 0, 0, "providers[0].burst: 100000 is more than 10000"},
+		{"burst = 5", 0, 0, "providers[0].burst: needs a rate"},
+		{`rate = "5/s"`, 0, 0, "providers[0].rate: must be"},
+	} {
+		text := strings.Replace(minimal, `type = "console"`, "type = \"console\"\n"+c.keys, 1)
+		cfg, err := config.Parse(text, kinds)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", c.keys, err)
+			} else if p := cfg.Providers[0]; p.Rate != c.rate || p.Burst != c.burst {
+				t.Errorf("%q: rate %v burst %v, want %v %v", c.keys, p.Rate, p.Burst, c.rate, c.burst)
+			}
+			continue
+		}
+		var probs config.Problems
+		if !errors.As(err, &probs) || len(probs) != 1 || !strings.HasPrefix(probs[0], c.want) {
+			t.Errorf("%q: err = %v, want one problem %q", c.keys, err, c.want)
+		}
+	}
+}

@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		MaxAge:         cfg.Queue.MaxAge,
 		SendTimeout:    cfg.Queue.SendTimeout,
 		Concurrency:    concurrency(cfg),
+		Rates:          rates(cfg),
 		Touch:          d.bridge.Touch,
 		Consent:        d.bridge.HeldBack,
 		Observe:        m.Attempt,
@@ -258,7 +259,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if err := d.bridge.Reload(provs, routes(cfg), accounts(cfg)); err != nil {
 		return err
 	}
-	d.dispatcher.SetProviders(provs, concurrency(cfg))
+	d.dispatcher.SetProviders(provs, concurrency(cfg), rates(cfg))
 	d.api.SetCallbacks(callbacks(cfg))
 	old := d.loaded
 	for name, same := range map[string]bool{
@@ -482,6 +483,17 @@ func concurrency(cfg *config.Config) map[string]int {
 	out := map[string]int{}
 	for _, pc := range cfg.Providers {
 		out[pc.Name] = pc.Concurrency
+	}
+	return out
+}
+
+// rates are the providers' paces (see bridge.Rate), per instance.
+func rates(cfg *config.Config) map[string]bridge.Rate {
+	out := map[string]bridge.Rate{}
+	for _, pc := range cfg.Providers {
+		if pc.Rate > 0 {
+			out[pc.Name] = bridge.Rate{PerSecond: pc.Rate, Burst: pc.Burst}
+		}
 	}
 	return out
 }
