@@ -91,6 +91,31 @@ type modelWorld struct {
 	mu       sync.Mutex
 	calls    map[string][]modelCall // by number
 	inflight map[string]int         // calls under way, by provider
+	at       map[string][]time.Time // when each call came, by provider
+	ended    map[string]time.Time   // when the last call ended, by provider
+	rates    map[string]modelRate   // the paced providers
+	claimed  map[string]int         // recipients claimed, by provider, at the check
+}
+
+// modelRate is a provider's pace as the model sees it: at most burst
+// calls in any window.
+type modelRate struct {
+	burst  int
+	window time.Duration
+}
+
+// full reports whether a provider paced at r may have had no room to
+// claim another recipient within the last slack: its calls in the window
+// before it and the recipients claimed for it (which the dispatcher
+// counts against the pace before they start) fill the burst.
+func (r modelRate) full(calls []time.Time, claimed int, now time.Time) bool {
+	n := claimed
+	for _, at := range calls {
+		if !at.Before(now.Add(-r.window - mSlack)) {
+			n++
+		}
+	}
+	return n >= r.burst
 }
 
 func (p *modelProvider) Name() string { return p.name }
@@ -135,11 +160,13 @@ func (p *modelProvider) Send(ctx context.Context, req *bridge.SendRequest) ([]br
 	}
 	did, d := p.decide(to, n)
 	w.calls[to] = append(w.calls[to], modelCall{provider: p.name, at: time.Now(), did: did})
+	w.at[p.name] = append(w.at[p.name], time.Now())
 	w.inflight[p.name]++
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		w.inflight[p.name]--
+		w.ended[p.name] = time.Now()
 		w.mu.Unlock()
 	}()
 	switch did {
@@ -175,7 +202,10 @@ func (p *modelProvider) Send(ctx context.Context, req *bridge.SendRequest) ([]br
 //   - the providers a recipient was sent to follow its route in order,
 //     with at most FailoverAfter calls at a provider that has a next one;
 //   - no recipient was accepted by a provider twice (the model has no
-//     crash).
+//     crash);
+//   - no paced provider got more calls than its rate allows (burst in any
+//     window), and a due recipient waits for its pace only while the
+//     provider had all the calls it allows.
 //
 // At the end every recipient is final, and sent exactly when a provider
 // accepted it.
@@ -214,10 +244,24 @@ func runModel(t *testing.T, seed uint64) {
 	defer st.Close()
 
 	start := time.Now()
-	w := &modelWorld{calls: map[string][]modelCall{}, inflight: map[string]int{}}
+	w := &modelWorld{calls: map[string][]modelCall{}, inflight: map[string]int{}, at: map[string][]time.Time{},
+		ended: map[string]time.Time{}, rates: map[string]modelRate{}}
 	names := []string{"p0", "p1", "p2"}
 	var provs []bridge.Provider
 	concurrency := map[string]int{}
+	// Paces from a stream of their own, so that each seed's schedule is
+	// what it was before providers were paced: a third of the providers
+	// at 1 to 3 a second, in bursts of one or two seconds' worth.
+	rates := map[string]bridge.Rate{}
+	pr := rand.New(rand.NewPCG(seed, 0x9ace))
+	for _, name := range names {
+		if pr.IntN(3) == 0 {
+			k := 1 + pr.IntN(3)
+			secs := 1 + pr.IntN(2)
+			rates[name] = bridge.Rate{PerSecond: float64(k), Burst: k * secs}
+			w.rates[name] = modelRate{burst: k * secs, window: time.Duration(secs) * time.Second}
+		}
+	}
 	for _, name := range names {
 		p := &modelProvider{name: name, seed: seed, start: start, w: w}
 		for range r.IntN(3) {
@@ -247,7 +291,7 @@ func runModel(t *testing.T, seed uint64) {
 
 	d := bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
 		RetryMin: mRetryMin, RetryMax: mRetryMax, SendTimeout: mSendTimeout, MaxAge: mMaxAge,
-		FailoverAfter: mFailoverAfter, BreakerThreshold: 2 + r.IntN(4), Concurrency: concurrency, Log: log,
+		FailoverAfter: mFailoverAfter, BreakerThreshold: 2 + r.IntN(4), Concurrency: concurrency, Rates: rates, Log: log,
 	})
 	b, err := bridge.New(st, provs, routes, []bridge.Account{{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"Ops"}}},
 		bridge.Options{Region: "IL", Enqueued: d.Wake, Log: log})
@@ -304,6 +348,8 @@ func runModel(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 		defer rs.Close()
+		var all []queued
+		w.claimed = map[string]int{}
 		for rs.Next() {
 			var q queued
 			var next int64
@@ -311,10 +357,26 @@ func runModel(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			q.next = time.UnixMilli(next)
-			modelCheck(t, now, final, q, routeOf[q.to[:6]], w, concurrency)
+			all = append(all, q)
+			if q.claimed && q.state == bridge.StateQueued {
+				w.claimed[q.provider]++
+			}
 		}
 		if err := rs.Err(); err != nil {
 			t.Fatal(err)
+		}
+		for _, q := range all {
+			modelCheck(t, now, final, q, routeOf[q.to[:6]], w, concurrency)
+		}
+		// No paced provider is called more than its pace allows.
+		for name, rate := range w.rates {
+			at := w.at[name]
+			for i := rate.burst; i < len(at); i++ {
+				if gap := at[i].Sub(at[i-rate.burst]); gap < rate.window {
+					t.Errorf("%s paced at %d in %v: calls %d and %d only %v apart", name, rate.burst, rate.window,
+						i-rate.burst, i, gap)
+				}
+			}
 		}
 	}
 
@@ -404,7 +466,13 @@ func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []stri
 		// In a dispatcher's hands, or not (long) due.
 	case w.inflight[rr.provider] >= concurrency[rr.provider]:
 		// Due, but every slot of its provider is taken.
+	case w.rates[rr.provider].burst > 0 && (w.rates[rr.provider].full(w.at[rr.provider], w.claimed[rr.provider], now) ||
+		!now.After(w.ended[rr.provider].Add(mSlack))):
+		// Due, but its provider's pace is taken, by calls and by claimed
+		// recipients waiting for a slot (for which the claim after the
+		// slot frees may come up to the claim gap later).
 	default:
+		t.Errorf("DEBUG rates %+v at %v", w.rates, w.at[rr.provider])
 		t.Errorf("%s: due at %v, %v ago, unclaimed, while %s has %d of %d slots free", rr.to, rr.next,
 			now.Sub(rr.next), rr.provider, concurrency[rr.provider]-w.inflight[rr.provider], concurrency[rr.provider])
 	}
