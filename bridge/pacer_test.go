@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -58,4 +59,33 @@ func TestPacer(t *testing.T) {
 	if wide.burst != 10 || wide.window != 2*time.Second {
 		t.Errorf("rate 5 burst 10: burst %d window %v, want 10 and 2s", wide.burst, wide.window)
 	}
+}
+
+// A reload keeps a provider's pacer, and what it counted, while its rate
+// is unchanged; a new rate starts a new one; a provider no longer paced
+// has none.
+func TestSetProvidersKeepsPacer(t *testing.T) {
+	d := NewDispatcher(nil, []Provider{namedProvider("p"), namedProvider("q")}, DispatchOptions{
+		Rates: map[string]Rate{"p": {PerSecond: 5}, "q": {PerSecond: 1}}})
+	p, q := d.set.Load().pacers["p"], d.set.Load().pacers["q"]
+	p.take(time.Now(), 5)
+	d.SetProviders([]Provider{namedProvider("p"), namedProvider("q")}, nil, map[string]Rate{"p": {PerSecond: 5}, "q": {PerSecond: 2}})
+	set := d.set.Load()
+	if set.pacers["p"] != p || set.pacers["p"].free(time.Now()) != 0 {
+		t.Error("p's pacer (rate unchanged) was replaced")
+	}
+	if set.pacers["q"] == q || set.pacers["q"].rate.PerSecond != 2 {
+		t.Error("q's pacer kept its old rate")
+	}
+	d.SetProviders([]Provider{namedProvider("p")}, nil, nil)
+	if len(d.set.Load().pacers) != 0 {
+		t.Error("a provider without a rate is paced")
+	}
+}
+
+type namedProvider string
+
+func (p namedProvider) Name() string { return string(p) }
+func (p namedProvider) Send(context.Context, *SendRequest) ([]Result, error) {
+	return nil, nil
 }
