@@ -534,7 +534,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 	defer release(b)
 	var called int // recipients the provider was asked to send to
 	if b.pacer != nil {
-		// Those that expired, or waited for an open circuit, were not
+		// Those that expired, opted out, or met an open circuit were not
 		// sent: their place in the pace is given back.
 		defer func() { b.pacer.refund(b.pacedAt, len(b.jobs)-called) }()
 	}
