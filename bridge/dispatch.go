@@ -67,6 +67,11 @@ type DispatchOptions struct {
 // concurrency slots and its own share of what the dispatcher holds claimed
 // (its quota, see Run), and the dispatcher wakes for the next due
 // recipient of every provider that has room.
+//
+// Pacing: a paced provider's quota is also no more than its pace lets
+// start now (see pacer), and the dispatcher wakes when its pace has room
+// again; its backlog waits in the store, and other providers do not wait
+// for it.
 type Dispatcher struct {
 	store Store
 	opt   DispatchOptions
