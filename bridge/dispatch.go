@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -233,20 +232,9 @@ func (d *Dispatcher) lease(attempts int) time.Duration {
 	return min
 }
 
-// backoff is capped exponential backoff with full jitter (the AWS
-// architecture blog's "full jitter"), never below RetryMin.
+// backoff is the delay before the next try of a recipient (see Backoff).
 func (d *Dispatcher) backoff(attempts int) time.Duration {
-	ceil := d.opt.RetryMin
-	for i := 1; i < attempts && ceil < d.opt.RetryMax; i++ {
-		ceil *= 2
-	}
-	if ceil > d.opt.RetryMax {
-		ceil = d.opt.RetryMax
-	}
-	if ceil <= d.opt.RetryMin {
-		return d.opt.RetryMin
-	}
-	return d.opt.RetryMin + rand.N(ceil-d.opt.RetryMin)
+	return Backoff(attempts, d.opt.RetryMin, d.opt.RetryMax)
 }
 
 // finished is a batch whose outcomes are recorded (or given up on).

@@ -3,7 +3,6 @@ package mailout
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -229,16 +228,8 @@ func (w *Worker) deliver(ctx context.Context, m bridge.OutMail) {
 	}
 }
 
-// backoff is capped exponential backoff with full jitter above RetryMin:
-// attempts is how many attempts have been made, this one included.
+// backoff is the delay before the next try of a mail after attempts
+// tries, this one included (see bridge.Backoff).
 func (w *Worker) backoff(attempts int) time.Duration {
-	ceil := w.opt.RetryMin
-	for i := 1; i < attempts && ceil < w.opt.RetryMax; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, w.opt.RetryMax)
-	if ceil <= w.opt.RetryMin {
-		return w.opt.RetryMin
-	}
-	return w.opt.RetryMin + rand.N(ceil-w.opt.RetryMin)
+	return bridge.Backoff(attempts, w.opt.RetryMin, w.opt.RetryMax)
 }
