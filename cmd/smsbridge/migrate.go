@@ -11,6 +11,7 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
+	"github.com/smsbridge/smsbridge/bridge/store/storeexport"
 )
 
 // migrateStore copies a SQLite store to a PostgreSQL one: messages with
@@ -48,8 +49,8 @@ func migrateStore(args []string, stdout, stderr io.Writer) int {
 	defer dst.Close()
 
 	now := time.Now() // when sends that were in flight in the old store become due
-	importMessages := func(ctx context.Context, page []sqlite.MessageRecord) (int, error) {
-		return dst.ImportMessages(ctx, toPostgres(page), now)
+	importMessages := func(ctx context.Context, page []storeexport.Message) (int, error) {
+		return dst.ImportMessages(ctx, page, now)
 	}
 	steps := []struct {
 		what string
@@ -87,18 +88,4 @@ func importEach[T any](ctx context.Context, imp func(context.Context, []T) (int,
 		t.read, t.stored = t.read+len(page), t.stored+n
 		return err
 	}
-}
-
-// toPostgres converts exported messages to the importer's records, which
-// have the same fields.
-func toPostgres(page []sqlite.MessageRecord) []postgres.MessageRecord {
-	out := make([]postgres.MessageRecord, len(page))
-	for i, m := range page {
-		rs := make([]postgres.RecipientRecord, len(m.Recipients))
-		for j, r := range m.Recipients {
-			rs[j] = postgres.RecipientRecord(r)
-		}
-		out[i] = postgres.MessageRecord{Message: m.Message, Recipients: rs}
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
@@ -44,6 +45,9 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 				{To: "+972501111111", Providers: []string{"voip", "edge"}, Provider: "voip", NextAttempt: now},
 				{To: "+972502222222", Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(time.Hour)},
 			}}
+		if key != "" {
+			m.RequestDigest = "digest of " + key
+		}
 		if err := src.Enqueue(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +77,7 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 	convID := bridge.ConversationID(convPhone, convOur)
 	wrote := now.Add(-10 * time.Minute)
 	old.conv = &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "alice", EnvelopeFrom: "alice@example.com",
-		MailMessageID: "<dinner-1@example.com>", ReplyTo: "alice@example.com", Sender: convOur, Text: "Dinner at 8?", Created: wrote,
+		MailMessageID: "<dinner-1@example.com>", ReplyTo: "alice@example.com", Subject: "Dinner", Sender: convOur, Text: "Dinner at 8?", Created: wrote,
 		SMSText: "Dinner at 8pm?", Encoding: bridge.GSM7, Parts: 1,
 		Recipients: []bridge.Recipient{{To: convPhone, Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(2 * time.Hour)}}}
 	if err := src.Enqueue(ctx, old.conv); err != nil {
@@ -84,6 +88,11 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 		Conversation: &bridge.ConversationTouch{ID: convID, Phone: convPhone, Our: convOur, Account: "alice",
 			ReplyTo: "alice@example.com", MailMessageID: "<dinner-1@example.com>", Subject: "Dinner", At: wrote}}}); err != nil {
 		t.Fatal(err)
+	}
+
+	// The delivery report of the SMS sent through edge was asked for.
+	if ids, err := src.Outstanding(ctx, "edge", now.Add(-time.Hour), polledAt(now), 10); err != nil || len(ids) != 1 || ids[0] != "p-1" {
+		t.Fatalf("outstanding: %v, %v", ids, err)
 	}
 
 	// A bounce tried once while the smarthost was down.
@@ -109,6 +118,9 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 	}
 	return old
 }
+
+// polledAt is when fillOldStore asks for the report of p-1.
+func polledAt(now time.Time) time.Time { return now.Add(-time.Minute) }
 
 func TestMigrateStore(t *testing.T) {
 	ctx := context.Background()
@@ -166,6 +178,7 @@ func TestMigrateStore(t *testing.T) {
 			t.Fatalf("%s not migrated: %v", id, err)
 		}
 		if got.Text != want.Text || got.Headers != want.Headers || got.ReplyTo != want.ReplyTo || got.Sender != want.Sender ||
+			got.Subject != want.Subject ||
 			got.MailMessageID != want.MailMessageID || !got.Created.Equal(want.Created) || len(got.Recipients) != len(want.Recipients) ||
 			got.SMSText != want.SMSText || got.Encoding != want.Encoding || got.Parts != want.Parts {
 			t.Fatalf("%s: got %+v, want %+v", id, got, want)
@@ -176,7 +189,8 @@ func TestMigrateStore(t *testing.T) {
 				continue // checked below
 			}
 			if g.To != w.To || g.State != w.State || g.Provider != w.Provider || g.ProviderID != w.ProviderID ||
-				g.Error != w.Error || g.Attempts != w.Attempts || !g.NextAttempt.Equal(w.NextAttempt) ||
+				g.Error != w.Error || g.Attempts != w.Attempts || g.ProviderAttempts != w.ProviderAttempts ||
+				!g.NextAttempt.Equal(w.NextAttempt) ||
 				!g.Updated.Equal(w.Updated) || strings.Join(g.Providers, ",") != strings.Join(w.Providers, ",") || g.Cost != w.Cost {
 				t.Errorf("%s recipient %d: got %+v, want %+v", id, i, g, w)
 			}
@@ -201,8 +215,23 @@ func TestMigrateStore(t *testing.T) {
 	if h2, _ := dst.SuppressionHistory(ctx, bridge.SuppressionFilter{Phone: "+972501234567", Limit: 10}); len(h2) != 4 || h2[0].ID <= h[0].ID {
 		t.Errorf("history after a change in the new store: %+v", h2)
 	}
-	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != old.ids[1] {
+	if m, err := dst.MessageByKey(ctx, "ops", "order-17"); err != nil || m.ID != old.ids[1] || m.RequestDigest != "digest of order-17" {
 		t.Errorf("idempotency key not migrated: %v, %v", m, err)
+	}
+	if got, _ := dst.Message(ctx, old.conv.ID); got == nil || got.Subject != "Dinner" {
+		t.Errorf("message subject not migrated: %+v", got)
+	}
+	// Whether and when a report was asked for (recipients.polled) orders
+	// the next questions; only the database shows it.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var polled int64
+	if err := conn.QueryRow(ctx, `SELECT polled FROM recipients WHERE provider_id = 'p-1'`).Scan(&polled); err != nil ||
+		polled != polledAt(now).UnixMilli() {
+		t.Errorf("polled of p-1: %d, %v; want %d", polled, err, polledAt(now).UnixMilli())
 	}
 
 	// The conversation: its routing, and its log both ways, which needs
@@ -211,7 +240,7 @@ func TestMigrateStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conversation not migrated: %v", err)
 	}
-	if c.ID != bridge.ConversationID(convPhone, convOur) || c.Our != convOur || c.Account != "alice" || c.ReplyTo != "alice@example.com" ||
+	if c.ID != bridge.ConversationID(convPhone, convOur) || c.Provider != "voip" || c.Our != convOur || c.Account != "alice" || c.ReplyTo != "alice@example.com" ||
 		c.MailMessageID != "<dinner-1@example.com>" || c.Subject != "Dinner" || !c.LastOut.Equal(old.conv.Created) ||
 		!c.Updated.Equal(old.inbound.Received) {
 		t.Errorf("conversation routing %+v", c)

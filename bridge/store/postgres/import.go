@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+	"github.com/smsbridge/smsbridge/bridge/store/storeexport"
 )
 
 // The importers copy what another store holds (`smsbridge migrate-store`)
@@ -20,34 +21,14 @@ import (
 // refuses bytes that SQLite keeps, and one bad byte must not stop a
 // migration.
 
-// MessageRecord is one message to import.
-type MessageRecord struct {
-	// Message is stored with its IdempotencyKey; Message.Recipients is
-	// ignored: see Recipients.
-	Message    *bridge.Message
-	Recipients []RecipientRecord
-}
-
-// RecipientRecord is a recipient to import, with what bridge.Recipient
-// does not carry but the store keeps.
-type RecipientRecord struct {
-	bridge.Recipient
-	Info         map[string]string // the provider details of its last outcome
-	Conversation string            // the conversation it is filed under; "" if none yet
-	// Claimed is set when a dispatcher of the old store took the
-	// recipient and recorded no outcome: its send was in flight when that
-	// daemon stopped.
-	Claimed bool
-}
-
 const (
 	importMessage = insertMessage + ` ON CONFLICT (id) DO NOTHING`
 	importKey     = insertKey + ` ON CONFLICT DO NOTHING`
 	// Recipient ids are this database's own (an identity): the message,
 	// not the recipient, is what an import recognises as stored already.
 	importRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
-		attempts, next_attempt, provider_id, error, info, updated, conversation_id, cost)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+		attempts, provider_attempts, next_attempt, provider_id, error, info, updated, conversation_id, polled, cost)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 	importConversation = `INSERT INTO conversations (id, phone, our, account, reply_to, mail_message_id,
 		subject, last_out, created, updated, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`
@@ -67,7 +48,7 @@ const (
 // A claimed recipient is stored unclaimed and due at now: its claim was
 // the old store's, which only that store's Recover could release, and
 // Recover would make it due at once.
-func (s *Store) ImportMessages(ctx context.Context, ms []MessageRecord, now time.Time) (int, error) {
+func (s *Store) ImportMessages(ctx context.Context, ms []storeexport.Message, now time.Time) (int, error) {
 	msgArgs := make([][]any, len(ms))
 	for i, mr := range ms {
 		m := mr.Message
@@ -121,7 +102,7 @@ func (s *Store) ImportMessages(ctx context.Context, ms []MessageRecord, now time
 
 // queueRecipients adds the key and recipients of mr, whose id as stored
 // is id, to b.
-func queueRecipients(b *pgx.Batch, mr MessageRecord, id any, now time.Time) error {
+func queueRecipients(b *pgx.Batch, mr storeexport.Message, id any, now time.Time) error {
 	m := mr.Message
 	if m.IdempotencyKey != "" {
 		b.Queue(importKey, cleanText(m.Account), cleanText(m.IdempotencyKey), id, storeutil.Millis(m.Created), cleanText(m.RequestDigest))
@@ -144,8 +125,8 @@ func queueRecipients(b *pgx.Batch, mr MessageRecord, id any, now time.Time) erro
 			next = now
 		}
 		b.Queue(importRecipient, id, cleanText(r.To), providers, cleanText(r.Provider), cleanText(string(state)),
-			r.Attempts, storeutil.Millis(next), cleanText(r.ProviderID), cleanText(r.Error), info,
-			storeutil.Millis(r.Updated), conv, cleanText(r.Cost))
+			r.Attempts, r.ProviderAttempts, storeutil.Millis(next), cleanText(r.ProviderID), cleanText(r.Error), info,
+			storeutil.Millis(r.Updated), conv, storeutil.Millis(r.Polled), cleanText(r.Cost))
 	}
 	return nil
 }

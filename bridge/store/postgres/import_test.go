@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/storeexport"
 )
 
 func TestImportMessages(t *testing.T) {
@@ -26,10 +27,10 @@ func TestImportMessages(t *testing.T) {
 	keyed.IdempotencyKey, keyed.ReplyTo, keyed.Text = "k-1", "a@example.com", "bytes \x00\xff kept"
 	rival := message()
 	rival.IdempotencyKey = "k-1" // an id of its own, the key of keyed
-	page := []MessageRecord{
+	page := []storeexport.Message{
 		// Stored already, with one recipient: an import adds none.
-		{Message: live, Recipients: []RecipientRecord{{Recipient: live.Recipients[0]}, {Recipient: live.Recipients[0]}}},
-		{Message: keyed, Recipients: []RecipientRecord{
+		{Message: live, Recipients: []storeexport.Recipient{{Recipient: live.Recipients[0]}, {Recipient: live.Recipients[0]}}},
+		{Message: keyed, Recipients: []storeexport.Recipient{
 			{Recipient: bridge.Recipient{To: "+15550000002", Providers: []string{"p1", "p2"}, Provider: "p2", State: bridge.StateSent,
 				Attempts: 2, ProviderID: "x-9", Error: "first try: \xff\x00", Updated: at}, Info: map[string]string{"cost": "2"}, Conversation: convID},
 			{Recipient: bridge.Recipient{To: "+15550000003", Providers: []string{"p1"}, Provider: "p1", Attempts: 1,

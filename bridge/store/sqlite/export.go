@@ -8,6 +8,7 @@ import (
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
+	"github.com/smsbridge/smsbridge/bridge/store/storeexport"
 )
 
 // ExportPage is the most rows an export hands to its callback at once.
@@ -16,31 +17,11 @@ import (
 // (which would stop WAL checkpoints) and the store may stay in use.
 const ExportPage = 256
 
-// MessageRecord is one stored message as an export reads it.
-type MessageRecord struct {
-	// Message has every field as stored, IdempotencyKey included;
-	// Message.Recipients is nil: see Recipients.
-	Message    *bridge.Message
-	Recipients []RecipientRecord
-}
-
-// RecipientRecord is a recipient with what bridge.Recipient does not
-// carry but the store keeps.
-type RecipientRecord struct {
-	bridge.Recipient
-	Info         map[string]string // the provider details of its last outcome
-	Conversation string            // the conversation it is filed under; "" if none yet
-	// Claimed is set when a dispatcher took the recipient and recorded no
-	// outcome: its send was in flight when the daemon stopped, and its
-	// NextAttempt is the end of that claim's lease.
-	Claimed bool
-}
-
 // Export calls fn with every stored message with its recipients (as
-// stored, conversations included) and idempotency key, a page at a time,
+// stored, conversations and polling included) and idempotency key, a page at a time,
 // in id order (which is creation order, give or take a millisecond), for
 // `smsbridge migrate-store`.
-func (s *Store) Export(ctx context.Context, fn func([]MessageRecord) error) error {
+func (s *Store) Export(ctx context.Context, fn func([]storeexport.Message) error) error {
 	// The keys are read first, into memory: idempotency_keys has no index
 	// by message, and a few dozen bytes per key cost less than scanning
 	// the table once per page.
@@ -57,7 +38,8 @@ func (s *Store) Export(ctx context.Context, fn func([]MessageRecord) error) erro
 			return nil
 		}
 		for _, m := range page {
-			m.Message.IdempotencyKey = keys[m.Message.ID]
+			k := keys[m.Message.ID]
+			m.Message.IdempotencyKey, m.Message.RequestDigest = k.key, k.digest
 		}
 		if err := fn(page); err != nil {
 			return err
@@ -69,28 +51,33 @@ func (s *Store) Export(ctx context.Context, fn func([]MessageRecord) error) erro
 	}
 }
 
+// idempotencyKey is a message's key and the digest of the request that
+// used it (what a retry with the same key is compared with).
+type idempotencyKey struct{ key, digest string }
+
 // idempotencyKeys returns the message id → key of every idempotency key,
 // in one read (no callback runs during it).
-func (s *Store) idempotencyKeys(ctx context.Context) (map[string]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT message_id, key FROM idempotency_keys`)
+func (s *Store) idempotencyKeys(ctx context.Context) (map[string]idempotencyKey, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT message_id, key, request_digest FROM idempotency_keys`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	keys := map[string]string{}
+	keys := map[string]idempotencyKey{}
 	for rows.Next() {
-		var id, key string
-		if err := rows.Scan(&id, &key); err != nil {
+		var id string
+		var k idempotencyKey
+		if err := rows.Scan(&id, &k.key, &k.digest); err != nil {
 			return nil, err
 		}
-		keys[id] = key
+		keys[id] = k
 	}
 	return keys, rows.Err()
 }
 
 // messagePage reads the messages after the id after, with their
 // recipients, in one read transaction.
-func (s *Store) messagePage(ctx context.Context, after string) ([]MessageRecord, error) {
+func (s *Store) messagePage(ctx context.Context, after string) ([]storeexport.Message, error) {
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -102,7 +89,7 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]MessageRecord,
 	if err != nil {
 		return nil, err
 	}
-	var page []MessageRecord
+	var page []storeexport.Message
 	for rows.Next() {
 		var mr messageRow
 		if err := rows.Scan(mr.dest()...); err != nil {
@@ -114,20 +101,20 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]MessageRecord,
 			rows.Close()
 			return nil, err
 		}
-		page = append(page, MessageRecord{Message: m})
+		page = append(page, storeexport.Message{Message: m})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || len(page) == 0 {
 		return nil, err
 	}
-	byID := make(map[string]*MessageRecord, len(page))
+	byID := make(map[string]*storeexport.Message, len(page))
 	for i := range page {
 		byID[page[i].Message.ID] = &page[i]
 	}
 
 	// The page is an id range, which selects its recipients through the
 	// messages' primary key and recipients_message.
-	rows, err = tx.QueryContext(ctx, `SELECT `+recipientCols+`, r.info, r.conversation_id, r.claimed
+	rows, err = tx.QueryContext(ctx, `SELECT `+recipientCols+`, r.info, r.conversation_id, r.polled, r.claimed
 		FROM messages m JOIN recipients r ON r.message_id = m.id
 		WHERE m.id > ? AND m.id <= ? ORDER BY r.id`, after, page[len(page)-1].Message.ID)
 	if err != nil {
@@ -137,15 +124,16 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]MessageRecord,
 	for rows.Next() {
 		var rr recipientRow
 		var info, conv sql.NullString
+		var polled int64
 		var claimed bool
-		if err := rows.Scan(append(rr.dest(), &info, &conv, &claimed)...); err != nil {
+		if err := rows.Scan(append(rr.dest(), &info, &conv, &polled, &claimed)...); err != nil {
 			return nil, err
 		}
 		r, err := rr.recipient()
 		if err != nil {
 			return nil, err
 		}
-		rec := RecipientRecord{Recipient: r, Conversation: conv.String, Claimed: claimed}
+		rec := storeexport.Recipient{Recipient: r, Conversation: conv.String, Polled: storeutil.FromMillis(polled), Claimed: claimed}
 		if info.Valid {
 			if err := json.Unmarshal([]byte(info.String), &rec.Info); err != nil {
 				return nil, fmt.Errorf("recipient %d: decoding info: %w", r.ID, err)
