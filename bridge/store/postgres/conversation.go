@@ -77,29 +77,22 @@ const (
 		WHERE l.holder = EXCLUDED.holder OR l.expires <= $4`
 )
 
-// filing is the statements that file a recipient's outcome under its
-// conversation.
-type filing struct {
-	id     string
-	upsert []any // upsertConversation's
-	route  []any // routeConversation's; nil when the touch routes no replies
-}
-
-// fileArgs files under c at at, the outcome's time.
-func fileArgs(c *bridge.ConversationTouch, at time.Time) filing {
-	id := cleanText(c.ID)
-	f := filing{id: id, upsert: []any{id, cleanText(c.Phone), cleanText(c.Our), storeutil.Millis(at), cleanText(c.Provider)}}
-	if c.ReplyTo != "" {
-		f.route = []any{cleanText(c.Account), cleanText(c.ReplyTo), cleanText(c.MailMessageID), cleanText(c.Subject),
-			storeutil.Millis(c.At), id, cleanText(c.Provider)}
+// cleanFiling is f with its text made storable (see cleanText).
+func cleanFiling(f *storeutil.Filing) storeutil.Filing {
+	c := storeutil.Filing{ID: cleanText(f.ID), Phone: cleanText(f.Phone), Our: cleanText(f.Our),
+		Provider: cleanText(f.Provider), At: f.At}
+	if r := f.Route; r != nil {
+		c.Route = &storeutil.Route{Account: cleanText(r.Account), ReplyTo: cleanText(r.ReplyTo),
+			MailMessageID: cleanText(r.MailMessageID), Subject: cleanText(r.Subject), LastOut: r.LastOut}
 	}
-	return f
+	return c
 }
 
-func (f filing) queue(b *pgx.Batch) {
-	b.Queue(upsertConversation, f.upsert...)
-	if f.route != nil {
-		b.Queue(routeConversation, f.route...)
+// queueFiling adds the statements of f, made storable by cleanFiling, to b.
+func queueFiling(b *pgx.Batch, f storeutil.Filing) {
+	b.Queue(upsertConversation, f.ID, f.Phone, f.Our, f.At, f.Provider)
+	if r := f.Route; r != nil {
+		b.Queue(routeConversation, r.Account, r.ReplyTo, r.MailMessageID, r.Subject, r.LastOut, f.ID, f.Provider)
 	}
 }
 
@@ -122,12 +115,11 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 		}
 		m = &q
 	}
-	received := storeutil.Millis(in.Received)
-	conv := cleanText(in.Conversation)
+	f := cleanFiling(storeutil.FileInbound(in))
 	dup := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, insertInbound, cleanText(in.ID), cleanText(in.Provider), cleanText(in.DedupeKey), conv,
-			cleanText(in.From), cleanText(in.To), cleanText(in.Text), received, raw(in.Raw), cleanText(in.MailTo),
+		tag, err := tx.Exec(ctx, insertInbound, cleanText(in.ID), f.Provider, cleanText(in.DedupeKey), f.ID,
+			f.Phone, f.Our, cleanText(in.Text), f.At, raw(in.Raw), cleanText(in.MailTo),
 			storeutil.Millis(in.Created))
 		if err != nil {
 			return err
@@ -135,7 +127,7 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 		dup = tag.RowsAffected() == 0
 		b := &pgx.Batch{}
 		if !dup {
-			b.Queue(upsertConversation, conv, cleanText(in.From), cleanText(in.To), received, cleanText(in.Provider))
+			queueFiling(b, f)
 			if m != nil {
 				queueMail(b, m)
 			}

@@ -228,33 +228,24 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	outcomes = slices.SortedStableFunc(slices.Values(outcomes), func(a, b bridge.Outcome) int {
 		return cmp.Compare(a.RecipientID, b.RecipientID)
 	})
+	prepared, err := storeutil.Outcomes(outcomes)
+	if err != nil {
+		return err
+	}
 	b := &pgx.Batch{}
 	var unknown int64
-	var touches []filing
-	var mails []bridge.OutMail
-	for _, o := range outcomes {
-		if o.State == "" {
-			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
-		}
-		info, err := encodeMap(o.Info)
-		if err != nil {
-			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
-		}
+	var touches []storeutil.Filing
+	var mails []*bridge.OutMail
+	for _, o := range prepared {
 		query, args := updateOutcome, []any{string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
-			info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID}
-		if c := o.Conversation; c != nil {
-			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
-				return err
-			}
-			query, args = updateOutcomeFiled, append(args, cleanText(c.ID))
-			touches = append(touches, fileArgs(c, o.At))
+			o.Info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID}
+		if o.File != nil {
+			f := cleanFiling(o.File)
+			query, args = updateOutcomeFiled, append(args, f.ID)
+			touches = append(touches, f)
 		}
 		if o.Mail != nil {
-			m, err := storeutil.QueuedMail(o.Mail, o.At)
-			if err != nil {
-				return err
-			}
-			mails = append(mails, m)
+			mails = append(mails, o.Mail)
 		}
 		b.Queue(query, args...).Exec(func(tag pgconn.CommandTag) error {
 			if tag.RowsAffected() == 0 && unknown == 0 {
@@ -267,14 +258,14 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	// outcomes: two Completes filing under the same two conversations
 	// then cannot deadlock. The sort is stable, so touches of one
 	// conversation keep their order (the later of equal times wins).
-	slices.SortStableFunc(touches, func(a, b filing) int { return strings.Compare(a.id, b.id) })
+	slices.SortStableFunc(touches, func(a, b storeutil.Filing) int { return strings.Compare(a.ID, b.ID) })
 	for _, f := range touches {
-		f.queue(b)
+		queueFiling(b, f)
 	}
-	for i := range mails {
-		queueMail(b, &mails[i])
+	for _, m := range mails {
+		queueMail(b, m)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		unknown = 0
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -474,10 +465,7 @@ func (r *recipientRow) recipient() (bridge.Recipient, error) {
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
 func encodeMap(m map[string]string) ([]byte, error) {
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return json.Marshal(m)
+	return storeutil.EncodeMap(m)
 }
 
 // raw is s for a bytea column. Never nil: pgx sends a nil []byte as NULL.

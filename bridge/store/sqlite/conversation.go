@@ -66,29 +66,14 @@ const (
 		WHERE leases.holder = excluded.holder OR leases.expires <= ?`
 )
 
-// filing is the statements that file a recipient's outcome under its
-// conversation, their arguments encoded before they reach the writer.
-type filing struct {
-	upsert []any // upsertConversation's
-	route  []any // routeConversation's; nil when the touch routes no replies
-}
-
-// fileArgs files under c at at, the outcome's time.
-func fileArgs(c *bridge.ConversationTouch, at time.Time) *filing {
-	f := &filing{upsert: []any{c.ID, c.Phone, c.Our, c.Provider, storeutil.Millis(at), storeutil.Millis(at)}}
-	if c.ReplyTo != "" {
-		lastOut := storeutil.Millis(c.At)
-		f.route = []any{c.Account, c.ReplyTo, c.MailMessageID, c.Subject, lastOut, c.Provider, c.ID, lastOut}
-	}
-	return f
-}
-
-func (f *filing) run(ctx context.Context, tx writeTx) error {
-	if _, err := tx.exec(ctx, upsertConversation, f.upsert...); err != nil {
+// file runs the statements of f (see storeutil.Filing).
+func file(ctx context.Context, tx writeTx, f *storeutil.Filing) error {
+	if _, err := tx.exec(ctx, upsertConversation, f.ID, f.Phone, f.Our, f.Provider, f.At, f.At); err != nil {
 		return storeErr("recording conversation", err)
 	}
-	if f.route != nil {
-		if _, err := tx.exec(ctx, routeConversation, f.route...); err != nil {
+	if r := f.Route; r != nil {
+		if _, err := tx.exec(ctx, routeConversation, r.Account, r.ReplyTo, r.MailMessageID, r.Subject, r.LastOut,
+			f.Provider, f.ID, r.LastOut); err != nil {
 			return storeErr("recording reply routing", err)
 		}
 	}
@@ -108,7 +93,6 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 	received := storeutil.Millis(in.Received)
 	inArgs := []any{in.ID, in.Provider, in.DedupeKey, in.Conversation, in.From, in.To, in.Text,
 		received, in.Raw, in.MailTo, storeutil.Millis(in.Created)}
-	convArgs := []any{in.Conversation, in.From, in.To, in.Provider, received, received}
 	var mArgs []any
 	if mail != nil {
 		m, err := storeutil.QueuedMail(mail, in.Created)
@@ -129,8 +113,8 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 		}
 		dup = n == 0
 		if !dup {
-			if _, err := tx.exec(ctx, upsertConversation, convArgs...); err != nil {
-				return storeErr("recording conversation of inbound "+in.ID, err)
+			if err := file(ctx, tx, storeutil.FileInbound(in)); err != nil {
+				return fmt.Errorf("inbound %s: %w", in.ID, err)
 			}
 			if mArgs != nil {
 				if _, err := tx.exec(ctx, insertMail, mArgs...); err != nil {

@@ -229,32 +229,24 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
-	steps := make([]outcomeStep, len(outcomes))
-	for i, o := range outcomes {
-		if o.State == "" {
-			return bridge.Permanent(bridge.ReasonInvalid, "state", "outcome for recipient %d has no state", o.RecipientID)
-		}
-		info, err := encodeMap(o.Info)
-		if err != nil {
-			return fmt.Errorf("encoding info of recipient %d: %w", o.RecipientID, err)
-		}
+	prepared, err := storeutil.Outcomes(outcomes)
+	if err != nil {
+		return err
+	}
+	// The arguments are built here, in the caller's goroutine (see
+	// Enqueue).
+	steps := make([]outcomeStep, len(prepared))
+	for i, o := range prepared {
 		st := &steps[i]
-		st.query, st.args = updateOutcome, []any{string(o.State), o.Provider, o.ProviderID, o.Error, info,
+		st.query, st.args = updateOutcome, []any{string(o.State), o.Provider, o.ProviderID, o.Error, jsonText(o.Info),
 			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.Cost}
-		if c := o.Conversation; c != nil {
-			if err := storeutil.CheckTouch(o.RecipientID, c); err != nil {
-				return err
-			}
-			st.query, st.args = updateOutcomeFiled, append(st.args, c.ID)
-			st.file = fileArgs(c, o.At)
+		if o.File != nil {
+			st.query, st.args = updateOutcomeFiled, append(st.args, o.File.ID)
 		}
 		st.args = append(st.args, o.RecipientID)
+		st.file = o.File
 		if o.Mail != nil {
-			m, err := storeutil.QueuedMail(o.Mail, o.At)
-			if err != nil {
-				return err
-			}
-			st.mail = mailArgs(&m)
+			st.mail = mailArgs(o.Mail)
 		}
 	}
 	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
@@ -269,7 +261,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 				return fmt.Errorf("recipient %d: %w", outcomes[i].RecipientID, bridge.ErrNotFound)
 			}
 			if st.file != nil {
-				if err := st.file.run(ctx, tx); err != nil {
+				if err := file(ctx, tx, st.file); err != nil {
 					return err
 				}
 			}
@@ -288,8 +280,8 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 type outcomeStep struct {
 	query string
 	args  []any
-	file  *filing // nil: no conversation
-	mail  []any   // insertMail's arguments; nil: no mail
+	file  *storeutil.Filing // nil: no conversation
+	mail  []any             // insertMail's arguments; nil: no mail
 }
 
 // Recover implements bridge.Store. A SQLite file has one daemon at a time,
@@ -476,12 +468,15 @@ func (r *recipientRow) recipient() (bridge.Recipient, error) {
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
 func encodeMap(m map[string]string) (any, error) {
-	if len(m) == 0 {
-		return nil, nil
+	b, err := storeutil.EncodeMap(m)
+	return jsonText(b), err
+}
+
+// jsonText is encoded JSON for a TEXT column of a STRICT table, which
+// refuses a BLOB: nil (SQL NULL) stays nil.
+func jsonText(b []byte) any {
+	if b == nil {
+		return nil
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
+	return string(b)
 }
