@@ -20,9 +20,6 @@ var _ bridge.Conversations = (*Store)(nil)
 var _ bridge.ConversationStore = (*Store)(nil)
 
 const (
-	conversationCols = `c.id, c.phone, c.our, c.provider, c.account, c.reply_to, c.mail_message_id, c.subject,
-		c.last_out, c.created, c.updated`
-
 	// Creates the conversation, or marks it updated; never earlier than it
 	// was: outcomes and inbound SMS are recorded out of order. Two
 	// sessions creating the same conversation at once meet on the primary
@@ -149,7 +146,7 @@ func (s *Store) RecordInbound(ctx context.Context, in *bridge.Inbound, mail *bri
 
 // Conversation implements bridge.Conversations.
 func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversation, error) {
-	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = $1`, id))
+	c, err := scanConversation(s.pool.QueryRow(ctx, `SELECT `+storeutil.ConversationCols+` FROM conversations c WHERE c.id = $1`, id))
 	return c, storeErr("reading conversation "+id, err)
 }
 
@@ -160,11 +157,11 @@ func (s *Store) Conversation(ctx context.Context, id string) (*bridge.Conversati
 func (s *Store) LatestConversation(ctx context.Context, phone, our, provider string) (*bridge.Conversation, error) {
 	var row pgx.Row
 	if our != "" {
-		row = s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
+		row = s.pool.QueryRow(ctx, `SELECT `+storeutil.ConversationCols+` FROM conversations c
 			WHERE c.id IN ($1, $2) AND c.provider = $3 ORDER BY c.id = $1 DESC LIMIT 1`,
 			bridge.ConversationID(phone, our), bridge.ConversationIDVia(phone, our, provider), provider)
 	} else {
-		row = s.pool.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c
+		row = s.pool.QueryRow(ctx, `SELECT `+storeutil.ConversationCols+` FROM conversations c
 			WHERE c.phone = $1 AND c.provider = $2 ORDER BY c.updated DESC, c.id DESC LIMIT 1`, phone, provider)
 	}
 	c, err := scanConversation(row)
@@ -197,7 +194,7 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 	case !f.Before.IsZero():
 		cond("c.updated <", storeutil.Millis(f.Before))
 	}
-	q := `SELECT ` + conversationCols + ` FROM conversations c`
+	q := `SELECT ` + storeutil.ConversationCols + ` FROM conversations c`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -208,15 +205,8 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 		return nil, storeErr("listing conversations", err)
 	}
 	defer rows.Close()
-	var list []bridge.Conversation
-	for rows.Next() {
-		c, err := scanConversation(rows)
-		if err != nil {
-			return nil, storeErr("listing conversations", err)
-		}
-		list = append(list, *c)
-	}
-	return list, storeErr("listing conversations", rows.Err())
+	list, err := storeutil.ScanAll(rows, storeutil.ScanConversationValue)
+	return list, storeErr("listing conversations", err)
 }
 
 // ConversationLog implements bridge.Conversations. An unknown
@@ -233,56 +223,30 @@ func (s *Store) conversationLog(ctx context.Context, id string, limit int) ([]br
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	c, err := scanConversation(tx.QueryRow(ctx, `SELECT `+conversationCols+` FROM conversations c WHERE c.id = $1`, id))
+	c, err := scanConversation(tx.QueryRow(ctx, `SELECT `+storeutil.ConversationCols+` FROM conversations c WHERE c.id = $1`, id))
 	if err != nil {
 		return nil, err
 	}
 
-	var out []bridge.LogEntry
-	rows, err := tx.Query(ctx, `SELECT m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id,
-		m.encoding, m.parts, r.cost
+	rows, err := tx.Query(ctx, `SELECT `+storeutil.LogOutCols+`
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.conversation_id = $1 ORDER BY m.created DESC, r.id DESC LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		e := bridge.LogEntry{Direction: bridge.DirOut, Phone: c.Phone, Our: c.Our}
-		var at int64
-		var text []byte
-		var template, state, encoding string
-		if err := rows.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID,
-			&encoding, &e.Parts, &e.Cost); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		e.Encoding = bridge.Encoding(encoding)
-		e.At, e.Text, e.State = storeutil.FromMillis(at), storeutil.LogText(string(text), template), bridge.State(state)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := storeutil.ScanLogOut(rows, c)
+	rows.Close()
+	if err != nil {
 		return nil, err
 	}
-
-	var in []bridge.LogEntry
-	rows, err = tx.Query(ctx, `SELECT received, text, id, mail_to, provider, raw FROM inbound
+	rows, err = tx.Query(ctx, `SELECT `+storeutil.LogInCols+` FROM inbound
 		WHERE conversation_id = $1 ORDER BY received DESC, id DESC LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		e := bridge.LogEntry{Direction: bridge.DirIn, Phone: c.Phone, Our: c.Our}
-		var at int64
-		var rawReq []byte
-		if err := rows.Scan(&at, &e.Text, &e.InboundID, &e.MailTo, &e.Provider, &rawReq); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		e.At = storeutil.FromMillis(at)
-		e.Raw = string(rawReq)
-		in = append(in, e)
-	}
-	if err := rows.Err(); err != nil {
+	in, err := storeutil.ScanLogIn(rows, c)
+	rows.Close()
+	if err != nil {
 		return nil, err
 	}
 	return storeutil.MergeLog(out, in, limit), nil
@@ -357,19 +321,12 @@ func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, t
 	return tag.RowsAffected() == 1, nil
 }
 
-// scanConversation reads one row of conversationCols; no row is
+// scanConversation reads one row of storeutil.ConversationCols; no row is
 // bridge.ErrNotFound.
 func scanConversation(row pgx.Row) (*bridge.Conversation, error) {
-	var c bridge.Conversation
-	var lastOut, created, updated int64
-	err := row.Scan(&c.ID, &c.Phone, &c.Our, &c.Provider, &c.Account, &c.ReplyTo, &c.MailMessageID, &c.Subject,
-		&lastOut, &created, &updated)
+	c, err := storeutil.ScanConversation(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	c.LastOut, c.Created, c.Updated = storeutil.FromMillis(lastOut), storeutil.FromMillis(created), storeutil.FromMillis(updated)
-	return &c, nil
+	return c, err
 }

@@ -17,11 +17,9 @@ import (
 var _ bridge.MailQueue = (*Store)(nil)
 
 const (
-	mailCols = `id, kind, ref, from_addr, to_addr, data, state, attempts, next_attempt, error, created, updated`
-
 	// A mail whose id is stored already is not stored again: a call
 	// retried after its commit went unanswered cannot send it twice.
-	insertMail = `INSERT INTO outbox (` + mailCols + `)
+	insertMail = `INSERT INTO outbox (` + storeutil.MailCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (id) DO NOTHING`
 
@@ -78,7 +76,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, limit int, lease t
 	for rows.Next() {
 		var c claimed
 		var err error
-		if c.mail, err = scanMail(rows, &c.due); err != nil {
+		if c.mail, err = storeutil.ScanMail(rows, &c.due); err != nil {
 			rows.Close()
 			return nil, storeErr("claiming mail", err)
 		}
@@ -123,7 +121,7 @@ func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
 
 // Mail implements bridge.MailQueue.
 func (s *Store) Mail(ctx context.Context, id string) (*bridge.OutMail, error) {
-	m, err := scanMail(s.pool.QueryRow(ctx, `SELECT `+mailCols+` FROM outbox WHERE id = $1`, id))
+	m, err := storeutil.ScanMail(s.pool.QueryRow(ctx, `SELECT `+storeutil.MailCols+` FROM outbox WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
@@ -146,18 +144,4 @@ func (s *Store) MailStats(ctx context.Context) (bridge.QueueStats, error) {
 		st.OldestQueued = storeutil.FromMillis(*oldest)
 	}
 	return st, nil
-}
-
-// scanMail reads one row of mailCols, and then extra.
-func scanMail(row pgx.Row, extra ...any) (*bridge.OutMail, error) {
-	var m bridge.OutMail
-	var kind, state string
-	var next, created, updated int64
-	dest := []any{&m.ID, &kind, &m.Ref, &m.From, &m.To, &m.Data, &state, &m.Attempts, &next, &m.Error, &created, &updated}
-	if err := row.Scan(append(dest, extra...)...); err != nil {
-		return nil, err
-	}
-	m.Kind, m.State = bridge.MailKind(kind), bridge.MailState(state)
-	m.NextAttempt, m.Created, m.Updated = storeutil.FromMillis(next), storeutil.FromMillis(created), storeutil.FromMillis(updated)
-	return &m, nil
 }

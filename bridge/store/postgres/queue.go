@@ -20,11 +20,6 @@ import (
 var _ bridge.Store = (*Store)(nil)
 
 const (
-	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts`
-	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost`
-
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
 		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
@@ -41,13 +36,13 @@ const (
 	// this statement's snapshot is re-checked against the WHERE clause,
 	// so a recipient claimed a moment ago (its next_attempt now in the
 	// future) is not returned again.
-	selectDue = `SELECT ` + recipientCols + `, ` + messageCols + `
+	selectDue = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= $1
 		ORDER BY r.next_attempt, r.id LIMIT $2
 		FOR UPDATE OF r SKIP LOCKED`
 	// One provider's due recipients, read from recipients_provider_due.
-	selectDueFor = `SELECT ` + recipientCols + `, ` + messageCols + `
+	selectDueFor = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider = $3
 		ORDER BY r.next_attempt, r.id LIMIT $2
@@ -141,7 +136,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 			case !st.Others:
 				query, args = selectDueFor, append(args, st.Provider)
 			case len(st.Exclude) > 0:
-				query = `SELECT ` + recipientCols + `, ` + messageCols + `
+				query = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 					FROM recipients r JOIN messages m ON m.id = r.message_id
 					WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider <> ALL($3)
 					ORDER BY r.next_attempt, r.id LIMIT $2
@@ -184,26 +179,7 @@ func selectJobs(ctx context.Context, tx pgx.Tx, jobs []bridge.Job, msgs map[stri
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rr recipientRow
-		var mr messageRow
-		if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
-			return nil, err
-		}
-		r, err := rr.recipient()
-		if err != nil {
-			return nil, err
-		}
-		m := msgs[r.MessageID]
-		if m == nil {
-			if m, err = mr.message(); err != nil {
-				return nil, err
-			}
-			msgs[r.MessageID] = m
-		}
-		jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
-	}
-	return jobs, rows.Err()
+	return storeutil.AppendJobs(rows, jobs, msgs)
 }
 
 // Complete implements bridge.Store. An outcome for an unknown recipient
@@ -383,84 +359,25 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	var mr messageRow
-	err = tx.QueryRow(ctx, `SELECT `+messageCols+` FROM messages m WHERE m.id = $1`, id).Scan(mr.dest()...)
+	var mr storeutil.MessageRow
+	err = tx.QueryRow(ctx, `SELECT `+storeutil.MessageCols+` FROM messages m WHERE m.id = $1`, id).Scan(mr.Dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	m, err := mr.message()
+	m, err := mr.Message()
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT `+recipientCols+` FROM recipients r WHERE r.message_id = $1 ORDER BY r.id`, id)
+	rows, err := tx.Query(ctx, `SELECT `+storeutil.RecipientCols+` FROM recipients r WHERE r.message_id = $1 ORDER BY r.id`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rr recipientRow
-		if err := rows.Scan(rr.dest()...); err != nil {
-			return nil, err
-		}
-		r, err := rr.recipient()
-		if err != nil {
-			return nil, err
-		}
-		m.Recipients = append(m.Recipients, r)
-	}
-	return m, rows.Err()
-}
-
-// messageRow is a messages row as scanned, before decoding.
-type messageRow struct {
-	m                                                           bridge.Message
-	channel                                                     string
-	envelopeFrom, mailMessageID, replyTo, headers, sender, text []byte
-	smsText                                                     []byte
-	encoding                                                    string
-	params                                                      []byte
-	sendAt, created                                             int64
-}
-
-func (r *messageRow) dest() []any {
-	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.replyTo, &r.headers,
-		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.smsText, &r.encoding, &r.m.Parts}
-}
-
-func (r *messageRow) message() (*bridge.Message, error) {
-	m := r.m
-	m.Channel = bridge.Channel(r.channel)
-	m.EnvelopeFrom, m.MailMessageID, m.ReplyTo = string(r.envelopeFrom), string(r.mailMessageID), string(r.replyTo)
-	m.Headers = string(r.headers)
-	m.Sender, m.Text, m.SMSText = string(r.sender), string(r.text), string(r.smsText)
-	m.Encoding = bridge.Encoding(r.encoding)
-	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
-	if r.params != nil {
-		if err := json.Unmarshal(r.params, &m.Params); err != nil {
-			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
-		}
-	}
-	return &m, nil
-}
-
-// recipientRow is a recipients row as scanned, before decoding.
-type recipientRow struct {
-	r                    bridge.Recipient
-	providers            []byte
-	state                string
-	nextAttempt, updated int64
-}
-
-func (r *recipientRow) dest() []any {
-	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost}
-}
-
-func (r *recipientRow) recipient() (bridge.Recipient, error) {
-	return storeutil.Recipient(r.r, r.state, r.providers, r.nextAttempt, r.updated)
+	m.Recipients, err = storeutil.ScanRecipients(rows)
+	return m, err
 }
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.

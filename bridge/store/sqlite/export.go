@@ -84,19 +84,19 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]storeexport.Me
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages m
+	rows, err := tx.QueryContext(ctx, `SELECT `+storeutil.MessageCols+` FROM messages m
 		WHERE m.id > ? ORDER BY m.id LIMIT ?`, after, ExportPage)
 	if err != nil {
 		return nil, err
 	}
 	var page []storeexport.Message
 	for rows.Next() {
-		var mr messageRow
-		if err := rows.Scan(mr.dest()...); err != nil {
+		var mr storeutil.MessageRow
+		if err := rows.Scan(mr.Dest()...); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		m, err := mr.message()
+		m, err := mr.Message()
 		if err != nil {
 			rows.Close()
 			return nil, err
@@ -114,7 +114,7 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]storeexport.Me
 
 	// The page is an id range, which selects its recipients through the
 	// messages' primary key and recipients_message.
-	rows, err = tx.QueryContext(ctx, `SELECT `+recipientCols+`, r.info, r.conversation_id, r.polled, r.claimed
+	rows, err = tx.QueryContext(ctx, `SELECT `+storeutil.RecipientCols+`, r.info, r.conversation_id, r.polled, r.claimed
 		FROM messages m JOIN recipients r ON r.message_id = m.id
 		WHERE m.id > ? AND m.id <= ? ORDER BY r.id`, after, page[len(page)-1].Message.ID)
 	if err != nil {
@@ -122,14 +122,14 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]storeexport.Me
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var rr recipientRow
+		var rr storeutil.RecipientRow
 		var info, conv sql.NullString
 		var polled int64
 		var claimed bool
-		if err := rows.Scan(append(rr.dest(), &info, &conv, &polled, &claimed)...); err != nil {
+		if err := rows.Scan(append(rr.Dest(), &info, &conv, &polled, &claimed)...); err != nil {
 			return nil, err
 		}
-		r, err := rr.recipient()
+		r, err := rr.Recipient()
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +149,7 @@ func (s *Store) messagePage(ctx context.Context, after string) ([]storeexport.Me
 // time, in id order.
 func (s *Store) ExportConversations(ctx context.Context, fn func([]bridge.Conversation) error) error {
 	return exportPages(ctx, s.rdb, "conversations",
-		`SELECT `+conversationCols+` FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`,
+		`SELECT `+storeutil.ConversationCols+` FROM conversations c WHERE c.id > ? ORDER BY c.id LIMIT ?`,
 		func(rows *sql.Rows) (bridge.Conversation, string, error) {
 			c, err := scanConversation(rows)
 			if err != nil {
@@ -180,9 +180,9 @@ func (s *Store) ExportInbound(ctx context.Context, fn func([]bridge.Inbound) err
 // order.
 func (s *Store) ExportMail(ctx context.Context, fn func([]bridge.OutMail) error) error {
 	return exportPages(ctx, s.rdb, "mail",
-		`SELECT `+mailCols+` FROM outbox WHERE id > ? ORDER BY id LIMIT ?`,
+		`SELECT `+storeutil.MailCols+` FROM outbox WHERE id > ? ORDER BY id LIMIT ?`,
 		func(rows *sql.Rows) (bridge.OutMail, string, error) {
-			m, err := scanMail(rows)
+			m, err := storeutil.ScanMail(rows)
 			if err != nil {
 				return bridge.OutMail{}, "", err
 			}

@@ -14,14 +14,12 @@ import (
 var _ bridge.MailQueue = (*Store)(nil)
 
 const (
-	mailCols = `id, kind, ref, from_addr, to_addr, data, state, attempts, next_attempt, error, created, updated`
-
 	// A mail whose id is stored already is not stored again: a call
 	// retried after its commit went unanswered cannot send it twice.
-	insertMail = `INSERT INTO outbox (` + mailCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	insertMail = `INSERT INTO outbox (` + storeutil.MailCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 	// outbox_due yields rows in this order: limit index entries are read.
-	selectDueMail = `SELECT ` + mailCols + ` FROM outbox WHERE state = 'queued' AND next_attempt <= ?
+	selectDueMail = `SELECT ` + storeutil.MailCols + ` FROM outbox WHERE state = 'queued' AND next_attempt <= ?
 		ORDER BY next_attempt, created, id LIMIT ?`
 )
 
@@ -60,7 +58,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, limit int, lease t
 		}
 		defer rows.Close()
 		for rows.Next() {
-			m, err := scanMail(rows)
+			m, err := storeutil.ScanMail(rows)
 			if err != nil {
 				return storeErr("reading due mail", err)
 			}
@@ -118,7 +116,7 @@ func (s *Store) RecoverMail(ctx context.Context, now time.Time) (int, error) {
 
 // Mail implements bridge.MailQueue.
 func (s *Store) Mail(ctx context.Context, id string) (*bridge.OutMail, error) {
-	m, err := scanMail(s.rdb.QueryRowContext(ctx, `SELECT `+mailCols+` FROM outbox WHERE id = ?`, id))
+	m, err := storeutil.ScanMail(s.rdb.QueryRowContext(ctx, `SELECT `+storeutil.MailCols+` FROM outbox WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
@@ -141,18 +139,4 @@ func (s *Store) MailStats(ctx context.Context) (bridge.QueueStats, error) {
 		st.OldestQueued = storeutil.FromMillis(oldest.Int64)
 	}
 	return st, nil
-}
-
-// scanMail reads one row of mailCols.
-func scanMail(row interface{ Scan(...any) error }) (*bridge.OutMail, error) {
-	var m bridge.OutMail
-	var kind, state string
-	var next, created, updated int64
-	if err := row.Scan(&m.ID, &kind, &m.Ref, &m.From, &m.To, &m.Data, &state, &m.Attempts, &next, &m.Error,
-		&created, &updated); err != nil {
-		return nil, err
-	}
-	m.Kind, m.State = bridge.MailKind(kind), bridge.MailState(state)
-	m.NextAttempt, m.Created, m.Updated = storeutil.FromMillis(next), storeutil.FromMillis(created), storeutil.FromMillis(updated)
-	return &m, nil
 }

@@ -15,11 +15,6 @@ import (
 var _ bridge.Store = (*Store)(nil)
 
 const (
-	messageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts`
-	recipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost`
-
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
 		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -29,17 +24,17 @@ const (
 
 	// The index on (state, next_attempt) yields rows in (next_attempt, id)
 	// order, so this reads limit index entries, not every due row.
-	selectDue = `SELECT ` + recipientCols + `, ` + messageCols + `
+	selectDue = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= ?
 		ORDER BY r.next_attempt, r.id LIMIT ?`
 	// One provider's due recipients, read from recipients_provider_due.
-	selectDueFor = `SELECT ` + recipientCols + `, ` + messageCols + `
+	selectDueFor = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.provider = ? AND r.next_attempt <= ?
 		ORDER BY r.next_attempt, r.id LIMIT ?`
 	// The due recipients of providers not in a JSON array of names.
-	selectDueExcept = `SELECT ` + recipientCols + `, ` + messageCols + `
+	selectDueExcept = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= ?
 		AND r.provider NOT IN (SELECT value FROM json_each(?))
@@ -194,29 +189,8 @@ func (s *Store) selectJobs(ctx context.Context, tx writeTx, jobs []bridge.Job, m
 		return nil, storeErr("selecting due recipients", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rr recipientRow
-		var mr messageRow
-		if err := rows.Scan(append(rr.dest(), mr.dest()...)...); err != nil {
-			return nil, storeErr("reading due recipients", err)
-		}
-		r, err := rr.recipient()
-		if err != nil {
-			return nil, err
-		}
-		m := msgs[r.MessageID]
-		if m == nil {
-			if m, err = mr.message(); err != nil {
-				return nil, err
-			}
-			msgs[r.MessageID] = m
-		}
-		jobs = append(jobs, bridge.Job{Message: m, Recipient: r})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, storeErr("reading due recipients", err)
-	}
-	return jobs, nil
+	jobs, err = storeutil.AppendJobs(rows, jobs, msgs)
+	return jobs, storeErr("reading due recipients", err)
 }
 
 // Complete implements bridge.Store. An outcome for an unknown recipient
@@ -393,77 +367,25 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 	}
 	defer tx.Rollback()
 
-	var mr messageRow
-	err = tx.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages m WHERE m.id = ?`, id).Scan(mr.dest()...)
+	var mr storeutil.MessageRow
+	err = tx.QueryRowContext(ctx, `SELECT `+storeutil.MessageCols+` FROM messages m WHERE m.id = ?`, id).Scan(mr.Dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, bridge.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	m, err := mr.message()
+	m, err := mr.Message()
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+recipientCols+` FROM recipients r WHERE r.message_id = ? ORDER BY r.id`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT `+storeutil.RecipientCols+` FROM recipients r WHERE r.message_id = ? ORDER BY r.id`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var rr recipientRow
-		if err := rows.Scan(rr.dest()...); err != nil {
-			return nil, err
-		}
-		r, err := rr.recipient()
-		if err != nil {
-			return nil, err
-		}
-		m.Recipients = append(m.Recipients, r)
-	}
-	return m, rows.Err()
-}
-
-// messageRow is a messages row as scanned, before decoding.
-type messageRow struct {
-	m               bridge.Message
-	channel         string
-	encoding        string
-	params          sql.NullString
-	sendAt, created int64
-}
-
-func (r *messageRow) dest() []any {
-	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.m.EnvelopeFrom, &r.m.MailMessageID, &r.m.ReplyTo, &r.m.Headers, &r.m.Subject,
-		&r.m.Sender, &r.m.Text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.m.SMSText, &r.encoding, &r.m.Parts}
-}
-
-func (r *messageRow) message() (*bridge.Message, error) {
-	m := r.m
-	m.Channel, m.Encoding = bridge.Channel(r.channel), bridge.Encoding(r.encoding)
-	m.SendAt, m.Created = storeutil.FromMillis(r.sendAt), storeutil.FromMillis(r.created)
-	if r.params.Valid {
-		if err := json.Unmarshal([]byte(r.params.String), &m.Params); err != nil {
-			return nil, fmt.Errorf("message %s: decoding params: %w", m.ID, err)
-		}
-	}
-	return &m, nil
-}
-
-// recipientRow is a recipients row as scanned, before decoding.
-type recipientRow struct {
-	r                    bridge.Recipient
-	providers, state     string
-	nextAttempt, updated int64
-}
-
-func (r *recipientRow) dest() []any {
-	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost}
-}
-
-func (r *recipientRow) recipient() (bridge.Recipient, error) {
-	return storeutil.Recipient(r.r, r.state, []byte(r.providers), r.nextAttempt, r.updated)
+	m.Recipients, err = storeutil.ScanRecipients(rows)
+	return m, err
 }
 
 // encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.

@@ -1,10 +1,13 @@
-// Package storeutil holds what the store implementations share to the
-// letter: reading embedded migrations, the time encoding, and decoding a
-// recipient's route. Only the SQL dialects differ between stores.
+// Package storeutil holds what the SQLite and PostgreSQL stores share:
+// the checks and preparation of what they are asked to record, the
+// filing under conversations, reading embedded migrations, the time
+// encoding, and the columns and decoding of the rows both read alike.
+// Only the SQL dialects, and what each database needs of its own
+// (SQLite's single writer, PostgreSQL's text columns and lock order),
+// differ between stores.
 package storeutil
 
 import (
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -78,18 +81,4 @@ func StateOrQueued(s bridge.State) bridge.State {
 		return bridge.StateQueued
 	}
 	return s
-}
-
-// Recipient completes a recipient read from a row: its state, times and
-// JSON-encoded route.
-func Recipient(r bridge.Recipient, state string, providers []byte, nextAttempt, updated int64) (bridge.Recipient, error) {
-	r.State = bridge.State(state)
-	r.NextAttempt, r.Updated = FromMillis(nextAttempt), FromMillis(updated)
-	if err := json.Unmarshal(providers, &r.Providers); err != nil {
-		return r, fmt.Errorf("recipient %d: decoding providers: %w", r.ID, err)
-	}
-	if len(r.Providers) == 0 {
-		r.Providers = nil
-	}
-	return r, nil
 }
