@@ -53,24 +53,9 @@ func (s *Store) Purge(ctx context.Context, kind bridge.PurgeKind, cutoff time.Ti
 			return err
 		}
 		var ids []string
-		for rows.Next() {
-			var (
-				id  string
-				at  int64
-				del bool
-			)
-			if err := rows.Scan(&id, &at, &del); err != nil {
-				rows.Close()
-				return err
-			}
-			b.Scanned++
-			b.Next = bridge.PurgeMark{At: storeutil.FromMillis(at), ID: id}
-			if del {
-				ids = append(ids, id)
-			}
-		}
+		b, ids, err = storeutil.PurgeCandidates(rows)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		if len(ids) > 0 {

@@ -51,27 +51,11 @@ func (s *Store) Purge(ctx context.Context, kind bridge.PurgeKind, cutoff time.Ti
 			return storeErr("selecting "+string(kind)+" to purge", err)
 		}
 		var ids []string
-		for rows.Next() {
-			var (
-				id  string
-				at  int64
-				del bool
-			)
-			if err := rows.Scan(&id, &at, &del); err != nil {
-				rows.Close()
-				return storeErr("selecting "+string(kind)+" to purge", err)
-			}
-			b.Scanned++
-			b.Next = bridge.PurgeMark{At: storeutil.FromMillis(at), ID: id}
-			if del {
-				ids = append(ids, id)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
+		b, ids, err = storeutil.PurgeCandidates(rows)
+		rows.Close() // finished reading before deleting what it read
+		if err != nil {
 			return storeErr("selecting "+string(kind)+" to purge", err)
 		}
-		rows.Close()
 		for _, id := range ids {
 			if _, err := tx.exec(ctx, `DELETE FROM `+q.table+` WHERE id = ?`, id); err != nil {
 				return storeErr("purging "+string(kind), err)
