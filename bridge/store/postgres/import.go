@@ -55,7 +55,7 @@ func (s *Store) ImportMessages(ctx context.Context, ms []storeexport.Message, no
 		if m == nil || m.ID == "" {
 			return 0, bridge.Permanent(bridge.ReasonInvalid, "id", "imported message has no id")
 		}
-		params, err := encodeMap(m.Params)
+		params, err := storeutil.EncodeMap(m.Params)
 		if err != nil {
 			return 0, fmt.Errorf("encoding params of %s: %w", m.ID, err)
 		}
@@ -112,7 +112,7 @@ func queueRecipients(b *pgx.Batch, mr storeexport.Message, id any, now time.Time
 		if err != nil {
 			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
 		}
-		info, err := encodeMap(r.Info)
+		info, err := storeutil.EncodeMap(r.Info)
 		if err != nil {
 			return fmt.Errorf("encoding info of %s: %w", m.ID, err)
 		}

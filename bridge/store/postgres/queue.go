@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -78,12 +77,9 @@ const (
 // exactly; Params and Providers are stored as JSON, which turns invalid
 // UTF-8 in them into U+FFFD.
 func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
-	if m.ID == "" {
-		return bridge.Permanent(bridge.ReasonInvalid, "id", "message has no id")
-	}
-	params, err := encodeMap(m.Params)
+	params, providers, err := storeutil.Encoded(m)
 	if err != nil {
-		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
+		return err
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
@@ -94,11 +90,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	ids := make([]int64, len(m.Recipients))
 	for i, r := range m.Recipients {
-		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
-		if err != nil {
-			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
-		}
-		b.Queue(insertRecipient, m.ID, r.To, providers, r.Provider, string(storeutil.StateOrQueued(r.State)),
+		b.Queue(insertRecipient, m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
 			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
 	}
@@ -108,10 +100,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 		}
 		return storeErr("enqueueing "+m.ID, err)
 	}
-	for i := range m.Recipients {
-		r := &m.Recipients[i]
-		r.ID, r.MessageID, r.State = ids[i], m.ID, storeutil.StateOrQueued(r.State)
-	}
+	storeutil.Enqueued(m, ids)
 	return nil
 }
 
@@ -153,15 +142,12 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 		}
 		storeutil.SortJobs(jobs)
 
-		updated := storeutil.Millis(now)
 		b := &pgx.Batch{}
 		for i := range jobs {
 			r := &jobs[i].Recipient
-			r.Attempts++
-			r.ProviderAttempts++
-			next := storeutil.Millis(now.Add(lease(r.Attempts)))
-			b.Queue(updateClaimed, r.Attempts, r.ProviderAttempts, next, updated, s.instance, r.ID)
-			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
+			storeutil.Claimed(r, now, lease)
+			b.Queue(updateClaimed, r.Attempts, r.ProviderAttempts, storeutil.Millis(r.NextAttempt), storeutil.Millis(r.Updated),
+				s.instance, r.ID)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -378,11 +364,6 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 	defer rows.Close()
 	m.Recipients, err = storeutil.ScanRecipients(rows)
 	return m, err
-}
-
-// encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
-func encodeMap(m map[string]string) ([]byte, error) {
-	return storeutil.EncodeMap(m)
 }
 
 // raw is s for a bytea column. Never nil: pgx sends a nil []byte as NULL.

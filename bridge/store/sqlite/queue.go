@@ -64,25 +64,18 @@ const (
 // Text fields keep their bytes exactly; Params and Providers are stored as
 // JSON, which turns invalid UTF-8 in them into U+FFFD.
 func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
-	if m.ID == "" {
-		return bridge.Permanent(bridge.ReasonInvalid, "id", "message has no id")
-	}
 	// Encode here, in the caller's goroutine: the writer is the one
 	// thing every caller shares, so it should only run SQL.
-	params, err := encodeMap(m.Params)
+	params, providers, err := storeutil.Encoded(m)
 	if err != nil {
-		return fmt.Errorf("encoding params of %s: %w", m.ID, err)
+		return err
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
-		m.Headers, m.Subject, m.Sender, m.Text, m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
+		m.Headers, m.Subject, m.Sender, m.Text, m.Template, jsonText(params), storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
 		m.SMSText, string(m.Encoding), m.Parts}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
-		providers, err := json.Marshal(storeutil.NonNil(r.Providers))
-		if err != nil {
-			return fmt.Errorf("encoding providers of %s: %w", m.ID, err)
-		}
-		rcptArgs[i] = []any{m.ID, r.To, string(providers), r.Provider, string(storeutil.StateOrQueued(r.State)),
+		rcptArgs[i] = []any{m.ID, r.To, string(providers[i]), r.Provider, string(storeutil.StateOrQueued(r.State)),
 			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)}
 	}
 
@@ -115,10 +108,7 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	if err != nil {
 		return err
 	}
-	for i := range m.Recipients {
-		r := &m.Recipients[i]
-		r.ID, r.MessageID, r.State = ids[i], m.ID, storeutil.StateOrQueued(r.State)
-	}
+	storeutil.Enqueued(m, ids)
 	return nil
 }
 
@@ -162,16 +152,13 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 		}
 		storeutil.SortJobs(jobs)
 
-		updated := storeutil.Millis(now)
 		for i := range jobs {
 			r := &jobs[i].Recipient
-			r.Attempts++
-			r.ProviderAttempts++
-			next := storeutil.Millis(now.Add(lease(r.Attempts)))
-			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, r.ProviderAttempts, next, updated, r.ID); err != nil {
+			storeutil.Claimed(r, now, lease)
+			if _, err := tx.exec(ctx, updateClaimed, r.Attempts, r.ProviderAttempts, storeutil.Millis(r.NextAttempt),
+				storeutil.Millis(r.Updated), r.ID); err != nil {
 				return storeErr("claiming recipient", err)
 			}
-			r.NextAttempt, r.Updated = storeutil.FromMillis(next), storeutil.FromMillis(updated)
 		}
 		return nil
 	})
@@ -386,12 +373,6 @@ func (s *Store) message(ctx context.Context, id string) (*bridge.Message, error)
 	defer rows.Close()
 	m.Recipients, err = storeutil.ScanRecipients(rows)
 	return m, err
-}
-
-// encodeMap returns m as a JSON object, or nil (SQL NULL) when empty.
-func encodeMap(m map[string]string) (any, error) {
-	b, err := storeutil.EncodeMap(m)
-	return jsonText(b), err
 }
 
 // jsonText is encoded JSON for a TEXT column of a STRICT table, which
