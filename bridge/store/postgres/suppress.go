@@ -115,11 +115,7 @@ func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]b
 		return nil, storeErr("reading suppressions", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bridge.Suppression, error) {
-		var x bridge.Suppression
-		var created int64
-		err := r.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created)
-		x.Created = storeutil.FromMillis(created)
-		return x, err
+		return storeutil.ScanSuppression(r)
 	})
 	return out, storeErr("reading suppressions", err)
 }
@@ -128,18 +124,13 @@ func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]b
 func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.SuppressionEvent, error) {
 	q := storeutil.Query{Numbered: true}
 	where := storeutil.FilterWhere(&q, f)
-	rows, err := s.pool.Query(ctx, `SELECT id, action, phone, our, account, reason, source, author, at
+	rows, err := s.pool.Query(ctx, `SELECT `+storeutil.SuppressionEventCols+`
 		FROM suppression_events WHERE `+where+` ORDER BY id DESC LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args...)
 	if err != nil {
 		return nil, storeErr("reading suppression history", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (bridge.SuppressionEvent, error) {
-		var e bridge.SuppressionEvent
-		var at int64
-		err := r.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at)
-		e.At = storeutil.FromMillis(at)
-		e.Created = e.At
-		return e, err
+		return storeutil.ScanSuppressionEvent(r)
 	})
 	return out, storeErr("reading suppression history", err)
 }
@@ -149,21 +140,14 @@ func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilt
 func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, now time.Time) ([]bridge.Recipient, error) {
 	q := storeutil.Query{Numbered: true}
 	where := storeutil.HeldWhere(&q, c, storeutil.Millis(now), func(s string) any { return []byte(s) })
-	rows, err := s.pool.Query(ctx, `SELECT r.id, r.message_id, r.to_addr, r.provider, r.provider_id
+	rows, err := s.pool.Query(ctx, `SELECT `+storeutil.HeldCols+`
 		FROM messages m JOIN recipients r ON r.message_id = m.id WHERE `+where+` ORDER BY r.id`, q.Args...)
 	if err != nil {
 		return nil, storeErr("reading scheduled sends", err)
 	}
 	defer rows.Close()
-	var out []bridge.Recipient
-	for rows.Next() {
-		r := bridge.Recipient{State: bridge.StateSent}
-		if err := rows.Scan(&r.ID, &r.MessageID, &r.To, &r.Provider, &r.ProviderID); err != nil {
-			return nil, storeErr("reading scheduled sends", err)
-		}
-		out = append(out, r)
-	}
-	return out, storeErr("reading scheduled sends", rows.Err())
+	out, err := storeutil.ScanAll(rows, storeutil.ScanHeld)
+	return out, storeErr("reading scheduled sends", err)
 }
 
 // ImportSuppressions stores the suppressions not stored yet (migrate-store)

@@ -118,41 +118,22 @@ func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]b
 		return nil, storeErr("reading suppressions", err)
 	}
 	defer rows.Close()
-	var out []bridge.Suppression
-	for rows.Next() {
-		var x bridge.Suppression
-		var created int64
-		if err := rows.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created); err != nil {
-			return nil, storeErr("reading suppressions", err)
-		}
-		x.Created = storeutil.FromMillis(created)
-		out = append(out, x)
-	}
-	return out, storeErr("reading suppressions", rows.Err())
+	out, err := storeutil.ScanAll(rows, storeutil.ScanSuppression)
+	return out, storeErr("reading suppressions", err)
 }
 
 // SuppressionHistory implements bridge.Suppressions.
 func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.SuppressionEvent, error) {
 	q := storeutil.Query{}
 	where := storeutil.FilterWhere(&q, f)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, action, phone, our, account, reason, source, author, at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+storeutil.SuppressionEventCols+`
 		FROM suppression_events WHERE `+where+` ORDER BY id DESC LIMIT `+q.Arg(storeutil.ListLimit(f.Limit)), q.Args...)
 	if err != nil {
 		return nil, storeErr("reading suppression history", err)
 	}
 	defer rows.Close()
-	var out []bridge.SuppressionEvent
-	for rows.Next() {
-		var e bridge.SuppressionEvent
-		var at sql.NullInt64
-		if err := rows.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at); err != nil {
-			return nil, storeErr("reading suppression history", err)
-		}
-		e.At = storeutil.FromMillis(at.Int64)
-		e.Created = e.At
-		out = append(out, e)
-	}
-	return out, storeErr("reading suppression history", rows.Err())
+	out, err := storeutil.ScanAll(rows, storeutil.ScanSuppressionEvent)
+	return out, storeErr("reading suppression history", err)
 }
 
 // HeldAtProvider implements bridge.Suppressions. The partial index on
@@ -160,21 +141,14 @@ func (s *Store) SuppressionHistory(ctx context.Context, f bridge.SuppressionFilt
 func (s *Store) HeldAtProvider(ctx context.Context, c bridge.SuppressionChange, now time.Time) ([]bridge.Recipient, error) {
 	q := storeutil.Query{Numbered: false}
 	where := storeutil.HeldWhere(&q, c, storeutil.Millis(now), func(s string) any { return s })
-	rows, err := s.rdb.QueryContext(ctx, `SELECT r.id, r.message_id, r.to_addr, r.provider, r.provider_id
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+storeutil.HeldCols+`
 		FROM messages m JOIN recipients r ON r.message_id = m.id WHERE `+where+` ORDER BY r.id`, q.Args...)
 	if err != nil {
 		return nil, storeErr("reading scheduled sends", err)
 	}
 	defer rows.Close()
-	var out []bridge.Recipient
-	for rows.Next() {
-		r := bridge.Recipient{State: bridge.StateSent}
-		if err := rows.Scan(&r.ID, &r.MessageID, &r.To, &r.Provider, &r.ProviderID); err != nil {
-			return nil, storeErr("reading scheduled sends", err)
-		}
-		out = append(out, r)
-	}
-	return out, storeErr("reading scheduled sends", rows.Err())
+	out, err := storeutil.ScanAll(rows, storeutil.ScanHeld)
+	return out, storeErr("reading scheduled sends", err)
 }
 
 // ExportSuppressions calls fn with every suppression, a page at a time,
@@ -184,10 +158,7 @@ func (s *Store) ExportSuppressions(ctx context.Context, fn func([]bridge.Suppres
 		`SELECT `+storeutil.SuppressionCols+` FROM suppressions
 		WHERE phone || char(31) || our || char(31) || account > ? ORDER BY phone || char(31) || our || char(31) || account LIMIT ?`,
 		func(rows *sql.Rows) (bridge.Suppression, string, error) {
-			var x bridge.Suppression
-			var created int64
-			err := rows.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created)
-			x.Created = storeutil.FromMillis(created)
+			x, err := storeutil.ScanSuppression(rows)
 			return x, x.Phone + "\x1f" + x.Our + "\x1f" + x.Account, err
 		}, fn)
 }
@@ -196,14 +167,10 @@ func (s *Store) ExportSuppressions(ctx context.Context, fn func([]bridge.Suppres
 // list, a page at a time, oldest first.
 func (s *Store) ExportSuppressionHistory(ctx context.Context, fn func([]bridge.SuppressionEvent) error) error {
 	return exportPages(ctx, s.rdb, "suppression history",
-		`SELECT id, action, phone, our, account, reason, source, author, at FROM suppression_events
+		`SELECT `+storeutil.SuppressionEventCols+` FROM suppression_events
 		WHERE id > CAST(? AS INTEGER) ORDER BY id LIMIT ?`,
 		func(rows *sql.Rows) (bridge.SuppressionEvent, string, error) {
-			var e bridge.SuppressionEvent
-			var at int64
-			err := rows.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at)
-			e.At = storeutil.FromMillis(at)
-			e.Created = e.At
+			e, err := storeutil.ScanSuppressionEvent(rows)
 			return e, strconv.FormatInt(e.ID, 10), err
 		}, fn)
 }

@@ -15,6 +15,41 @@ import (
 // order ScanSuppression's destinations take them.
 const SuppressionCols = `phone, our, account, reason, source, author, created`
 
+// ScanSuppression reads a row of SuppressionCols.
+func ScanSuppression(row Row) (bridge.Suppression, error) {
+	var x bridge.Suppression
+	var created int64
+	err := row.Scan(&x.Phone, &x.Our, &x.Account, &x.Reason, &x.Source, &x.By, &created)
+	x.Created = FromMillis(created)
+	return x, err
+}
+
+// SuppressionEventCols are the columns of suppression_events that
+// ScanSuppressionEvent reads, in its order.
+const SuppressionEventCols = `id, action, phone, our, account, reason, source, author, at`
+
+// ScanSuppressionEvent reads a row of SuppressionEventCols. A change's
+// Created is its time: the history is never edited.
+func ScanSuppressionEvent(row Row) (bridge.SuppressionEvent, error) {
+	var e bridge.SuppressionEvent
+	var at int64
+	err := row.Scan(&e.ID, &e.Action, &e.Phone, &e.Our, &e.Account, &e.Reason, &e.Source, &e.By, &at)
+	e.At = FromMillis(at)
+	e.Created = e.At
+	return e, err
+}
+
+// HeldCols are the columns of a recipient r that ScanHeld reads.
+const HeldCols = `r.id, r.message_id, r.to_addr, r.provider, r.provider_id`
+
+// ScanHeld reads a row of HeldCols: a send the provider holds (scheduled
+// there), so sent as far as the store knows.
+func ScanHeld(row Row) (bridge.Recipient, error) {
+	r := bridge.Recipient{State: bridge.StateSent}
+	err := row.Scan(&r.ID, &r.MessageID, &r.To, &r.Provider, &r.ProviderID)
+	return r, err
+}
+
 // Query accumulates a statement's arguments, writing each placeholder in
 // the store's dialect.
 type Query struct {
