@@ -182,3 +182,29 @@ func BenchmarkLifecycle20(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(loadtest.PerMessage(loadtest.ProcessCPU()-cpu, b.N), "cpu-us/msg")
 }
+
+// BenchmarkStats1M is a metrics scrape's store read with 1,000,000
+// recipients queued (one message each, inserted directly in one
+// transaction): it must not grow with the queue.
+func BenchmarkStats1M(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "q.db"))
+	const queued = 1_000_000
+	now := time.Now().UnixMilli()
+	start := time.Now()
+	if _, err := s.wdb.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (id, channel, account, text, created) SELECT 'm' || i, 'smtp', 'acme', 'hi', ? + i FROM n`,
+		queued, now); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.wdb.Exec(`INSERT INTO recipients (message_id, to_addr, provider, state, next_attempt)
+		SELECT id, '+972501234567', 'p', 'queued', created FROM messages`); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("filled %d queued in %v", queued, time.Since(start))
+	for b.Loop() {
+		st, err := s.Stats(context.Background())
+		if err != nil || st.Queued != queued || st.OldestQueued.UnixMilli() != now+1 {
+			b.Fatalf("Stats = %+v, %v", st, err)
+		}
+	}
+}
