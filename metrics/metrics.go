@@ -34,7 +34,9 @@ type Metrics struct {
 	consent  *prometheus.CounterVec
 }
 
-// StatsFunc reads the queue for the depth and age gauges.
+// StatsFunc reads the queue for the depth and age gauges. It is called
+// once per scrape, so it must not grow with the queue (the stores keep a
+// counter and an index for it).
 type StatsFunc func(ctx context.Context) (bridge.QueueStats, error)
 
 // New registers the metrics. stats is called at each scrape.
@@ -83,26 +85,8 @@ func New(stats StatsFunc) *Metrics {
 			Help: "Inbound SMS that were a consent keyword, by provider and keyword (opt_out, opt_in, help). Sends refused because a phone opted out are smsbridge_messages_refused_total{reason=\"opted_out\"}.",
 		}, []string{"provider", "keyword"}),
 	}
-	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "smsbridge_queue_depth", Help: "Recipients waiting to be sent.",
-	}, func() float64 {
-		st, err := stats(context.Background())
-		if err != nil {
-			return -1
-		}
-		return float64(st.Queued)
-	})
-	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "smsbridge_queue_oldest_age_seconds", Help: "Age of the oldest message with a queued recipient.",
-	}, func() float64 {
-		st, err := stats(context.Background())
-		if err != nil || st.OldestQueued.IsZero() {
-			return 0
-		}
-		return time.Since(st.OldestQueued).Seconds()
-	})
 	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit,
-		m.parts, m.cost, m.saved, m.consent, depth, age,
+		m.parts, m.cost, m.saved, m.consent, queueCollector{stats},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -183,4 +167,31 @@ func (m *Metrics) Saved(account string, parts int) {
 // Consent counts an inbound SMS that was a consent keyword.
 func (m *Metrics) Consent(provider string, k bridge.Keyword) {
 	m.consent.WithLabelValues(provider, k.String()).Inc()
+}
+
+var (
+	depthDesc = prometheus.NewDesc("smsbridge_queue_depth", "Recipients waiting to be sent.", nil, nil)
+	ageDesc   = prometheus.NewDesc("smsbridge_queue_oldest_age_seconds",
+		"Age of the oldest message with a queued recipient.", nil, nil)
+)
+
+// queueCollector reports the depth and age gauges from one read of the
+// store per scrape (two gauge functions read it twice).
+type queueCollector struct{ stats StatsFunc }
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- ageDesc
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	depth, age := -1.0, 0.0
+	if st, err := c.stats(context.Background()); err == nil {
+		depth = float64(st.Queued)
+		if !st.OldestQueued.IsZero() {
+			age = time.Since(st.OldestQueued).Seconds()
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, depth)
+	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age)
 }
