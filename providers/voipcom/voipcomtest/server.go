@@ -33,6 +33,13 @@ const basePath = "/api-v2/index.php"
 type Server struct {
 	URL    string // base_url to configure
 	Faults providertest.Faults
+	// Latency delays every answer to a send, as a provider that takes
+	// this long to answer (after Faults). Set it before the first request.
+	Latency time.Duration
+	// Observe, if set, is called with each accepted send instead of
+	// keeping it for Requests, so a load test running for minutes does
+	// not hold every request. Set it before the first request.
+	Observe func(Request)
 
 	apiKey, apiPassword string
 	numbers             map[string]bool
@@ -51,7 +58,10 @@ type Request struct {
 	Header http.Header
 	Form   url.Values // the parsed body
 	To     []string   // the `to` list, split on ","
-	Time   time.Time
+	Time   time.Time  // when the answer was ready
+	// Arrived is when the request reached the fake, before Faults and
+	// Latency: when the client called the provider.
+	Arrived time.Time
 }
 
 type failure struct {
@@ -78,6 +88,17 @@ type logEntry struct {
 // SMS-enabled numbers (digits), the only ones accepted as `from`.
 func NewServer(t testing.TB, apiKey, apiPassword string, numbers ...string) *Server {
 	t.Helper()
+	f := NewHandler(apiKey, apiPassword, numbers...)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL + basePath
+	return f
+}
+
+// NewHandler is the fake without a server, for a program that serves it
+// itself (cmd/smsload's in-process provider): base_url is where it is
+// served plus BasePath.
+func NewHandler(apiKey, apiPassword string, numbers ...string) *Server {
 	f := &Server{
 		apiKey:      apiKey,
 		apiPassword: apiPassword,
@@ -88,11 +109,11 @@ func NewServer(t testing.TB, apiKey, apiPassword string, numbers ...string) *Ser
 	for _, n := range numbers {
 		f.numbers[n] = true
 	}
-	srv := httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL + basePath
 	return f
 }
+
+// BasePath is the path part of the base URL the fake serves.
+const BasePath = basePath
 
 // Requests returns the accepted requests, oldest first.
 func (f *Server) Requests() []Request {
@@ -117,7 +138,9 @@ func (f *Server) DropRecipient(digits string) {
 	f.drop[digits] = true
 }
 
-func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one request to the API.
+func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	// Reading the body first lets net/http notice a client that hangs up,
 	// which cancels r.Context() and so ends a Delay fault early.
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -183,15 +206,32 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		log = append(log, f.entry(from, n, form.Get("msg"), at))
 	}
-	f.requests = append(f.requests, Request{
-		Method: r.Method,
-		Path:   r.URL.Path,
-		Header: r.Header.Clone(),
-		Form:   cloneForm(form),
-		To:     to,
-		Time:   time.Now(),
-	})
+	req := Request{
+		Method:  r.Method,
+		Path:    r.URL.Path,
+		Header:  r.Header.Clone(),
+		Form:    cloneForm(form),
+		To:      to,
+		Time:    time.Now(),
+		Arrived: arrived,
+	}
+	if f.Observe == nil {
+		f.requests = append(f.requests, req)
+	}
 	f.mu.Unlock()
+	if f.Observe != nil {
+		f.Observe(req)
+	}
+
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"send_log": log})

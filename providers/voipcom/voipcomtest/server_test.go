@@ -168,3 +168,29 @@ func TestVoipcomFakeFaults(t *testing.T) {
 		t.Errorf("fault: HTTP %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+// Latency holds each answer back; Observe sees each accepted send, with
+// the time it arrived, instead of Requests keeping it.
+func TestLatencyAndObserve(t *testing.T) {
+	f := voipcomtest.NewServer(t, "key", "pw")
+	f.Latency = 30 * time.Millisecond
+	seen := make(chan voipcomtest.Request, 1)
+	f.Observe = func(r voipcomtest.Request) { seen <- r }
+	start := time.Now()
+	code, a := call(t, http.MethodPost, f.URL+"/sms/send", "key", "pw", "application/x-www-form-urlencoded",
+		url.Values{"to": {"972501234567"}, "msg": {"ref abc-1"}}.Encode())
+	answered := time.Now()
+	if code != http.StatusOK || len(a.SendLog) != 1 || a.SendLog[0].Code != 200 {
+		t.Fatalf("HTTP %d, %+v", code, a)
+	}
+	r := <-seen
+	if r.Form.Get("msg") != "ref abc-1" || r.Arrived.Before(start) || r.Arrived.After(answered) {
+		t.Errorf("observed %+v; want msg %q arriving between %v and %v", r, "ref abc-1", start, answered)
+	}
+	if took := answered.Sub(r.Arrived); took < f.Latency {
+		t.Errorf("answered %v after arrival; want at least the latency %v", took, f.Latency)
+	}
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("Requests kept %d with Observe set; want 0", n)
+	}
+}
