@@ -36,6 +36,14 @@ type Options struct {
 	// The zero value is the kept-open session, the usual way an MTA or
 	// application talks to a relay.
 	Reconnect bool
+	// Rate, if positive, makes the run open-loop: message i is due at
+	// start + i/Rate whatever happened to the ones before, and its
+	// latency is measured from that due time, so a server that stalls is
+	// charged for the messages it kept waiting (no coordinated
+	// omission). Sessions bounds the messages in flight: give it at least
+	// Rate × the expected latency. 0 is the closed loop: each session
+	// sends its next message as soon as the last one was answered.
+	Rate float64
 }
 
 // Result is the outcome of a run. Latencies cover acknowledged messages
@@ -53,6 +61,15 @@ type Result struct {
 	// IDs holds the text after "250 " of each acknowledged DATA, in no
 	// particular order. smsbridge puts the message id there.
 	IDs []string
+	// Accepts holds each acknowledged message's reference (see Ref) and
+	// when its 250 arrived, in no particular order.
+	Accepts []Accept
+}
+
+// Accept is one acknowledged message.
+type Accept struct {
+	Ref string    // the reference on the first line of its text
+	At  time.Time // when the 250 after DATA arrived
 }
 
 // OtherErrors is the Result.Errors key counting failures whose text is not
@@ -88,8 +105,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Addr == "" {
 		return o, errors.New("loadtest: no address to load")
 	}
-	if o.Sessions < 0 || o.Messages < 0 || o.Duration < 0 || o.Size < 0 {
-		return o, errors.New("loadtest: sessions, messages, duration and size must not be negative")
+	if o.Sessions < 0 || o.Messages < 0 || o.Duration < 0 || o.Size < 0 || o.Rate < 0 {
+		return o, errors.New("loadtest: sessions, messages, duration, size and rate must not be negative")
 	}
 	if o.Sessions == 0 {
 		o.Sessions = defaultSessions
@@ -128,22 +145,28 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		deadline = start.Add(o.Duration)
 	}
 	var next atomic.Int64
-	claim := func() (int, bool) {
+	claim := func() (int, time.Time, bool) {
 		if ctx.Err() != nil {
-			return 0, false
-		}
-		if o.Messages == 0 && !time.Now().Before(deadline) {
-			return 0, false
+			return 0, time.Time{}, false
 		}
 		i := int(next.Add(1) - 1)
-		return i, o.Messages == 0 || i < o.Messages
+		if o.Messages > 0 && i >= o.Messages {
+			return 0, time.Time{}, false
+		}
+		if o.Rate > 0 {
+			// Open loop: the timetable, not the clock at claim time,
+			// decides which messages belong to the run.
+			due := start.Add(time.Duration(float64(i) * float64(time.Second) / o.Rate))
+			return i, due, o.Messages > 0 || due.Before(deadline)
+		}
+		return i, time.Time{}, o.Messages > 0 || time.Now().Before(deadline)
 	}
 
 	// The header is the same length give or take a few digits for every
 	// message; size the shared body from message 0's.
 	runID := rand.Text()[:12]
 	hdr := header(o.From, o.To(0), 0, runID, start)
-	gen := generator{o: o, runID: runID, body: body(o.Size - len(hdr))}
+	gen := generator{o: o, runID: runID, body: body(o.Size - len(hdr) - len(refLine(runID, 0)))}
 
 	sessions := make([]*session, o.Sessions)
 	var wg sync.WaitGroup
@@ -182,22 +205,44 @@ type session struct {
 	sent, failed int
 	latencies    []time.Duration
 	ids          []string
+	accepts      []Accept
 	errs         map[string]int
 }
 
-func (s *session) run(ctx context.Context, claim func() (int, bool)) {
+func (s *session) run(ctx context.Context, claim func() (int, time.Time, bool)) {
 	defer s.hangUp()
 	for {
-		i, ok := claim()
+		i, due, ok := claim()
 		if !ok {
 			return
 		}
-		s.send(ctx, i)
+		if !due.IsZero() && !waitUntil(ctx, due) {
+			return
+		}
+		s.send(ctx, i, due)
 	}
 }
 
-// send makes one attempt at message i and records its outcome.
-func (s *session) send(ctx context.Context, i int) {
+// waitUntil waits for t, reporting false if ctx ended first.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// send makes one attempt at message i and records its outcome. due is
+// when an open-loop run scheduled it (zero in a closed loop): its latency
+// runs from then, and includes any wait for a connection.
+func (s *session) send(ctx context.Context, i int, due time.Time) {
 	if s.c == nil {
 		if err := s.dial(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -211,12 +256,18 @@ func (s *session) send(ctx context.Context, i int) {
 
 	to := s.gen.o.To(i)
 	hdr := header(s.gen.o.From, to, i, s.gen.runID, time.Now())
+	ref := refLine(s.gen.runID, i)
 	start := time.Now()
-	id, stage, err := s.transaction(to, hdr)
+	if !due.IsZero() {
+		start = due
+	}
+	id, stage, err := s.transaction(to, hdr, ref)
 	if err == nil {
+		now := time.Now()
 		s.sent++
-		s.latencies = append(s.latencies, time.Since(start))
+		s.latencies = append(s.latencies, now.Sub(start))
 		s.ids = append(s.ids, id)
+		s.accepts = append(s.accepts, Accept{Ref: Ref(s.gen.runID, i), At: now})
 		if s.reconnect {
 			s.hangUp()
 		}
@@ -242,7 +293,7 @@ func (s *session) send(ctx context.Context, i int) {
 
 // transaction sends one message on the open session and returns the DATA
 // reply text, or the stage that failed and why.
-func (s *session) transaction(to, hdr string) (id, stage string, err error) {
+func (s *session) transaction(to, hdr, ref string) (id, stage string, err error) {
 	if err := s.c.Mail(s.gen.o.From, nil); err != nil {
 		return "", "MAIL", err
 	}
@@ -254,6 +305,9 @@ func (s *session) transaction(to, hdr string) (id, stage string, err error) {
 		return "", "DATA", err
 	}
 	if _, err := w.Write([]byte(hdr)); err != nil {
+		return "", "DATA", err
+	}
+	if _, err := w.Write([]byte(ref)); err != nil {
 		return "", "DATA", err
 	}
 	if _, err := w.Write(s.gen.body); err != nil {
@@ -351,6 +405,7 @@ func merge(sessions []*session, elapsed time.Duration) Result {
 		res.Failed += s.failed
 		lat = append(lat, s.latencies...)
 		res.IDs = append(res.IDs, s.ids...)
+		res.Accepts = append(res.Accepts, s.accepts...)
 		// Sorted so that which texts get their own entry does not
 		// depend on map order.
 		for _, k := range slices.Sorted(maps.Keys(s.errs)) {

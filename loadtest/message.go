@@ -34,6 +34,29 @@ func header(from, to string, i int, runID string, now time.Time) string {
 	return b.String()
 }
 
+// Ref is message i's reference in run runID. It is the first line of the
+// message's text (see refLine), so whatever receives the text, a fake
+// provider for one, can tell which message it is.
+func Ref(runID string, i int) string { return fmt.Sprintf("%s-%d", runID, i) }
+
+// refLine is the first body line of message i.
+func refLine(runID string, i int) string { return "ref " + Ref(runID, i) + "\r\n" }
+
+// RefOf returns the reference in a text that starts with a ref line, as
+// an SMS made from a message of this package does.
+func RefOf(text string) (string, bool) {
+	rest, ok := strings.CutPrefix(text, "ref ")
+	if !ok {
+		return "", false
+	}
+	// The first word: a target may join the lines of a paragraph.
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return "", false
+	}
+	return f[0], true
+}
+
 // body returns exactly n bytes (at least 3) of CRLF-terminated lines of
 // words. Messages share one body so generating it costs nothing per message;
 // only the headers differ.
