@@ -6,6 +6,16 @@
 //
 //	smsload -addr 127.0.0.1:2525 -c 20 -d 10s -size 1024
 //	smsload -discard-only -d 5s
+//
+// With -rate it offers a fixed rate instead (open loop), and with
+// -fake-provider it also stands in for the SMS provider, so it can report
+// how long accepted messages took to reach it; -pid, -server-pid and
+// -metrics add the daemon's (and PostgreSQL's) CPU per SMS and the queue
+// depth over time:
+//
+//	smsload -addr 127.0.0.1:2525 -rate 300 -d 10s -c 64 \
+//		-fake-provider 127.0.0.1:8090 -provider-latency 50ms \
+//		-pid $(pidof smsbridge) -metrics http://127.0.0.1:8025/metrics
 package main
 
 import (
@@ -17,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -55,6 +66,15 @@ type config struct {
 	discardOnly bool
 	json        bool
 	reconnect   bool
+
+	rate            float64
+	fakeProvider    string
+	providerLatency time.Duration
+	drain           time.Duration
+	pid             int
+	serverPID       int
+	metricsURL      string
+	scrapeEvery     time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -72,8 +92,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.discardOnly, "discard-only", false, "only load the discard-only server (measures the ceiling)")
 	fs.BoolVar(&c.json, "json", false, "print results as JSON")
 	fs.BoolVar(&c.reconnect, "reconnect", false, "open a new connection for every message")
+	fs.Float64Var(&c.rate, "rate", 0, "offered `msgs/s` on a fixed timetable (open loop; latency from each message's due time); 0: each session sends as fast as it is answered")
+	fs.StringVar(&c.fakeProvider, "fake-provider", "", "serve a fake voip-communications API on `host:port` and report when accepted messages reach it (loadtest/smsbridge-voipcom.toml points the bridge at 127.0.0.1:8090)")
+	fs.DurationVar(&c.providerLatency, "provider-latency", 0, "how long the fake provider takes to answer each send")
+	fs.DurationVar(&c.drain, "drain", 30*time.Second, "after the load, wait at most this long for accepted messages to reach the fake provider (and the queue to empty, with -metrics)")
+	fs.IntVar(&c.pid, "pid", 0, "`pid` of the smsbridge process: report its CPU per SMS (Linux)")
+	fs.IntVar(&c.serverPID, "server-pid", 0, "`pid` of the PostgreSQL postmaster: report the server's CPU per SMS, its backends included (Linux)")
+	fs.StringVar(&c.metricsURL, "metrics", "", "smsbridge's metrics `URL`: report the queue depth over time")
+	fs.DurationVar(&c.scrapeEvery, "scrape-every", time.Second, "interval between -metrics scrapes")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	// The discard comparison measures the closed loop's ceiling; at a
+	// fixed rate it would only show the rate again, so it is off unless
+	// asked for.
+	discardSet := false
+	fs.Visit(func(f *flag.Flag) { discardSet = discardSet || f.Name == "discard" })
+	if c.rate > 0 && !discardSet {
+		c.discard = false
 	}
 
 	switch {
@@ -93,6 +129,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-size must be positive")
 	case c.toDomain == "":
 		return c, errors.New("-to-domain must not be empty")
+	case c.rate < 0 || math.IsNaN(c.rate) || math.IsInf(c.rate, 0):
+		return c, errors.New("-rate must be a positive number, or 0 for the closed loop")
+	case c.providerLatency < 0 || c.drain < 0:
+		return c, errors.New("-provider-latency and -drain must not be negative")
+	case c.pid < 0 || c.serverPID < 0:
+		return c, errors.New("-pid and -server-pid must be process ids")
+	case c.metricsURL != "" && c.scrapeEvery <= 0:
+		return c, errors.New("-scrape-every must be positive")
+	case (c.fakeProvider != "" || c.pid != 0 || c.serverPID != 0 || c.metricsURL != "") && c.discardOnly:
+		return c, errors.New("-fake-provider, -pid, -server-pid and -metrics observe a target: not with -discard-only")
 	}
 	return c, nil
 }
@@ -101,6 +147,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 type target struct {
 	name string
 	res  loadtest.Result
+	obs  *observed // for the loaded target, what -fake-provider, -pid, -server-pid and -metrics saw
+}
+
+// observed is what was seen of the bridge while the load ran and drained.
+type observed struct {
+	offered    float64 // msgs/s, 0 for the closed loop
+	delivery   *loadtest.Delivery
+	repeats    int           // sends the fake provider saw twice or without a ref
+	window     time.Duration // load and drain, over which CPU was measured
+	cpu        *time.Duration
+	serverCPU  *time.Duration
+	depth      []loadtest.Depth
+	depthFails int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -124,6 +183,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Reconnect: c.reconnect,
 	}
 
+	var fake *loadtest.FakeProvider
+	if c.fakeProvider != "" {
+		if fake, err = loadtest.StartFakeProvider(c.fakeProvider, c.providerLatency); err != nil {
+			log.Error("fake provider", "err", err)
+			return exitError
+		}
+		defer fake.Close()
+		log.Info("fake provider", "base_url", fake.URL, "latency", c.providerLatency)
+	}
+
 	var targets []target
 	if c.discard || c.discardOnly {
 		res, err := loadtest.RunDiscard(ctx, opts)
@@ -131,18 +200,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("discard server", "err", err)
 			return exitError
 		}
-		targets = append(targets, target{"discard", *res})
+		targets = append(targets, target{name: "discard", res: *res})
 		if err != nil {
 			log.Warn("discard run cut short", "err", err)
 		}
 	}
 	if !c.discardOnly && ctx.Err() == nil {
 		opts.Addr = c.addr
-		res, err := loadtest.Run(ctx, opts)
-		targets = append(targets, target{c.addr, res})
+		opts.Rate = c.rate
+		t, err := observe(ctx, log, c, fake, func() (loadtest.Result, error) { return loadtest.Run(ctx, opts) })
 		if err != nil {
-			log.Warn("run cut short", "target", c.addr, "err", err)
+			log.Error("observing the target", "err", err)
+			return exitError
 		}
+		targets = append(targets, t)
 	}
 
 	if c.json {
@@ -181,6 +252,9 @@ func writeTable(w io.Writer, sessions int, targets []target) error {
 		fmt.Fprintf(w, "ratio: %.2f of discard\n", q)
 	}
 	for _, t := range targets {
+		writeObserved(w, t)
+	}
+	for _, t := range targets {
 		if len(t.res.Errors) == 0 {
 			continue
 		}
@@ -210,6 +284,28 @@ type jsonRun struct {
 	P99      float64        `json:"p99_ms"`
 	Max      float64        `json:"max_ms"`
 	Errors   map[string]int `json:"errors,omitempty"`
+
+	Offered          float64      `json:"offered_rate,omitempty"`
+	Provider         *jsonLatency `json:"accept_to_provider,omitempty"`
+	WindowSeconds    float64      `json:"observed_s,omitempty"`
+	CPUPerSMS        *float64     `json:"daemon_cpu_per_sms_us,omitempty"`
+	ServerCPUPerSMS  *float64     `json:"postgres_cpu_per_sms_us,omitempty"`
+	Depth            []jsonDepth  `json:"queue_depth,omitempty"`
+	DepthScrapeFails int          `json:"queue_depth_scrape_failures,omitempty"`
+}
+
+type jsonLatency struct {
+	Arrived int     `json:"arrived"`
+	Missing int     `json:"missing"`
+	Repeats int     `json:"repeats_or_foreign"`
+	P50     float64 `json:"p50_ms"`
+	P99     float64 `json:"p99_ms"`
+	Max     float64 `json:"max_ms"`
+}
+
+type jsonDepth struct {
+	At    float64 `json:"t_s"`
+	Depth float64 `json:"depth"`
 }
 
 type jsonReport struct {
@@ -228,6 +324,25 @@ func writeJSON(w io.Writer, sessions int, targets []target) error {
 			P50: msf(r.P50), P90: msf(r.P90), P99: msf(r.P99), Max: msf(r.Max),
 			Errors: r.Errors,
 		})
+		if o := t.obs; o != nil {
+			j := &rep.Runs[len(rep.Runs)-1]
+			j.Offered, j.WindowSeconds, j.DepthScrapeFails = o.offered, o.window.Seconds(), o.depthFails
+			if d := o.delivery; d != nil {
+				j.Provider = &jsonLatency{Arrived: d.Arrived, Missing: d.Missing, Repeats: o.repeats,
+					P50: msf(d.P50), P99: msf(d.P99), Max: msf(d.Max)}
+			}
+			perSMS := func(d *time.Duration) *float64 {
+				if d == nil || r.Sent == 0 {
+					return nil
+				}
+				v := loadtest.PerMessage(*d, r.Sent)
+				return &v
+			}
+			j.CPUPerSMS, j.ServerCPUPerSMS = perSMS(o.cpu), perSMS(o.serverCPU)
+			for _, s := range o.depth {
+				j.Depth = append(j.Depth, jsonDepth{At: s.At.Seconds(), Depth: s.Value})
+			}
+		}
 	}
 	if q, ok := ratio(targets); ok {
 		rep.Ratio = &q

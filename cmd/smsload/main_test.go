@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +24,12 @@ func TestUsageErrors(t *testing.T) {
 		{"-addr", "127.0.0.1:25", "-d", "0"},
 		{"-addr", "127.0.0.1:25", "-size", "0"},
 		{"-addr", "127.0.0.1:25", "-to-domain", ""},
+		{"-addr", "127.0.0.1:25", "-rate", "-1"},
+		{"-addr", "127.0.0.1:25", "-rate", "NaN"},
+		{"-addr", "127.0.0.1:25", "-provider-latency", "-1s"},
+		{"-addr", "127.0.0.1:25", "-pid", "-2"},
+		{"-addr", "127.0.0.1:25", "-metrics", "http://x/metrics", "-scrape-every", "0s"},
+		{"-discard-only", "-fake-provider", "127.0.0.1:0"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(t.Context(), args, &out, &errOut); code != exitUsage {
@@ -94,5 +103,37 @@ func TestErrorsListed(t *testing.T) {
 	}
 	if len(rep.Runs) != 1 || rep.Runs[0].Failed != 2 || len(rep.Runs[0].Errors) == 0 {
 		t.Errorf("report %+v; want one run with 2 failures listed", rep)
+	}
+}
+
+// An open-loop run against a discard server, with the daemon's CPU read
+// from /proc (this process stands in for it) and the fake provider
+// started: the JSON carries the offered rate, the CPU per SMS, and no
+// arrivals, since a discard server sends nothing on.
+func TestOpenLoopObservedJSON(t *testing.T) {
+	addr, stop, err := loadtest.DiscardServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop() })
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"-addr", addr, "-rate", "500", "-n", "20", "-c", "2", "-json",
+		"-fake-provider", "127.0.0.1:0", "-drain", "50ms", "-pid", strconv.Itoa(os.Getpid())}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var rep jsonReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if len(rep.Runs) != 1 {
+		t.Fatalf("report %+v; want the target only (no discard run at a fixed rate)", rep)
+	}
+	r := rep.Runs[0]
+	if r.Sent != 20 || r.Offered != 500 || r.Provider == nil || r.Provider.Missing != 20 || r.Provider.Arrived != 0 {
+		t.Errorf("run %+v, accept_to_provider %+v", r, r.Provider)
+	}
+	if runtime.GOOS == "linux" && (r.CPUPerSMS == nil || *r.CPUPerSMS < 0) {
+		t.Errorf("daemon_cpu_per_sms_us = %v; want a figure", r.CPUPerSMS)
 	}
 }
