@@ -312,7 +312,7 @@ func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, e
 }
 
 // statsQuery reads the queue depth from the counters the triggers of
-// migration 0009 keep (at most 64 rows), and the oldest queued message
+// migration 0011 keep (at most 64 rows), and the oldest queued message
 // through the recipients_queued index: index lookups, whatever the queue
 // holds. "Oldest" is the message of the first recipient still queued, in
 // the order they were stored; TestStatsQueryPlan checks the plan.
