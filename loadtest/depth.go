@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,7 +36,16 @@ func ScrapeDepth(ctx context.Context, client *http.Client, url string) (float64,
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("loadtest: %s: HTTP %d", url, resp.StatusCode)
 	}
-	sc := bufio.NewScanner(resp.Body)
+	v, err := parseDepth(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("loadtest: %s: %w", url, err)
+	}
+	return v, nil
+}
+
+// parseDepth finds DepthMetric's value in a text exposition.
+func parseDepth(r io.Reader) (float64, error) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), DepthMetric+" "); ok {
@@ -45,7 +55,7 @@ func ScrapeDepth(ctx context.Context, client *http.Client, url string) (float64,
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("loadtest: %s: no %s", url, DepthMetric)
+	return 0, fmt.Errorf("no %s", DepthMetric)
 }
 
 // SampleDepth scrapes url every interval until ctx ends and returns the

@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,24 +22,33 @@ func statTimes(pid int) (times [4]time.Duration, ppid int, err error) {
 	if err != nil {
 		return times, 0, err
 	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// count fields from the last ')'.
-	s := string(b)
+	times, ppid, err = parseStat(string(b))
+	if err != nil {
+		return times, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return times, ppid, nil
+}
+
+// parseStat reads the fields statTimes returns from a /proc/<pid>/stat
+// line.
+func parseStat(s string) (times [4]time.Duration, ppid int, err error) {
+	// The command name (field 2) is in parentheses and may hold spaces
+	// and parentheses: count fields from the last ')'.
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return times, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return times, 0, errors.New("no command name")
 	}
 	f := strings.Fields(s[i+1:]) // f[0] is field 3, the state
 	if len(f) < 15 {
-		return times, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		return times, 0, fmt.Errorf("%d fields after the command name, want at least 15", len(f))
 	}
 	if ppid, err = strconv.Atoi(f[1]); err != nil {
-		return times, 0, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
+		return times, 0, fmt.Errorf("ppid: %w", err)
 	}
 	for k := range times {
 		n, err := strconv.ParseInt(f[11+k], 10, 64)
-		if err != nil {
-			return times, 0, fmt.Errorf("/proc/%d/stat: field %d: %w", pid, 14+k, err)
+		if err != nil || n < 0 || n > math.MaxInt64/int64(clockTick) {
+			return times, 0, fmt.Errorf("field %d: %q is not a tick count", 14+k, f[11+k])
 		}
 		times[k] = time.Duration(n) * clockTick
 	}
