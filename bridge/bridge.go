@@ -257,6 +257,12 @@ type Submission struct {
 	// MailRefs are the mail's In-Reply-To and References: an answer to one
 	// of our reply mails goes out from the number the phone wrote to.
 	MailRefs []string
+	// EnvelopeID and Return are the mail's RFC 3461 ENVID and RET
+	// (Message.EnvelopeID, Message.Return). Each recipient's NOTIFY and
+	// ORCPT come in its Recipient; one without NOTIFY gets the account's
+	// default.
+	EnvelopeID string
+	Return     DSNReturn
 	// IdempotencyKey makes a retried submission return the first one's
 	// message (HTTP Idempotency-Key).
 	IdempotencyKey string
@@ -341,6 +347,8 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		MailMessageID:  s.MailMessageID,
 		Headers:        s.Headers,
 		Subject:        s.Subject,
+		EnvelopeID:     s.EnvelopeID,
+		Return:         s.Return,
 		ReplyTo:        s.ReplyTo,
 		Sender:         sender,
 		Text:           s.Text,
@@ -368,6 +376,9 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		}
 		r.State = StateQueued
 		r.NextAttempt = now
+		if r.Notify == 0 {
+			r.Notify = s.Account.Notify
+		}
 		if !sendAt.IsZero() && !schedulesNatively(pol.providers[r.Provider], req) {
 			r.NextAttempt = sendAt
 		}

@@ -147,6 +147,9 @@ type LogEntry struct {
 	Cost     string
 	State    State  // out: the recipient's state; in: "" (received)
 	Error    string // out: last error
+	// Notified lists the delivery notifications mailed about it (out;
+	// Recipient.Notified).
+	Notified string
 
 	MessageID   string // out: our message id
 	RecipientID int64  // out
@@ -179,6 +182,9 @@ type DeliveryReport struct {
 	State      State  // StateDelivered or StateUndelivered (StateSent: no news yet)
 	Detail     string // the provider's own status word or reason
 	At         time.Time
+	// Delivered lists recipients whose "delivered" notification is
+	// queued: the store adds it to their Notified with the report.
+	Delivered []int64
 }
 
 // Conversations keeps the conversation log: inbound SMS, the conversations

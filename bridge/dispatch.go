@@ -34,6 +34,18 @@ type DispatchOptions struct {
 	// failed for good (Bridge.Bounce); it is queued with their outcomes,
 	// in the same transaction, so no failure goes untold. nil: none.
 	Bounce func(m *Message, failed []Failure) *OutMail
+	// Notice, if set, builds the success and delay notifications
+	// (Bridge.Notice), queued with their outcomes as bounces are: "relayed"
+	// for recipients that asked for NOTIFY=SUCCESS when a provider that
+	// reports no delivery took the SMS, "delayed" for those that asked for
+	// NOTIFY=DELAY at the first retry after DelayWarning.
+	Notice func(m *Message, action Action, ns []Notice) *OutMail
+	// DelayWarning is how long a recipient waits before NOTIFY=DELAY is
+	// answered (queue.delay_warning); 0: never.
+	DelayWarning time.Duration
+	// MailQueued, if set, is called after outcomes carrying mail are
+	// recorded, to wake the mail worker.
+	MailQueued func()
 	// Final, if set, is called once for every recipient that reaches a
 	// final state through this dispatcher (for bounces and metrics).
 	Final func(ctx context.Context, m *Message, o Outcome)
@@ -605,7 +617,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 			sb.br.uncarry() // they failed over or for good: another carries it
 		}
 	}
-	d.annotate(b, outcomes)
+	d.annotate(b, p, outcomes)
 	sb.outcomes = outcomes
 }
 
@@ -692,6 +704,9 @@ func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
 	if sb.missedRecovery() {
 		d.retryNow(ctx, sb.provider)
 	}
+	if d.opt.MailQueued != nil && slices.ContainsFunc(sb.outcomes, func(o Outcome) bool { return o.Mail != nil }) {
+		d.opt.MailQueued()
+	}
 	if d.opt.Final == nil {
 		return
 	}
@@ -705,9 +720,12 @@ func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
 }
 
 // annotate adds to a batch's outcomes what is stored with them: the
-// conversation of each recipient and one bounce for those that failed.
-func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
-	if d.opt.Touch == nil && d.opt.Bounce == nil {
+// conversation of each recipient, one bounce for those that failed, and
+// the success ("relayed", when p reports no delivery) and delay
+// notifications due. Each mail rides on the first outcome of its kind, so
+// no outcome carries two.
+func (d *Dispatcher) annotate(b batch, p Provider, outcomes []Outcome) {
+	if d.opt.Touch == nil && d.opt.Bounce == nil && d.opt.Notice == nil {
 		return
 	}
 	byID := make(map[int64]Recipient, len(b.jobs))
@@ -715,23 +733,80 @@ func (d *Dispatcher) annotate(b batch, outcomes []Outcome) {
 		byID[j.Recipient.ID] = j.Recipient
 	}
 	var failed []Failure
-	first := -1
+	var relayed, delayed []Notice
+	first, firstRelayed, firstDelayed := -1, -1, -1
+	relays := p != nil && !reportsDelivery(p)
 	for i := range outcomes {
 		o := &outcomes[i]
 		r := byID[o.RecipientID]
 		if d.opt.Touch != nil {
 			o.Conversation = d.opt.Touch(b.msg, r, *o)
 		}
-		if o.State == StateFailed {
+		switch {
+		case o.State == StateFailed:
 			if first < 0 {
 				first = i
 			}
-			failed = append(failed, Failure{To: r.To, Provider: o.Provider, Reason: o.Reason, Error: o.Error, At: o.At})
+			failed = append(failed, Failure{To: r.To, ORCPT: r.ORCPT, Notify: r.Notify, Provider: o.Provider,
+				Reason: o.Reason, Error: o.Error, At: o.At})
+		case o.State == StateSent && relays && d.opt.Notice != nil && o.Provider == p.Name() && r.Notify.Wants(NotifySuccess):
+			if firstRelayed < 0 {
+				firstRelayed = i
+			}
+			relayed = append(relayed, Notice{RecipientID: r.ID, To: r.To, ORCPT: r.ORCPT, Provider: o.Provider,
+				ProviderID: o.ProviderID, At: o.At})
+		case o.State == StateQueued && d.delayDue(b.msg, r, o.At):
+			if firstDelayed < 0 {
+				firstDelayed = i
+			}
+			o.DelayNotified = true
+			delayed = append(delayed, Notice{RecipientID: r.ID, To: r.To, ORCPT: r.ORCPT, Provider: o.Provider,
+				Detail: o.Error, At: o.At, WillRetryUntil: d.deadline(b.msg, r)})
 		}
 	}
 	if first >= 0 && d.opt.Bounce != nil {
 		outcomes[first].Mail = d.opt.Bounce(b.msg, failed)
+		markNotified(outcomes, StateFailed, outcomes[first].Mail, "failed", func(r Recipient) bool { return r.Notify.Wants(NotifyFailure) }, byID)
 	}
+	if firstRelayed >= 0 {
+		outcomes[firstRelayed].Mail = d.opt.Notice(b.msg, ActionRelayed, relayed)
+		markNotified(outcomes, StateSent, outcomes[firstRelayed].Mail, ActionRelayed, func(r Recipient) bool { return r.Notify.Wants(NotifySuccess) }, byID)
+	}
+	if firstDelayed >= 0 {
+		outcomes[firstDelayed].Mail = d.opt.Notice(b.msg, ActionDelayed, delayed)
+		for i := range outcomes {
+			if outcomes[i].DelayNotified && outcomes[firstDelayed].Mail != nil {
+				outcomes[i].Notified = ActionDelayed
+			}
+		}
+	}
+}
+
+// markNotified records action on the outcomes in state whose recipients
+// the mail (when one was built) reports.
+func markNotified(outcomes []Outcome, state State, mail *OutMail, action Action, asked func(Recipient) bool, byID map[int64]Recipient) {
+	if mail == nil {
+		return
+	}
+	for i := range outcomes {
+		if outcomes[i].State == state && asked(byID[outcomes[i].RecipientID]) {
+			outcomes[i].Notified = action
+		}
+	}
+}
+
+// delayDue reports whether r, to be retried, is owed its one NOTIFY=DELAY
+// notification: it asked for one, has none yet, and has waited (since it
+// became due) longer than DelayWarning.
+func (d *Dispatcher) delayDue(m *Message, r Recipient, now time.Time) bool {
+	if d.opt.DelayWarning <= 0 || d.opt.Notice == nil || r.DelayNotified || !r.Notify.Wants(NotifyDelay) {
+		return false
+	}
+	base := m.Created
+	if m.SendAt.After(base) {
+		base = m.SendAt
+	}
+	return now.Sub(base) > d.opt.DelayWarning
 }
 
 // call runs one provider call under its timeout and circuit breaker, and

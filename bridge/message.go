@@ -49,6 +49,11 @@ type Message struct {
 	ReplyTo string
 	// Headers is the original mail header block, attached to bounces.
 	Headers string
+	// EnvelopeID and Return are the RFC 3461 ENVID and RET given at MAIL
+	// FROM: echoed in, and deciding the attachment of, the delivery
+	// notifications of this message.
+	EnvelopeID string
+	Return     DSNReturn
 	// Subject is the mail's decoded Subject, filed with the conversation
 	// (replies are "Re: " it).
 	Subject string
@@ -111,6 +116,19 @@ type Recipient struct {
 	Cost    string
 	Error   string // last error, kept for the log and for bounces
 	Updated time.Time
+
+	// Notify is which delivery notifications were asked for (RFC 3461
+	// NOTIFY, or the account's default); ORCPT the original recipient
+	// given at RCPT ("rfc822;alice@example.com"), echoed in them.
+	// DelayNotified is set once its NOTIFY=DELAY notification is queued:
+	// there is one per recipient.
+	Notify        Notify
+	ORCPT         string
+	DelayNotified bool
+	// Notified lists the notifications mailed about the recipient
+	// (Action words, comma-separated, oldest first; "failed" for a
+	// bounce), for the conversation log.
+	Notified string
 }
 
 // SendText is the text the SMS carries (SMSText, else Text).

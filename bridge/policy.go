@@ -32,6 +32,9 @@ type Account struct {
 	// keeps it. Overflow is what happens to a longer text ("" refuses).
 	MaxSegments int
 	Overflow    Overflow
+	// Notify is the delivery notifications the account's mail gets when
+	// it does not say (no NOTIFY at RCPT); 0 is failures only.
+	Notify Notify
 	// OnCall are the numbers alert hooks page by default.
 	OnCall []string
 	// PasswordHash is the bcrypt hash of the SMTP AUTH password.

@@ -23,6 +23,8 @@ type Composer interface {
 // Failure is one recipient of a message that failed for good.
 type Failure struct {
 	To       string // E.164 or phonebook target
+	ORCPT    string // as Recipient.ORCPT
+	Notify   Notify // as Recipient.Notify: a bounce goes only for NOTIFY=FAILURE
 	Provider string
 	Reason   Reason
 	Error    string
@@ -103,6 +105,15 @@ func MailSubject(headers string) string {
 // no smarthost; and when the envelope sender is not an address of the
 // account that sent (see bounceAllowed).
 func (b *Bridge) Bounce(m *Message, failed []Failure) *OutMail {
+	// NOTIFY=NEVER, or one that names SUCCESS or DELAY without FAILURE:
+	// that recipient's failure is not reported.
+	asked := failed[:0:0]
+	for _, f := range failed {
+		if f.Notify.Wants(NotifyFailure) {
+			asked = append(asked, f)
+		}
+	}
+	failed = asked
 	if b.opt.Composer == nil || m.Channel != ChannelSMTP || m.EnvelopeFrom == "" || len(failed) == 0 {
 		return nil
 	}
@@ -289,6 +300,14 @@ func (b *Bridge) Report(ctx context.Context, r DeliveryReport) (int, error) {
 	if r.At.IsZero() {
 		r.At = b.opt.Now()
 	}
+	// Before the report is applied: a crash between the two leaves the
+	// recipient sent, the provider's retry of the report applies it, and
+	// the notification's id keeps it from going out twice.
+	delivered, err := b.deliveredNotice(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	r.Delivered = delivered
 	n, err := b.store.Report(ctx, r)
 	if err == nil && n > 0 && b.opt.Reported != nil {
 		b.opt.Reported(r.Provider, r.State)

@@ -80,6 +80,12 @@ type Outcome struct {
 	NextAttempt time.Time // for a retry: when to try next
 	Info        map[string]string
 	At          time.Time
+	// DelayNotified records that the recipient's NOTIFY=DELAY
+	// notification is queued (with this or another outcome of its batch).
+	DelayNotified bool
+	// Notified is the notification queued about the recipient with this
+	// outcome's batch ("" none): added to Recipient.Notified.
+	Notified Action
 
 	// Conversation, if set, files the recipient under a conversation (see
 	// ConversationTouch); stores that also implement Conversations

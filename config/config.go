@@ -23,6 +23,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/smsbridge/smsbridge/bridge"
 )
 
 // Config is the whole configuration file.
@@ -143,7 +145,14 @@ type Queue struct {
 	RetryMax      time.Duration `toml:"retry_max"`      // backoff cap
 	SendTimeout   time.Duration `toml:"send_timeout"`   // one provider call
 	ShutdownGrace time.Duration `toml:"shutdown_grace"` // how long in-flight sends may finish on SIGTERM
+	// DelayWarning is how long a recipient that asked for NOTIFY=DELAY
+	// waits before it is told its SMS is delayed (once), like Postfix's
+	// delay_warning_time; unset is 4h, 0 never.
+	DelayWarning *time.Duration `toml:"delay_warning"`
 }
+
+// DefaultDelayWarning is queue.delay_warning when unset.
+const DefaultDelayWarning = 4 * time.Hour
 
 // Account is someone allowed to send.
 type Account struct {
@@ -177,6 +186,10 @@ type Account struct {
 	// Overflow is what a longer text gets: "refuse" (the default) or
 	// "truncate" (cut at a word boundary, with a marker).
 	Overflow string `toml:"overflow"`
+	// Notify is the delivery notifications (RFC 3461 NOTIFY) the
+	// account's mail gets when the client sets none: any of "success",
+	// "failure", "delay", or "never" alone; unset is ["failure"].
+	Notify []string `toml:"notify"`
 	// OnCall are the numbers alert hooks page when the request names none.
 	OnCall []string `toml:"on_call"`
 	// SMTPPasswordHash is the bcrypt hash of the account's SMTP AUTH
@@ -532,6 +545,10 @@ func (c *Config) defaults() {
 	defDur(&c.Queue.RetryMax, time.Hour)
 	defDur(&c.Queue.SendTimeout, 30*time.Second)
 	defDur(&c.Queue.ShutdownGrace, 15*time.Second)
+	if c.Queue.DelayWarning == nil {
+		d := DefaultDelayWarning
+		c.Queue.DelayWarning = &d
+	}
 	for i := range c.Providers {
 		defInt(&c.Providers[i].Concurrency, 4)
 		defDur(&c.Providers[i].Timeout, 30*time.Second)
@@ -730,6 +747,7 @@ func (c *Config) validate() Problems {
 	for key, d := range map[string]time.Duration{
 		"queue.max_age": c.Queue.MaxAge, "queue.retry_min": c.Queue.RetryMin, "queue.retry_max": c.Queue.RetryMax,
 		"queue.send_timeout": c.Queue.SendTimeout, "queue.shutdown_grace": c.Queue.ShutdownGrace,
+		"queue.delay_warning": c.Queue.DelayWarningOrDefault(),
 	} {
 		if d < 0 {
 			add(key, "must be positive")
@@ -821,6 +839,9 @@ func (c *Config) validate() Problems {
 		case "", "refuse", "truncate":
 		default:
 			add(key+".overflow", "must be refuse or truncate, not %q", a.Overflow)
+		}
+		if _, err := bridge.ParseNotify(a.Notify); err != nil {
+			add(key+".notify", "%s", err)
 		}
 		if a.SMTPPasswordHash != "" {
 			if _, err := bcrypt.Cost([]byte(a.SMTPPasswordHash)); err != nil {
@@ -1018,4 +1039,12 @@ func addressPattern(e string) bool {
 	local, domain, ok := strings.Cut(e, "@")
 	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
 		(!strings.Contains(local, "*") || local == "*")
+}
+
+// DelayWarningOrDefault is queue.delay_warning, or its default when unset.
+func (q Queue) DelayWarningOrDefault() time.Duration {
+	if q.DelayWarning == nil {
+		return DefaultDelayWarning
+	}
+	return *q.DelayWarning
 }

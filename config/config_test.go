@@ -661,3 +661,38 @@ func TestProviderRate(t *testing.T) {
 		}
 	}
 }
+
+// Delivery notifications: queue.delay_warning defaults to 4h, 0 turns it
+// off; accounts[].notify takes RFC 3461's keywords, "never" alone, each
+// mistake named by its key.
+func TestDSNSettings(t *testing.T) {
+	c, err := config.Parse(minimal, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Queue.DelayWarningOrDefault(); d != 4*time.Hour || c.Accounts[0].Notify != nil {
+		t.Errorf("defaults: delay_warning %s, notify %v; want 4h, unset", d, c.Accounts[0].Notify)
+	}
+	text := strings.Replace(minimal, `sender_ids = ["Ops"]`, `sender_ids = ["Ops"]
+notify = ["success", "FAILURE", "delay"]`, 1) + "\n[queue]\ndelay_warning = \"0s\"\n"
+	if c, err = config.Parse(text, kinds); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Queue.DelayWarningOrDefault(); d != 0 || len(c.Accounts[0].Notify) != 3 {
+		t.Errorf("delay_warning %s, notify %v; want 0, three values", d, c.Accounts[0].Notify)
+	}
+	for value, want := range map[string]string{
+		`["never", "failure"]`: `accounts[0].notify: "never" cannot be combined with other values`,
+		`["sucess"]`:           `accounts[0].notify: "sucess" is not one of success, failure, delay, never`,
+		`["delay", "delay"]`:   `accounts[0].notify: "delay" given twice`,
+	} {
+		bad := strings.Replace(minimal, `sender_ids = ["Ops"]`, "sender_ids = [\"Ops\"]\nnotify = "+value, 1)
+		if _, err := config.Parse(bad, kinds); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("notify = %s: error %v, want %q", value, err, want)
+		}
+	}
+	bad := minimal + "\n[queue]\ndelay_warning = \"-1s\"\n"
+	if _, err := config.Parse(bad, kinds); err == nil || !strings.Contains(err.Error(), "queue.delay_warning: must be positive") {
+		t.Errorf("negative delay_warning: %v", err)
+	}
+}

@@ -97,21 +97,66 @@ func (c *Composer) Bounce(m *bridge.Message, failed []bridge.Failure) (*bridge.O
 		Date:               c.now(),
 		Subject:            bridge.MailSubject(m.Headers),
 		OriginalMessageID:  m.MailMessageID,
-		OriginalEnvelopeID: m.ID,
+		OriginalEnvelopeID: envelopeID(m),
 		ArrivalDate:        m.Created,
 		OriginalHeaders:    m.Headers,
+		Return:             m.Return,
+		OriginalText:       m.Text,
 	}
 	for _, f := range failed {
-		addr := f.To
-		if strings.HasPrefix(addr, "+") {
-			addr += "@" + c.Domain
-		} else if pb, ok := bridge.ParsePhonebook(addr); ok {
-			addr = "phonebook-" + pb.ID + "@" + c.Domain
-		}
-		b.Recipients = append(b.Recipients, FailedRecipient{Address: addr, Status: StatusFor(f.Reason),
+		b.Recipients = append(b.Recipients, FailedRecipient{Address: c.address(f.To), ORCPT: f.ORCPT, Status: StatusFor(f.Reason),
 			Reason: f.Reason, Diagnostic: f.Error, LastAttempt: f.At})
 	}
 	data, err := BuildBounce(b)
+	if err != nil {
+		return nil, err
+	}
+	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailBounce, Ref: m.ID, From: "", To: m.EnvelopeFrom,
+		Data: data, State: bridge.MailQueued, Created: c.now()}, nil
+}
+
+// address is a recipient as the sender wrote it: a number at our domain,
+// or a phonebook under a name of its own there.
+func (c *Composer) address(to string) string {
+	if strings.HasPrefix(to, "+") {
+		return to + "@" + c.Domain
+	}
+	if pb, ok := bridge.ParsePhonebook(to); ok {
+		return "phonebook-" + pb.ID + "@" + c.Domain
+	}
+	return to
+}
+
+// envelopeID is the Original-Envelope-Id of m's notifications: the ENVID
+// its sender gave, else (as bounces always had) our message id.
+func envelopeID(m *bridge.Message) string {
+	if m.EnvelopeID != "" {
+		return m.EnvelopeID
+	}
+	return m.ID
+}
+
+// Notice builds the success or delay notification of ns, recipients of m,
+// to m's envelope sender, from the null sender as a bounce is.
+func (c *Composer) Notice(m *bridge.Message, action bridge.Action, ns []bridge.Notice) (*bridge.OutMail, error) {
+	n := Notice{
+		Action:             action,
+		From:               "MAILER-DAEMON@" + c.Domain,
+		To:                 m.EnvelopeFrom,
+		ReportingMTA:       c.Hostname,
+		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
+		Date:               c.now(),
+		Subject:            bridge.MailSubject(m.Headers),
+		OriginalMessageID:  m.MailMessageID,
+		OriginalEnvelopeID: envelopeID(m),
+		ArrivalDate:        m.Created,
+		OriginalHeaders:    m.Headers,
+	}
+	for _, x := range ns {
+		n.Recipients = append(n.Recipients, NoticeRecipient{Address: c.address(x.To), ORCPT: x.ORCPT, Provider: x.Provider,
+			ProviderID: x.ProviderID, Detail: x.Detail, At: x.At, WillRetryUntil: x.WillRetryUntil})
+	}
+	data, err := BuildNotice(n)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,12 @@ type Bounce struct {
 	// after cleaning: lines that are neither a field nor a continuation
 	// are dropped, and it ends at its first empty line.
 	OriginalHeaders string
+	// Return is the sender's RET (RFC 3461): with bridge.ReturnFull the
+	// attachment is the original rebuilt from OriginalHeaders and
+	// OriginalText as message/rfc822 (the bridge keeps no more of a
+	// mail), and the explanation says so; otherwise the headers alone.
+	Return       bridge.DSNReturn
+	OriginalText string
 
 	Recipients []FailedRecipient // at least one
 }
@@ -39,6 +45,7 @@ type Bounce struct {
 // FailedRecipient is one recipient a Bounce reports.
 type FailedRecipient struct {
 	Address string // as the sender wrote it, e.g. "+972501234567@sms.example.com"
+	ORCPT   string // "rfc822;alice@example.com" as given at RCPT, echoed as Original-Recipient; or ""
 	// Status is the RFC 3463 code ("5.1.1"); when it is not a valid
 	// permanent code it is derived from Reason (see StatusFor).
 	Status      string
@@ -123,14 +130,8 @@ func BuildBounce(b Bounce) ([]byte, error) {
 		// Its fields are US-ASCII by construction (see deliveryStatus).
 		{fields{{"Content-Type", "message/delivery-status"}}, status},
 	}
-	if orig := cleanHeaders(b.OriginalHeaders); orig != "" {
-		ph := fields{{"Content-Type", "text/rfc822-headers"}, {"Content-Transfer-Encoding", "7bit"}}
-		if !isASCII(orig) {
-			// Headers in UTF-8 (RFC 6532) travel quoted-printable, so the
-			// bounce stays 7-bit for smarthosts without 8BITMIME.
-			ph = fields{{"Content-Type", "text/rfc822-headers; charset=utf-8"}, {"Content-Transfer-Encoding", "quoted-printable"}}
-		}
-		parts = append(parts, part{ph, orig})
+	if p, ok := bounceAttachment(b); ok {
+		parts = append(parts, p)
 	}
 	data, err := build(h, "", parts)
 	if err != nil {
@@ -155,8 +156,25 @@ func explanation(b Bounce, mta string) string {
 		}
 		fmt.Fprintf(&s, "  %s\n    %s\n\n", flatten(r.Address), why)
 	}
-	s.WriteString("The message will not be retried. Its headers are attached.\n")
+	switch _, full := reconstructed(b.OriginalHeaders, b.OriginalText); {
+	case b.Return == bridge.ReturnFull && full:
+		s.WriteString("The message will not be retried. A copy is attached, rebuilt from its headers and its text\n" +
+			"as the gateway kept them (it does not keep whole mails): attachments and formatting are not in it.\n")
+	default:
+		s.WriteString("The message will not be retried. Its headers are attached.\n")
+	}
 	return s.String()
+}
+
+// bounceAttachment is what a bounce attaches of the original: RET=FULL's
+// reconstruction when it can be made, else the header block.
+func bounceAttachment(b Bounce) (part, bool) {
+	if b.Return == bridge.ReturnFull {
+		if p, ok := reconstructed(b.OriginalHeaders, b.OriginalText); ok {
+			return p, true
+		}
+	}
+	return headersPart(b.OriginalHeaders)
 }
 
 // deliveryStatus is the body of the message/delivery-status part: one
@@ -176,11 +194,14 @@ func deliveryStatus(b Bounce, mta string) (string, error) {
 		return "", err
 	}
 	for _, r := range b.Recipients {
-		rcpt := fields{
-			{"Final-Recipient", addressType(r.Address)},
-			{"Action", "failed"},
-			{"Status", status(r)},
+		var rcpt fields
+		if o := originalRecipient(r.ORCPT); o != "" {
+			rcpt = append(rcpt, field{"Original-Recipient", o})
 		}
+		rcpt = append(rcpt,
+			field{"Final-Recipient", addressType(r.Address)},
+			field{"Action", "failed"},
+			field{"Status", status(r)})
 		if d := flatten(r.Diagnostic); d != "" {
 			rcpt = append(rcpt, field{"Diagnostic-Code", "smtp; " + asciiText(d)})
 		}

@@ -136,6 +136,8 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	if cfg.MaxMessageBytes > 0 {
 		srv.MaxMessageBytes = cfg.MaxMessageBytes + 1
 	}
+	// RET, ENVID, NOTIFY and ORCPT (RFC 3461): see dsn.go.
+	srv.EnableDSN = true
 	// go-smtp refuses recipients past the cap itself with 452 4.5.3.
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.ReadTimeout = cfg.ReadTimeout
@@ -250,6 +252,9 @@ type session struct {
 	from   string
 	acct   *bridge.Account
 	rcpts  []bridge.Recipient
+	// envid and ret are MAIL's ENVID and RET (RFC 3461).
+	envid string
+	ret   bridge.DSNReturn
 }
 
 // AuthMechanisms implements smtp.AuthSession. go-smtp offers them only
@@ -331,7 +336,7 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 }
 
 func (s *session) Reset() {
-	s.from, s.acct, s.rcpts = "", nil, nil
+	s.from, s.acct, s.rcpts, s.envid, s.ret = "", nil, nil, "", ""
 	if s.c != nil && len(s.c.Hostname()) > maxDomainLen {
 		// A second HELO/EHLO resets the session without a new one, and
 		// go-smtp's reply would echo the argument: end the connection
@@ -349,6 +354,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if len(from) > maxAddressLen {
 		// go-smtp would echo it in its 250.
 		return s.strike(&smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "sender address longer than RFC 5321 allows (254 octets)"})
+	}
+	envid, ret, derr := mailDSN(opts)
+	if derr != nil {
+		return s.strike(derr)
 	}
 	if max := s.srv.cfg.MaxMessageBytes; max > 0 && opts != nil && opts.Size > max {
 		return s.refuse("MAIL", bridge.Permanent(bridge.ReasonTooLong, "size", "message size %d exceeds the limit of %d bytes", opts.Size, max))
@@ -390,11 +399,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	s.Reset()
-	s.from, s.acct = from, acct
+	s.from, s.acct, s.envid, s.ret = from, acct, envid, ret
 	return nil
 }
 
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.conn.cut() {
 		return errCut
 	}
@@ -404,6 +413,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if s.acct == nil {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+	}
+	notify, orcpt, derr := rcptDSN(opts)
+	if derr != nil {
+		return s.strike(derr)
 	}
 	local, err := s.srv.localPart(to)
 	if err != nil {
@@ -415,6 +428,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil {
 		return s.refuse("RCPT", err)
 	}
+	r.Notify, r.ORCPT = notify, orcpt
 	s.rcpts = append(s.rcpts, r)
 	return nil
 }
@@ -520,6 +534,8 @@ func (s *session) submission(m *Mail) (*bridge.Submission, error) {
 		Account:       s.acct,
 		Channel:       bridge.ChannelSMTP,
 		EnvelopeFrom:  s.from,
+		EnvelopeID:    s.envid,
+		Return:        s.ret,
 		MailMessageID: m.MessageID,
 		Headers:       m.BounceHeaders,
 		Subject:       m.Subject,

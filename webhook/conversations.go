@@ -66,6 +66,7 @@ type logEntryView struct {
 	Text        string    `json:"text,omitempty"`
 	State       string    `json:"state,omitempty"`
 	Error       string    `json:"error,omitempty"`
+	Notified    string    `json:"notified,omitempty"` // delivery notifications mailed about it
 	MessageID   string    `json:"message_id,omitempty"`
 	RecipientID int64     `json:"recipient_id,omitempty"`
 	InboundID   string    `json:"inbound_id,omitempty"`
@@ -76,7 +77,7 @@ type logEntryView struct {
 
 func logEntry(e bridge.LogEntry) logEntryView {
 	return logEntryView{At: e.At, Direction: string(e.Direction), Phone: e.Phone, Our: e.Our, Account: e.Account,
-		Text: e.Text, State: string(e.State), Error: e.Error, MessageID: e.MessageID, RecipientID: e.RecipientID,
+		Text: e.Text, State: string(e.State), Error: e.Error, Notified: e.Notified, MessageID: e.MessageID, RecipientID: e.RecipientID,
 		InboundID: e.InboundID, MailTo: e.MailTo, Provider: e.Provider, Raw: e.Raw}
 }
 

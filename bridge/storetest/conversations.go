@@ -54,6 +54,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"ConversationLog", testConversationLog},
 		{"ConversationLogLimit", testConversationLogLimit},
 		{"Report", testReport},
+		{"DSN", testDSN},
 		{"Outstanding", testOutstanding},
 		{"OutstandingFair", testOutstandingFair},
 		{"Cursor", testCursor},

@@ -179,5 +179,8 @@ func sendDetails(e bridge.LogEntry) string {
 	if e.Cost != "" {
 		s += ", cost " + oneLine(e.Cost, 20)
 	}
+	if e.Notified != "" {
+		s += ", notified " + oneLine(e.Notified, 60)
+	}
 	return s
 }

@@ -78,13 +78,15 @@ func fillOldStore(t *testing.T, ctx context.Context, src *sqlite.Store, now time
 	wrote := now.Add(-10 * time.Minute)
 	old.conv = &bridge.Message{ID: bridge.NewID(), Channel: bridge.ChannelSMTP, Account: "alice", EnvelopeFrom: "alice@example.com",
 		MailMessageID: "<dinner-1@example.com>", ReplyTo: "alice@example.com", Subject: "Dinner", Sender: convOur, Text: "Dinner at 8?", Created: wrote,
-		SMSText: "Dinner at 8pm?", Encoding: bridge.GSM7, Parts: 1,
-		Recipients: []bridge.Recipient{{To: convPhone, Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(2 * time.Hour)}}}
+		SMSText: "Dinner at 8pm?", Encoding: bridge.GSM7, Parts: 1, EnvelopeID: "dinner+2B1", Return: bridge.ReturnHeaders,
+		Recipients: []bridge.Recipient{{To: convPhone, Providers: []string{"voip"}, Provider: "voip", NextAttempt: now.Add(2 * time.Hour),
+			Notify: bridge.NotifySuccess | bridge.NotifyDelay, ORCPT: "rfc822;" + convPhone + "@sms.example.com"}}}
 	if err := src.Enqueue(ctx, old.conv); err != nil {
 		t.Fatal(err)
 	}
 	if err := src.Complete(ctx, []bridge.Outcome{{RecipientID: old.conv.Recipients[0].ID, State: bridge.StateSent,
 		Provider: "voip", ProviderID: "p-9", Cost: "0.01", Info: map[string]string{"sale": "0.01"}, At: wrote.Add(time.Second),
+		DelayNotified: true, Notified: bridge.ActionDelayed,
 		Conversation: &bridge.ConversationTouch{ID: convID, Phone: convPhone, Our: convOur, Account: "alice",
 			ReplyTo: "alice@example.com", MailMessageID: "<dinner-1@example.com>", Subject: "Dinner", At: wrote}}}); err != nil {
 		t.Fatal(err)
@@ -197,7 +199,10 @@ func TestMigrateStore(t *testing.T) {
 		}
 	}
 	if m, _ := dst.Message(ctx, old.conv.ID); m.SMSText != "Dinner at 8pm?" || m.Encoding != bridge.GSM7 || m.Parts != 1 ||
-		m.Recipients[0].Cost != "0.01" {
+		m.Recipients[0].Cost != "0.01" || m.EnvelopeID != "dinner+2B1" || m.Return != bridge.ReturnHeaders ||
+		m.Recipients[0].Notify != bridge.NotifySuccess|bridge.NotifyDelay || !m.Recipients[0].DelayNotified ||
+		m.Recipients[0].Notified != "delayed" ||
+		m.Recipients[0].ORCPT != "rfc822;"+convPhone+"@sms.example.com" {
 		t.Errorf("sent text, encoding, parts or cost not migrated: %+v", m)
 	}
 	if got, err := dst.Suppressed(ctx, "ops", "+972500000001", []string{"+972501234567"}); err != nil || len(got) != 1 ||

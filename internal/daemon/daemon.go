@@ -165,6 +165,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	}
 	if cfg.Replies.SendBounces() {
 		dopt.Bounce = d.bridge.Bounce
+		dopt.Notice = d.bridge.Notice
+		dopt.DelayWarning = cfg.Queue.DelayWarningOrDefault()
+	}
+	if d.mail != nil {
+		dopt.MailQueued = d.mail.Wake // a notification was queued with an outcome
 	}
 	d.dispatcher = bridge.NewDispatcher(st, provs, dopt)
 	holder := instanceName()
@@ -453,11 +458,12 @@ func accounts(cfg *config.Config) []bridge.Account {
 	for _, a := range cfg.Accounts {
 		// Validated by config; nil (unset) leaves smtp.allowed_networks.
 		nets, _ := prefixes(a.Networks)
+		notify, _ := bridge.ParseNotify(a.Notify) // validated by config
 		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
 			SmartEncoding: a.SmartEncoding, MaxSegments: a.MaxSegments, Overflow: bridge.Overflow(a.Overflow),
-			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText})
+			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText, Notify: notify})
 	}
 	return out
 }

@@ -324,3 +324,8 @@ func allDigits(s string) bool {
 	}
 	return true
 }
+
+// ReportsDelivery implements bridge.ReportsDelivery: the MindCRM API has
+// no delivery reports (neither callback nor query), so its acceptance of
+// an SMS is the last word on it: NOTIFY=SUCCESS is answered "relayed".
+func (p *Provider) ReportsDelivery() bool { return false }

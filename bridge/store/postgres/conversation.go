@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
@@ -52,6 +53,9 @@ const (
 
 	// provider_id <> '' is recipients_report's condition, stated so that
 	// the planner can use the index for any $5.
+	// A "delivered" notification queued with a report, recorded once.
+	markDelivered = `UPDATE recipients SET notified = trim(both ',' from notified || ',delivered')
+		WHERE id = ANY($1) AND ',' || notified || ',' NOT LIKE '%,delivered,%'`
 	updateReported = `UPDATE recipients SET state = $1, error = $2, updated = $3
 		WHERE provider = $4 AND provider_id = $5 AND provider_id <> ''
 		AND state IN ('sent', 'delivered', 'undelivered') AND ($6 = '' OR to_addr = $6)`
@@ -263,12 +267,20 @@ func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error
 	if r.State == bridge.StateSent {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, updateReported, string(r.State), cleanText(storeutil.ReportError(r)),
-		storeutil.Millis(r.At), cleanText(r.Provider), cleanText(r.ProviderID), cleanText(r.To))
-	if err != nil {
+	b := &pgx.Batch{}
+	var n int64
+	b.Queue(updateReported, string(r.State), cleanText(storeutil.ReportError(r)),
+		storeutil.Millis(r.At), cleanText(r.Provider), cleanText(r.ProviderID), cleanText(r.To)).
+		Exec(func(tag pgconn.CommandTag) error { n = tag.RowsAffected(); return nil })
+	if len(r.Delivered) > 0 {
+		b.Queue(markDelivered, r.Delivered)
+	}
+	// A batch runs in one implicit transaction: the report and its
+	// notification's mark together.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return 0, storeErr("recording delivery report", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return int(n), nil
 }
 
 // Outstanding implements bridge.Conversations. Recipients sent without a

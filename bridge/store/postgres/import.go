@@ -27,8 +27,9 @@ const (
 	// Recipient ids are this database's own (an identity): the message,
 	// not the recipient, is what an import recognises as stored already.
 	importRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
-		attempts, provider_attempts, next_attempt, provider_id, error, info, updated, conversation_id, polled, cost)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+		attempts, provider_attempts, next_attempt, provider_id, error, info, updated, conversation_id, polled, cost,
+		notify, orcpt, delay_notified, notified)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
 	importConversation = `INSERT INTO conversations (id, phone, our, account, reply_to, mail_message_id,
 		subject, last_out, created, updated, provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`
@@ -61,7 +62,8 @@ func (s *Store) ImportMessages(ctx context.Context, ms []storeexport.Message, no
 		}
 		msgArgs[i] = []any{cleanText(m.ID), cleanText(string(m.Channel)), cleanText(m.Account), raw(m.EnvelopeFrom),
 			raw(m.MailMessageID), raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), cleanText(m.Template),
-			params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created), raw(m.SMSText), cleanText(string(m.Encoding)), m.Parts}
+			params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created), raw(m.SMSText), cleanText(string(m.Encoding)), m.Parts,
+			cleanText(m.EnvelopeID), cleanText(string(m.Return))}
 	}
 	stored := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -126,7 +128,8 @@ func queueRecipients(b *pgx.Batch, mr storeexport.Message, id any, now time.Time
 		}
 		b.Queue(importRecipient, id, cleanText(r.To), providers, cleanText(r.Provider), cleanText(string(state)),
 			r.Attempts, r.ProviderAttempts, storeutil.Millis(next), cleanText(r.ProviderID), cleanText(r.Error), info,
-			storeutil.Millis(r.Updated), conv, storeutil.Millis(r.Polled), cleanText(r.Cost))
+			storeutil.Millis(r.Updated), conv, storeutil.Millis(r.Polled), cleanText(r.Cost),
+			r.Notify.String(), cleanText(r.ORCPT), r.DelayNotified, cleanText(r.Notified))
 	}
 	return nil
 }

@@ -20,13 +20,14 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts,
+		envelope_id, dsn_return)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
 	insertKey = `INSERT INTO idempotency_keys (account, key, message_id, created, request_digest)
 		VALUES ($1, $2, $3, $4, $5)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
-		attempts, next_attempt, provider_id, error, updated)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`
+		attempts, next_attempt, provider_id, error, updated, notify, orcpt)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`
 
 	// FOR UPDATE OF r locks the recipients only: two dispatchers may
 	// claim different recipients of one message. SKIP LOCKED makes a
@@ -57,10 +58,11 @@ const (
 	outcomeSet = `state = $1, provider = coalesce(nullif($2, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif($2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = $3, error = $4, info = $5, next_attempt = $6, updated = $7, claimed_by = NULL,
-		cost = coalesce(nullif($8, ''), cost)`
+		cost = coalesce(nullif($8, ''), cost), delay_notified = delay_notified OR $10,
+		notified = trim(both ',' from notified || ',' || $11)`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = $9`
 	// The same, filing the recipient under a conversation.
-	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $10 WHERE id = $9`
+	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = $12 WHERE id = $9`
 )
 
 // Enqueue stores m and its recipients in one transaction and returns once
@@ -84,14 +86,15 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	b := &pgx.Batch{}
 	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
 		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
-		raw(m.SMSText), string(m.Encoding), m.Parts)
+		raw(m.SMSText), string(m.Encoding), m.Parts, cleanText(m.EnvelopeID), string(m.Return))
 	if m.IdempotencyKey != "" {
 		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest)
 	}
 	ids := make([]int64, len(m.Recipients))
 	for i, r := range m.Recipients {
 		b.Queue(insertRecipient, m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
-			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)).
+			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
+			r.Notify.String(), cleanText(r.ORCPT)).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -200,7 +203,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	var mails []*bridge.OutMail
 	for _, o := range prepared {
 		query, args := updateOutcome, []any{string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
-			o.Info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID}
+			o.Info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID, o.DelayNotified, string(o.Notified)}
 		if o.File != nil {
 			f := cleanFiling(o.File)
 			query, args = updateOutcomeFiled, append(args, f.ID)

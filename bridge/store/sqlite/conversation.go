@@ -43,6 +43,9 @@ const (
 
 	// provider_id <> '' is recipients_report's condition, stated so that
 	// the planner uses the index.
+	// A "delivered" notification queued with a report, recorded once.
+	markDelivered = `UPDATE recipients SET notified = trim(notified || ',delivered', ',')
+		WHERE id = ? AND ',' || notified || ',' NOT LIKE '%,delivered,%'`
 	updateReported = `UPDATE recipients SET state = ?, error = ?, updated = ?
 		WHERE provider = ? AND provider_id = ? AND provider_id <> ''
 		AND state IN ('sent', 'delivered', 'undelivered') AND (? = '' OR to_addr = ?)`
@@ -256,10 +259,20 @@ func (s *Store) Report(ctx context.Context, r bridge.DeliveryReport) (int, error
 		if err != nil {
 			return storeErr("recording delivery report", err)
 		}
+		for _, id := range r.Delivered {
+			if _, err := tx.exec(ctx, markDelivered, id); err != nil {
+				return storeErr("recording delivery report", err)
+			}
+		}
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		// n is not to be read: write returns at the caller's deadline
+		// while the writer may still be running the function.
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // Outstanding implements bridge.Conversations. Recipients sent without a

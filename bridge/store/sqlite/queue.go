@@ -16,11 +16,12 @@ var _ bridge.Store = (*Store)(nil)
 
 const (
 	insertMessage = `INSERT INTO messages (id, channel, account, envelope_from, mail_message_id,
-		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		reply_to, headers, subject, sender, text, template, params, send_at, created, sms_text, encoding, parts,
+		envelope_id, dsn_return)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
-		attempts, next_attempt, provider_id, error, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		attempts, next_attempt, provider_id, error, updated, notify, orcpt)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// The index on (state, next_attempt) yields rows in (next_attempt, id)
 	// order, so this reads limit index entries, not every due row.
@@ -51,7 +52,8 @@ const (
 	outcomeSet = `state = ?, provider = coalesce(nullif(?, ''), provider),
 		provider_attempts = CASE WHEN coalesce(nullif(?2, ''), provider) = provider THEN provider_attempts ELSE 0 END,
 		provider_id = ?, error = ?, info = ?, next_attempt = ?, updated = ?, claimed = 0,
-		cost = coalesce(nullif(?, ''), cost)`
+		cost = coalesce(nullif(?, ''), cost), delay_notified = max(delay_notified, ?),
+		notified = trim(notified || ',' || ?, ',')`
 	updateOutcome = `UPDATE recipients SET ` + outcomeSet + ` WHERE id = ?`
 	// The same, filing the recipient under a conversation.
 	updateOutcomeFiled = `UPDATE recipients SET ` + outcomeSet + `, conversation_id = ? WHERE id = ?`
@@ -72,11 +74,12 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
 		m.Headers, m.Subject, m.Sender, m.Text, m.Template, jsonText(params), storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
-		m.SMSText, string(m.Encoding), m.Parts}
+		m.SMSText, string(m.Encoding), m.Parts, m.EnvelopeID, string(m.Return)}
 	rcptArgs := make([][]any, len(m.Recipients))
 	for i, r := range m.Recipients {
 		rcptArgs[i] = []any{m.ID, r.To, string(providers[i]), r.Provider, string(storeutil.StateOrQueued(r.State)),
-			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated)}
+			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
+			r.Notify.String(), r.ORCPT}
 	}
 
 	ids := make([]int64, len(rcptArgs))
@@ -200,7 +203,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	for i, o := range prepared {
 		st := &steps[i]
 		st.query, st.args = updateOutcome, []any{string(o.State), o.Provider, o.ProviderID, o.Error, jsonText(o.Info),
-			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.Cost}
+			storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), o.Cost, o.DelayNotified, string(o.Notified)}
 		if o.File != nil {
 			st.query, st.args = updateOutcomeFiled, append(st.args, o.File.ID)
 		}

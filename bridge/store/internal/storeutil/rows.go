@@ -15,7 +15,8 @@ type Row interface{ Scan(dest ...any) error }
 // both stores, so kept beside the code that depends on their order.
 const (
 	RecipientCols = `r.id, r.message_id, r.to_addr, r.providers, r.provider, r.state,
-		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost`
+		r.attempts, r.provider_attempts, r.next_attempt, r.provider_id, r.error, r.updated, r.cost,
+		r.notify, r.orcpt, r.delay_notified, r.notified`
 	ConversationCols = `c.id, c.phone, c.our, c.provider, c.account, c.reply_to, c.mail_message_id, c.subject,
 		c.last_out, c.created, c.updated`
 	MailCols = `id, kind, ref, from_addr, to_addr, data, state, attempts, next_attempt, error, created, updated`
@@ -25,20 +26,22 @@ const (
 type RecipientRow struct {
 	r                    bridge.Recipient
 	providers            []byte
-	state                string
+	state, notify        string
 	nextAttempt, updated int64
 }
 
 // Dest is what Scan fills.
 func (r *RecipientRow) Dest() []any {
 	return []any{&r.r.ID, &r.r.MessageID, &r.r.To, &r.providers, &r.r.Provider, &r.state,
-		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost}
+		&r.r.Attempts, &r.r.ProviderAttempts, &r.nextAttempt, &r.r.ProviderID, &r.r.Error, &r.updated, &r.r.Cost,
+		&r.notify, &r.r.ORCPT, &r.r.DelayNotified, &r.r.Notified}
 }
 
 // Recipient decodes the row: its state, times and JSON-encoded route.
 func (r *RecipientRow) Recipient() (bridge.Recipient, error) {
 	rc := r.r
 	rc.State = bridge.State(r.state)
+	rc.Notify = Notify(r.notify)
 	rc.NextAttempt, rc.Updated = FromMillis(r.nextAttempt), FromMillis(r.updated)
 	if err := json.Unmarshal(r.providers, &rc.Providers); err != nil {
 		return rc, fmt.Errorf("recipient %d: decoding providers: %w", rc.ID, err)
@@ -98,7 +101,8 @@ type Rows interface {
 
 // MessageCols are the columns MessageRow reads, in its order.
 const MessageCols = `m.id, m.channel, m.account, m.envelope_from, m.mail_message_id, m.reply_to, m.headers,
-		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts`
+		m.subject, m.sender, m.text, m.template, m.params, m.send_at, m.created, m.sms_text, m.encoding, m.parts,
+		m.envelope_id, m.dsn_return`
 
 // MessageRow is a row of MessageCols as scanned, before decoding. The
 // mail's own text is scanned as bytes: PostgreSQL keeps it in bytea
@@ -109,7 +113,7 @@ type MessageRow struct {
 	channel                                                     string
 	envelopeFrom, mailMessageID, replyTo, headers, sender, text []byte
 	smsText                                                     []byte
-	encoding                                                    string
+	encoding, ret                                               string
 	params                                                      []byte // nil: SQL NULL
 	sendAt, created                                             int64
 }
@@ -117,7 +121,8 @@ type MessageRow struct {
 // Dest is what Scan fills.
 func (r *MessageRow) Dest() []any {
 	return []any{&r.m.ID, &r.channel, &r.m.Account, &r.envelopeFrom, &r.mailMessageID, &r.replyTo, &r.headers,
-		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.smsText, &r.encoding, &r.m.Parts}
+		&r.m.Subject, &r.sender, &r.text, &r.m.Template, &r.params, &r.sendAt, &r.created, &r.smsText, &r.encoding, &r.m.Parts,
+		&r.m.EnvelopeID, &r.ret}
 }
 
 // Message decodes the row.
@@ -128,6 +133,7 @@ func (r *MessageRow) Message() (*bridge.Message, error) {
 	m.Headers = string(r.headers)
 	m.Sender, m.Text, m.SMSText = string(r.sender), string(r.text), string(r.smsText)
 	m.Encoding = bridge.Encoding(r.encoding)
+	m.Return = bridge.DSNReturn(r.ret)
 	m.SendAt, m.Created = FromMillis(r.sendAt), FromMillis(r.created)
 	if r.params != nil {
 		if err := json.Unmarshal(r.params, &m.Params); err != nil {
@@ -198,7 +204,7 @@ func ScanAll[T any](rows Rows, scan func(Row) (T, error)) ([]T, error) {
 // joined with their messages m, inbound from the inbound table.
 const (
 	LogOutCols = `m.created, m.text, m.template, m.account, r.state, r.error, m.id, r.id,
-		m.encoding, m.parts, r.cost`
+		m.encoding, m.parts, r.cost, r.notified`
 	LogInCols = `received, text, id, mail_to, provider, raw`
 )
 
@@ -211,7 +217,7 @@ func ScanLogOut(rows Rows, c *bridge.Conversation) ([]bridge.LogEntry, error) {
 		var text []byte
 		var template, state, encoding string
 		if err := row.Scan(&at, &text, &template, &e.Account, &state, &e.Error, &e.MessageID, &e.RecipientID,
-			&encoding, &e.Parts, &e.Cost); err != nil {
+			&encoding, &e.Parts, &e.Cost, &e.Notified); err != nil {
 			return e, err
 		}
 		e.At, e.Text, e.State = FromMillis(at), LogText(string(text), template), bridge.State(state)

@@ -82,3 +82,19 @@ func StateOrQueued(s bridge.State) bridge.State {
 	}
 	return s
 }
+
+// Notify reads a recipient's stored NOTIFY (bridge.Notify.String). A value
+// it cannot read (written by a later version) is unset: failures only.
+func Notify(s string) bridge.Notify {
+	if s == "" {
+		return 0
+	}
+	n, err := bridge.ParseNotify(strings.Split(s, ","))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// MaxReportJobs bounds the recipients ReportJobs reads for one report.
+const MaxReportJobs = 1000
