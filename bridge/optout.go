@@ -628,9 +628,11 @@ func (b *Bridge) suppressionFilter(acct *Account, f SuppressionFilter) (Suppress
 		return nil, f, err
 	}
 	if f.Phone != "" {
-		if f.Phone, err = ParseNumber(f.Phone, b.opt.Region); err != nil {
+		n, err := ParseNumber(f.Phone, b.opt.Region)
+		if err != nil {
 			return nil, f, Permanent(ReasonBadNumber, "phone", "%q is not a phone number", clipReason(f.Phone))
 		}
+		f.Phone = n
 	}
 	if !acct.Admin {
 		f.Account = acct.Name

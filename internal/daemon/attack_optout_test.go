@@ -103,6 +103,9 @@ func TestAttackSuppressionAPI(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d %s field %q", c.name, r.Status, r.Body, c.status, c.reason, c.field)
 		}
 	}
+	if r := call(t, "GET", base+"?phone=abc", optoutOps, ""); !strings.Contains(fmt.Sprint(r.Body["error"]), `"abc"`) {
+		t.Errorf("bad phone filter's error does not name the value: %v", r.Body)
+	}
 	if r := call(t, "GET", base, optoutOps, ""); len(r.Body["suppressions"].([]any)) != 0 {
 		t.Errorf("refused requests stored something: %v", r.Body)
 	}
