@@ -116,6 +116,9 @@ func New(store ConversationStore, providers []Provider, routes []Route, accounts
 	if opt.Consent.Help == nil {
 		opt.Consent.Help = DefaultHelpKeywords
 	}
+	if opt.Consent.MaxPerAccount <= 0 {
+		opt.Consent.MaxPerAccount = DefaultMaxSuppressions
+	}
 	if opt.Consent.Scope == "" {
 		opt.Consent.Scope = ScopeNumber
 	}

@@ -71,6 +71,12 @@ type ConsentOptions struct {
 	Confirmation      string
 	OptInConfirmation string
 	HelpText          string
+	// MaxPerAccount caps the suppressions added through the API or the
+	// CLI that one account's rows may hold (and the rows for every
+	// account, account ""), so a client cannot grow the list, which
+	// retention never purges, without bound. Opt-outs phones send are
+	// never refused. Default DefaultMaxSuppressions.
+	MaxPerAccount int
 	// Changed, if set, is told of every consent change an SMS made
 	// ("opt_out", "opt_in") and every help answer (for metrics).
 	Changed func(provider string, k Keyword)
@@ -216,7 +222,13 @@ type Suppressions interface {
 	ListSuppressions(ctx context.Context, f SuppressionFilter) ([]Suppression, error)
 	// SuppressionHistory returns the changes matching f, newest first.
 	SuppressionHistory(ctx context.Context, f SuppressionFilter) ([]SuppressionEvent, error)
+	// CountSuppressions returns how many suppressions account's rows
+	// hold that were not added by a phone's SMS (source "sms").
+	CountSuppressions(ctx context.Context, account string) (int, error)
 }
+
+// DefaultMaxSuppressions is ConsentOptions.MaxPerAccount's default.
+const DefaultMaxSuppressions = 100_000
 
 func (b *Bridge) suppressions() (Suppressions, error) {
 	s, ok := b.store.(Suppressions)
@@ -504,6 +516,16 @@ func (b *Bridge) Suppress(ctx context.Context, acct *Account, account, phone, se
 	if err != nil {
 		return nil, 0, err
 	}
+	// Counted before the write, so concurrent adds may pass the cap by
+	// as many as run at once: a bound, not an exact quota.
+	have, err := ss.CountSuppressions(ctx, ch.Account)
+	if err != nil {
+		return nil, 0, Temporary(ReasonStoreUnavailable, err, "cannot read the suppression list")
+	}
+	if max := b.opt.Consent.MaxPerAccount; have >= max {
+		return nil, 0, Permanent(ReasonInvalid, "phone", "account %q has %d suppressions, the most consent.max_per_account allows (%d)",
+			ch.Account, have, max)
+	}
 	added, n, err := ss.Suppress(ctx, ch)
 	if err != nil {
 		return nil, 0, err
@@ -606,9 +628,11 @@ func (b *Bridge) suppressionFilter(acct *Account, f SuppressionFilter) (Suppress
 		return nil, f, err
 	}
 	if f.Phone != "" {
-		if f.Phone, err = ParseNumber(f.Phone, b.opt.Region); err != nil {
+		n, err := ParseNumber(f.Phone, b.opt.Region)
+		if err != nil {
 			return nil, f, Permanent(ReasonBadNumber, "phone", "%q is not a phone number", clipReason(f.Phone))
 		}
+		f.Phone = n
 	}
 	if !acct.Admin {
 		f.Account = acct.Name

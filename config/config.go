@@ -256,6 +256,10 @@ type Consent struct {
 	Confirmation      *string `toml:"confirmation"`
 	OptInConfirmation *string `toml:"opt_in_confirmation"`
 	HelpText          string  `toml:"help_text"`
+	// MaxPerAccount caps the suppressions the API and the CLI may add to
+	// one account (and to every account's list); retention never purges
+	// them. Opt-outs sent by phones are always kept.
+	MaxPerAccount int `toml:"max_per_account"`
 }
 
 // Limits protects phones and budgets from runaway senders.
@@ -521,6 +525,7 @@ func (c *Config) defaults() {
 	}
 	defDur(&c.Limits.ScheduleHorizon, 365*24*time.Hour)
 	def(&c.Consent.Scope, "number")
+	defInt(&c.Consent.MaxPerAccount, 100_000)
 	if c.Consent.Confirmation == nil {
 		s := DefaultConfirmation
 		c.Consent.Confirmation = &s
@@ -763,6 +768,7 @@ func (c *Config) validate() Problems {
 	if c.Limits.ScheduleHorizon < 0 {
 		add("limits.schedule_horizon", "must be positive")
 	}
+	positive("consent.max_per_account", int64(c.Consent.MaxPerAccount))
 	switch c.Consent.Scope {
 	case "number", "account", "all":
 	default:

@@ -31,6 +31,7 @@ func RunSuppressions(t *testing.T, open func(t *testing.T) Suppressing) {
 		{"ListAndHistory", testSuppressionListAndHistory},
 		{"Concurrent", testSuppressConcurrent},
 		{"Invalid", testSuppressInvalid},
+		{"Count", testCountSuppressions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -347,5 +348,26 @@ func testHeldAtProvider(t *testing.T, s Suppressing) {
 	}
 	if none, err := s.HeldAtProvider(ctx, change(phone1, "", "other", base), base.Add(time.Second)); err != nil || len(none) != 0 {
 		t.Errorf("HeldAtProvider(another account) = %+v, %v", none, err)
+	}
+}
+
+// testCountSuppressions: the count the per-account cap reads is of the
+// account's own rows, those a phone's SMS added left out.
+func testCountSuppressions(t *testing.T, s Suppressing) {
+	at := time.UnixMilli(1_700_000_000_000)
+	api := func(phone, our, account string) bridge.SuppressionChange {
+		c := change(phone, our, account, at)
+		c.Source, c.By = "api", "admin"
+		return c
+	}
+	suppress(t, s, api("+17136641231", "", "ops"))
+	suppress(t, s, api("+17136641232", "SMSBridge", "ops"))
+	suppress(t, s, change("+17136641233", "", "ops", at)) // a phone's STOP
+	suppress(t, s, api("+17136641234", "", "other"))
+	suppress(t, s, api("+17136641235", "", ""))
+	for account, want := range map[string]int{"ops": 2, "other": 1, "": 1, "none": 0} {
+		if n, err := s.CountSuppressions(context.Background(), account); err != nil || n != want {
+			t.Errorf("CountSuppressions(%q) = %d, %v; want %d", account, n, err, want)
+		}
 	}
 }

@@ -103,6 +103,9 @@ func TestAttackSuppressionAPI(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d %s field %q", c.name, r.Status, r.Body, c.status, c.reason, c.field)
 		}
 	}
+	if r := call(t, "GET", base+"?phone=abc", optoutOps, ""); !strings.Contains(fmt.Sprint(r.Body["error"]), `"abc"`) {
+		t.Errorf("bad phone filter's error does not name the value: %v", r.Body)
+	}
 	if r := call(t, "GET", base, optoutOps, ""); len(r.Body["suppressions"].([]any)) != 0 {
 		t.Errorf("refused requests stored something: %v", r.Body)
 	}
@@ -129,4 +132,29 @@ func nilIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// TestAttackSuppressionCap: an account cannot grow the suppression list,
+// which retention never purges, without bound through the API; the cap is
+// per account, and opt-outs phones send do not count against it.
+func TestAttackSuppressionCap(t *testing.T) {
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	cfg := strings.Replace(optoutConfig(voip.URL, "127.0.0.1:1"), "[consent]\n", "[consent]\nmax_per_account = 2\n", 1)
+	d := start(t, cfg)
+	base := "http://" + d.HTTPAddr() + "/v1/suppressions"
+	for _, p := range []string{"+17136641231", "+17136641232"} {
+		if r := call(t, "POST", base, optoutOps, `{"phone": "`+p+`"}`); r.Status != 201 {
+			t.Fatalf("POST %s: %d %v", p, r.Status, r.Body)
+		}
+	}
+	r := call(t, "POST", base, optoutOps, `{"phone": "+17136641233"}`)
+	if r.Status != 422 || r.Body["reason"] != "invalid" || r.Body["field"] != "phone" {
+		t.Errorf("third POST: %d %v, want 422 invalid field phone", r.Status, r.Body)
+	}
+	if r := call(t, "GET", base, optoutOps, ""); len(r.Body["suppressions"].([]any)) != 2 {
+		t.Errorf("stored after the cap: %v", r.Body)
+	}
+	if r := call(t, "POST", base, optoutOther, `{"phone": "+17136641233"}`); r.Status != 201 {
+		t.Errorf("another account's POST: %d %v, want 201 (the cap is per account)", r.Status, r.Body)
+	}
 }

@@ -101,6 +101,13 @@ func (s *Store) Suppressed(ctx context.Context, account, our string, phones []st
 	return storeutil.FirstPerPhone(out), err
 }
 
+// CountSuppressions implements bridge.Suppressions.
+func (s *Store) CountSuppressions(ctx context.Context, account string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM suppressions WHERE account = $1 AND source <> 'sms'`, account).Scan(&n)
+	return n, storeErr("counting suppressions", err)
+}
+
 // ListSuppressions implements bridge.Suppressions.
 func (s *Store) ListSuppressions(ctx context.Context, f bridge.SuppressionFilter) ([]bridge.Suppression, error) {
 	q := storeutil.Query{Numbered: true}
