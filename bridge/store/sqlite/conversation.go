@@ -341,7 +341,10 @@ func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, t
 		n, err = res.RowsAffected()
 		return err
 	})
-	return n == 1, err
+	if err != nil {
+		return false, err // n is not ours to read: see write
+	}
+	return n == 1, nil
 }
 
 // scanConversation reads one row of storeutil.ConversationCols; no row is

@@ -267,7 +267,10 @@ func (s *Store) releaseClaims(ctx context.Context, table string, now time.Time) 
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		return 0, err // n is not ours to read: see write
+	}
+	return int(n), nil
 }
 
 // MessageByKey implements bridge.Store.
@@ -302,7 +305,10 @@ func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		return 0, err // n is not ours to read: see write
+	}
+	return int(n), nil
 }
 
 // NextDue implements bridge.Store.

@@ -26,5 +26,8 @@ func (s *Store) RetryNow(ctx context.Context, provider string, now time.Time) (i
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		return 0, err // n is not ours to read: see write
+	}
+	return int(n), nil
 }

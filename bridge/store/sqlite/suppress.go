@@ -51,7 +51,10 @@ func (s *Store) Suppress(ctx context.Context, c bridge.SuppressionChange) (bool,
 		cancelled, err = res.RowsAffected()
 		return err
 	})
-	return added, int(cancelled), err
+	if err != nil {
+		return false, 0, err // added and cancelled are not ours to read: see write
+	}
+	return added, int(cancelled), nil
 }
 
 // Unsuppress implements bridge.Suppressions.
@@ -89,7 +92,10 @@ func (s *Store) Unsuppress(ctx context.Context, c bridge.SuppressionChange, cove
 		n = len(gone)
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err // n is not ours to read: see write
+	}
+	return n, nil
 }
 
 // Suppressed implements bridge.Suppressions.
