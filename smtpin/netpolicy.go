@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/internal/auththrottle"
 )
 
 // Connection policy lives below go-smtp (and below TLS), where a client
@@ -69,13 +70,7 @@ func newConnLimiter(total, perClient int, refused func()) *connLimiter {
 // clientKey is what the per-client cap counts by: the IPv4 address, or
 // the IPv6 /64, since one IPv6 host usually holds a whole /64 and could
 // otherwise pick a fresh address for every connection.
-func clientKey(a netip.Addr) netip.Prefix {
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
-}
+func clientKey(a netip.Addr) netip.Prefix { return auththrottle.ClientKey(a) }
 
 // remoteAddr is the client's IP address, or the zero Addr for a
 // connection that has none (such as a pipe in a test).

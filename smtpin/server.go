@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/internal/auththrottle"
 )
 
 // Config is what the SMTP front end needs from the configuration.
@@ -67,6 +68,9 @@ type Config struct {
 	// limit.
 	AuthFailuresPerClient  int
 	AuthFailuresPerAccount int
+	// AuthThrottle, if set, is used instead of one built from the two
+	// limits above: the daemon shares it with the web console's sign-in.
+	AuthThrottle *auththrottle.Throttle
 	// MaxHeaderFields and MaxHeaderBytes bound a mail's header block and
 	// each MIME part's (see Limits); 0 is the default.
 	MaxHeaderFields int
@@ -110,7 +114,7 @@ type Server struct {
 	log     *slog.Logger
 	domains map[string]bool
 	limits  *connLimiter
-	auth    *authThrottle
+	auth    *auththrottle.Throttle
 
 	mu        sync.Mutex
 	closed    bool
@@ -152,7 +156,10 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	srv.ErrorLog = slogPrinter{log}
 	s.smtp = srv
 	s.limits = newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, s.refusedConnection)
-	s.auth = newAuthThrottle(cfg.AuthFailuresPerClient, cfg.AuthFailuresPerAccount)
+	s.auth = cfg.AuthThrottle
+	if s.auth == nil {
+		s.auth = auththrottle.New(cfg.AuthFailuresPerClient, cfg.AuthFailuresPerAccount)
+	}
 	return s
 }
 
@@ -275,7 +282,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 			return errCut
 		}
 		now := time.Now()
-		if !s.srv.auth.allowed(client, user, now) {
+		if !s.srv.auth.Allowed(client, user, now) {
 			// Neither counted as a strike nor checked: the password may
 			// be right, and bcrypt is what the guesser wants us to spend.
 			s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
@@ -284,13 +291,13 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		}
 		acct, err := s.srv.bridge.Authenticate(user, pass)
 		if err != nil {
-			s.srv.auth.failed(client, user, now)
+			s.srv.auth.Failed(client, user, now)
 			return failed(user)
 		}
 		s.authed = acct
 		return nil
 	}
-	if !s.srv.auth.allowed(client, "", time.Now()) {
+	if !s.srv.auth.Allowed(client, "", time.Now()) {
 		s.srv.metrics.Refused(bridge.ChannelSMTP, bridge.ReasonRateLimited)
 		return nil, errAuthThrottled
 	}

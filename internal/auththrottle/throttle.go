@@ -1,4 +1,7 @@
-package smtpin
+// Package auththrottle limits failed password attempts, shared by SMTP
+// AUTH and the web console's sign-in so that a guesser gains nothing by
+// switching from one to the other.
+package auththrottle
 
 import (
 	"net/netip"
@@ -13,12 +16,12 @@ import (
 // grow with every name tried.
 const maxThrottled = 10000
 
-// authThrottle limits failed AUTH attempts per client (IPv4 address,
+// Throttle limits failed AUTH attempts per client (IPv4 address,
 // IPv6 /64) and per user name, across connections: each failure takes a
 // token from both buckets, and while either is empty an attempt is
 // refused before its password is looked at, so a guesser spends no
 // bcrypt time of ours. A success takes nothing.
-type authThrottle struct {
+type Throttle struct {
 	perClient, perAccount int // failures per hour, and the burst; 0: no limit
 
 	mu       sync.Mutex
@@ -26,14 +29,16 @@ type authThrottle struct {
 	accounts map[string]*rate.Limiter
 }
 
-func newAuthThrottle(perClient, perAccount int) *authThrottle {
-	return &authThrottle{perClient: perClient, perAccount: perAccount,
+// New returns a throttle allowing perClient and perAccount failures an
+// hour (and as a burst); 0 is no limit.
+func New(perClient, perAccount int) *Throttle {
+	return &Throttle{perClient: perClient, perAccount: perAccount,
 		clients: map[netip.Prefix]*rate.Limiter{}, accounts: map[string]*rate.Limiter{}}
 }
 
-// allowed reports whether an attempt from client as user may be checked.
+// Allowed reports whether an attempt from client as user may be checked.
 // user is "" when it is not known yet (the client check alone).
-func (t *authThrottle) allowed(client netip.Prefix, user string, now time.Time) bool {
+func (t *Throttle) Allowed(client netip.Prefix, user string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if l := t.clients[client]; l != nil && l.TokensAt(now) < 1 {
@@ -45,8 +50,8 @@ func (t *authThrottle) allowed(client netip.Prefix, user string, now time.Time) 
 	return true
 }
 
-// failed takes a token from the client's and the user's buckets.
-func (t *authThrottle) failed(client netip.Prefix, user string, now time.Time) {
+// Failed takes a token from the client's and the user's buckets.
+func (t *Throttle) Failed(client netip.Prefix, user string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	take(t.clients, client, t.perClient, now)
@@ -85,4 +90,14 @@ func prune[K comparable](m map[K]*rate.Limiter, burst int, now time.Time) {
 		}
 		delete(m, k)
 	}
+}
+
+// ClientKey is the bucket of a client address: the address itself for
+// IPv4, its /64 for IPv6 (one host usually holds a whole /64).
+func ClientKey(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
 }

@@ -1,4 +1,4 @@
-package smtpin
+package auththrottle
 
 import (
 	"fmt"
@@ -11,35 +11,35 @@ import (
 // grow the table past its bound, and the flooding client's own bucket
 // still holds it back.
 func TestAuthThrottleBounded(t *testing.T) {
-	th := newAuthThrottle(3, 5)
+	th := New(3, 5)
 	now := time.Unix(1e9, 0)
 	client := netip.MustParsePrefix("192.0.2.1/32")
 	for i := range maxThrottled + 500 {
-		th.failed(client, fmt.Sprintf("user%d", i), now)
+		th.Failed(client, fmt.Sprintf("user%d", i), now)
 	}
 	if n := len(th.accounts); n > maxThrottled {
 		t.Errorf("%d user buckets, want at most %d", n, maxThrottled)
 	}
-	if th.allowed(client, "someone", now) {
+	if th.Allowed(client, "someone", now) {
 		t.Error("the flooding client is not throttled")
 	}
 	// Buckets refill: an hour later the client may try again, and a
 	// refilled bucket is the first to go when the table is full.
 	later := now.Add(time.Hour)
-	if !th.allowed(client, "user1", later) {
+	if !th.Allowed(client, "user1", later) {
 		t.Error("still throttled an hour later")
 	}
 	other := netip.MustParsePrefix("198.51.100.7/32")
 	for range 5 {
-		th.failed(other, "victim", later)
+		th.Failed(other, "victim", later)
 	}
-	if th.allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", later) {
+	if th.Allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", later) {
 		t.Error("victim's bucket is not shared across clients")
 	}
 	for i := range 100 {
-		th.failed(other, fmt.Sprintf("fresh%d", i), later)
+		th.Failed(other, fmt.Sprintf("fresh%d", i), later)
 	}
-	if th.allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", later) {
+	if th.Allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", later) {
 		t.Error("victim's emptied bucket was pruned before the full ones")
 	}
 }
