@@ -131,7 +131,14 @@ type HTTP struct {
 	ReadTimeout       time.Duration `toml:"read_timeout"`
 	WriteTimeout      time.Duration `toml:"write_timeout"`
 	IdleTimeout       time.Duration `toml:"idle_timeout"`
+	// Console serves the web console at /ui/ (default true); see
+	// ConsoleEnabled.
+	Console *bool `toml:"console"`
 }
+
+// ConsoleEnabled reports whether the web console is served: unless
+// console = false.
+func (h HTTP) ConsoleEnabled() bool { return h.Console == nil || *h.Console }
 
 // Queue configures the dispatcher.
 type Queue struct {

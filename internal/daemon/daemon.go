@@ -17,6 +17,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/postgres"
 	"github.com/smsbridge/smsbridge/bridge/store/sqlite"
 	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/console"
+	"github.com/smsbridge/smsbridge/internal/auththrottle"
 	"github.com/smsbridge/smsbridge/mailout"
 	"github.com/smsbridge/smsbridge/metrics"
 	"github.com/smsbridge/smsbridge/smtpin"
@@ -198,6 +201,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	if err != nil {
 		return nil, fmt.Errorf("smtp.allowed_networks: %w", err)
 	}
+	// One throttle for SMTP AUTH and the console's sign-in: a guesser
+	// gains no attempts by switching between them.
+	authThrottle := auththrottle.New(cfg.SMTP.AuthFailuresPerClient, cfg.SMTP.AuthFailuresPerAccount)
 	d.smtp = smtpin.New(d.bridge, smtpin.Config{
 		Hostname:            cfg.SMTP.Hostname,
 		Domains:             cfg.SMTP.Domains,
@@ -217,6 +223,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		// The throttle's counts outlive connections, not the process.
 		AuthFailuresPerClient:  cfg.SMTP.AuthFailuresPerClient,
 		AuthFailuresPerAccount: cfg.SMTP.AuthFailuresPerAccount,
+		AuthThrottle:           authThrottle,
 		MaxHeaderFields:        cfg.SMTP.MaxHeaderFields,
 		MaxHeaderBytes:         cfg.SMTP.MaxHeaderBytes,
 	}, m, log.With("component", "smtp"))
@@ -242,7 +249,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	limits := webhook.Limits{MaxConnections: cfg.HTTP.MaxConnections, MaxHeaderBytes: cfg.HTTP.MaxHeaderBytes,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ReadTimeout: cfg.HTTP.ReadTimeout,
 		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout}
-	d.http = webhook.NewHTTPServer(d.api.Handler(), limits)
+	handler := d.api.Handler()
+	if cfg.HTTP.ConsoleEnabled() {
+		ui := console.New(d.bridge, console.Config{Throttle: authThrottle,
+			Secure: strings.HasPrefix(strings.ToLower(cfg.HTTP.PublicURL), "https:")}, log.With("component", "console"))
+		handler = mountConsole(ui, handler)
+	}
+	d.http = webhook.NewHTTPServer(handler, limits)
 	d.httpLn, err = webhook.Listen(cfg.HTTP.Listen, limits)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
@@ -528,4 +541,19 @@ func callbacks(cfg *config.Config) map[string]webhook.Callback {
 func instanceName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bridge.NewID())
+}
+
+// mountConsole serves the console under console.Prefix (and /ui without
+// the slash, redirected) and everything else from api.
+func mountConsole(ui http.Handler, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/ui":
+			http.Redirect(w, r, console.Prefix, http.StatusMovedPermanently)
+		case strings.HasPrefix(r.URL.Path, console.Prefix):
+			ui.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
