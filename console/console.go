@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -57,6 +58,9 @@ type Config struct {
 	Throttle *auththrottle.Throttle
 	// Now is the clock (time.Now); tests inject one for idle expiry.
 	Now func() time.Time
+	// Broker feeds the pages' live updates; nil: one of the console's
+	// own, which nothing wakes.
+	Broker *Broker
 }
 
 // Prefix is where the daemon mounts the console.
@@ -75,6 +79,9 @@ type Console struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	broker   *Broker
+	stop     chan struct{}
+	stopOnce sync.Once
 	tmpl     map[string]*template.Template
 	mux      *http.ServeMux
 }
@@ -93,7 +100,11 @@ func New(b Bridge, cfg Config, log *slog.Logger) *Console {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Broker == nil {
+		cfg.Broker = NewBroker(0)
+	}
 	c := &Console{bridge: b, cfg: cfg, log: log, sessions: newSessions(cfg.IdleTimeout, cfg.MaxSessions, cfg.Now),
+		broker: cfg.Broker, stop: make(chan struct{}),
 		tmpl: parseTemplates(), mux: http.NewServeMux()}
 	static, _ := fs.Sub(staticFS, "static")
 	m := c.mux
@@ -104,6 +115,7 @@ func New(b Bridge, cfg Config, log *slog.Logger) *Console {
 	m.HandleFunc("GET /ui/{$}", c.authed(c.conversations))
 	m.HandleFunc("GET /ui/c/{id}", c.authed(c.thread))
 	m.HandleFunc("POST /ui/c/{id}/send", c.authed(c.send))
+	m.HandleFunc("GET /ui/events", c.authed(c.events))
 	m.HandleFunc("GET /ui/m/{id}", c.authed(c.message))
 	m.HandleFunc("POST /ui/m/{id}/cancel", c.authed(c.cancel))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +123,10 @@ func New(b Bridge, cfg Config, log *slog.Logger) *Console {
 	})
 	return c
 }
+
+// Close ends the live-update streams, so that the HTTP server's
+// graceful shutdown does not wait for browsers to leave.
+func (c *Console) Close() { c.stopOnce.Do(func() { close(c.stop) }) }
 
 // ServeHTTP implements http.Handler for every path under Prefix.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -151,6 +151,7 @@ func (c *Console) showThread(w http.ResponseWriter, r *http.Request, s *session,
 		c.problem(w, r, s, err)
 		return
 	}
+	log = c.withPending(r, s, conv, log)
 	c.render(w, r, status, "thread", s, page{Title: conv.Phone, Error: errMsg,
 		Form: map[string]string{"text": text}, Data: threadData{Conversation: conv, Log: log}})
 }
@@ -188,12 +189,40 @@ func (c *Console) send(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	c.log.Info("accepted", "channel", "console", "id", m.ID, "account", s.acct.Name)
-	http.Redirect(w, r, Prefix+"c/"+url.PathEscape(conv.ID), http.StatusSeeOther)
+	http.Redirect(w, r, Prefix+"c/"+url.PathEscape(conv.ID)+"?sent="+url.QueryEscape(m.ID), http.StatusSeeOther)
 }
 
 type messageData struct {
 	*bridge.Message
 	Cancellable bool
+}
+
+// withPending adds the message named by ?sent= (the one just sent from
+// this thread) while the log does not hold it yet: the store files a
+// recipient under its conversation only with its first outcome, and the
+// sender wants to see it queued before that.
+func (c *Console) withPending(r *http.Request, s *session, conv *bridge.Conversation, log []bridge.LogEntry) []bridge.LogEntry {
+	id := r.URL.Query().Get("sent")
+	if id == "" {
+		return log
+	}
+	for _, e := range log {
+		if e.MessageID == id {
+			return log
+		}
+	}
+	m, err := c.bridge.Message(r.Context(), s.acct, id)
+	if err != nil {
+		return log
+	}
+	for _, rc := range m.Recipients {
+		if rc.To == conv.Phone {
+			log = append(log, bridge.LogEntry{At: m.Created, Direction: bridge.DirOut, Phone: rc.To, Our: conv.Our,
+				Account: m.Account, Text: m.Text, Encoding: m.Encoding, Parts: m.Parts, State: rc.State,
+				Error: rc.Error, MessageID: m.ID, RecipientID: rc.ID})
+		}
+	}
+	return log
 }
 
 func (c *Console) message(w http.ResponseWriter, r *http.Request, s *session) {

@@ -46,6 +46,8 @@ type Daemon struct {
 	http       *http.Server
 	httpLn     net.Listener
 	api        *webhook.Server
+	console    *console.Console // nil with [http] console = false
+	changes    *console.Broker  // tells the console's open pages of new SMS and states
 	mail       *mailout.Worker  // nil without a smarthost
 	pollers    []*bridge.Poller // providers without callbacks
 	retention  *bridge.Retention
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	} else {
 		log.Warn("no replies.smarthost: SMS from phones are only logged and failed SMS are not reported by mail")
 	}
+	d.changes = console.NewBroker(0)
 	opts := bridge.Options{
 		Region:               cfg.SMTP.DefaultRegion,
 		MaxSegments:          cfg.SMTP.MaxSegments,
@@ -126,9 +129,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		ReplyWindow:          cfg.Replies.ReplyWindow,
 		CatchAll:             cfg.Replies.CatchAll,
 		Composer:             composer,
-		Received:             m.Inbound,
-		Reported:             m.Report,
-		Saved:                m.Saved,
+		Received: func(provider string) {
+			m.Inbound(provider)
+			d.changes.Changed()
+		},
+		Reported: func(provider string, state bridge.State) {
+			m.Report(provider, state)
+			d.changes.Changed()
+		},
+		Saved: m.Saved,
 		Consent: bridge.ConsentOptions{
 			OptOut: cfg.Consent.OptOut, OptIn: cfg.Consent.OptIn, Help: cfg.Consent.Help,
 			Scope:             bridge.Scope(cfg.Consent.Scope),
@@ -149,15 +158,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	}
 	d.retention = &bridge.Retention{Store: st, Keep: cfg.Store.Retention, Log: log.With("component", "retention")}
 	dopt := bridge.DispatchOptions{
-		RetryMin:       cfg.Queue.RetryMin,
-		RetryMax:       cfg.Queue.RetryMax,
-		MaxAge:         cfg.Queue.MaxAge,
-		SendTimeout:    cfg.Queue.SendTimeout,
-		Concurrency:    concurrency(cfg),
-		Rates:          rates(cfg),
-		Touch:          d.bridge.Touch,
-		Consent:        d.bridge.HeldBack,
-		Observe:        m.Attempt,
+		RetryMin:    cfg.Queue.RetryMin,
+		RetryMax:    cfg.Queue.RetryMax,
+		MaxAge:      cfg.Queue.MaxAge,
+		SendTimeout: cfg.Queue.SendTimeout,
+		Concurrency: concurrency(cfg),
+		Rates:       rates(cfg),
+		Touch:       d.bridge.Touch,
+		Consent:     d.bridge.HeldBack,
+		Observe: func(provider string, took time.Duration, outcomes []bridge.Outcome) {
+			m.Attempt(provider, took, outcomes)
+			d.changes.Changed()
+		},
 		BreakerChanged: m.Circuit,
 		Log:            log.With("component", "dispatcher"),
 	}
@@ -251,9 +263,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout}
 	handler := d.api.Handler()
 	if cfg.HTTP.ConsoleEnabled() {
-		ui := console.New(d.bridge, console.Config{Throttle: authThrottle,
+		ui := console.New(d.bridge, console.Config{Throttle: authThrottle, Broker: d.changes,
 			Secure: strings.HasPrefix(strings.ToLower(cfg.HTTP.PublicURL), "https:")}, log.With("component", "console"))
 		handler = mountConsole(ui, handler)
+		d.console = ui
 	}
 	d.http = webhook.NewHTTPServer(handler, limits)
 	d.httpLn, err = webhook.Listen(cfg.HTTP.Listen, limits)
@@ -432,6 +445,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("shutting down", "grace", grace)
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer scancel()
+	if d.console != nil {
+		d.console.Close() // its live streams would hold Shutdown for the whole grace
+	}
 	err := errors.Join(d.smtp.Shutdown(sctx), d.http.Shutdown(sctx))
 	wg.Wait()
 	if cerr := d.store.Close(); cerr != nil {
