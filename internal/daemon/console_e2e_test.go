@@ -183,6 +183,17 @@ func TestConsoleCSRF(t *testing.T) {
 			t.Fatalf("sign-out with csrf %q: %d, want 403", token, p.Status)
 		}
 	}
+	// Search by the phone written another way finds it; a number that
+	// is not one is said beside the box.
+	if p := u.get("/ui/?phone=" + url.QueryEscape("050-123 4567")); !strings.Contains(p.Body, `href="/ui/c/`+id+`"`) {
+		t.Fatalf("search 050-123 4567: %d, conversation %s not listed", p.Status, id)
+	}
+	if p := u.get("/ui/?phone=" + url.QueryEscape("+1 202 555 0199")); conversationLink.MatchString(p.Body) {
+		t.Fatal("search for another number lists a conversation")
+	}
+	if p := u.get("/ui/?phone=nonsense"); p.Status != http.StatusUnprocessableEntity || !strings.Contains(p.Body, `role="alert"`) {
+		t.Fatalf("search nonsense: %d", p.Status)
+	}
 	thread := u.get("/ui/c/" + id)
 	if strings.Contains(thread.Body, "sneaky") {
 		t.Fatal("a send without the CSRF token was accepted")
