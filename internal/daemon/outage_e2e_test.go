@@ -180,10 +180,12 @@ func sentOnce(t *testing.T, fake *voipcomtest.Server, n int) {
 func TestProviderOutageRecovery(t *testing.T) {
 	fake := voipcomtest.NewServer(t, "key", "pw", "972500000001")
 	front := newFlaky(t, fake.URL)
-	// Each recipient backs off up to 30s: only the circuit's probe and
-	// the retry of what waited can make recovery quicker than that.
-	const retryMax = 30 * time.Second
-	d := start(t, flakyConfig(front.addr, "100ms", retryMax.String()))
+	// Each recipient backs off 30s from its first failure (retry_min =
+	// retry_max), while the circuit probes after 1s, 2s, 4s: only the
+	// probe and the retry of what waited can make recovery quicker than a
+	// recipient's own backoff.
+	const backoff = 30 * time.Second
+	d := start(t, flakyConfig(front.addr, backoff.String(), backoff.String()))
 
 	front.down.Store(true)
 	const n = 20
@@ -192,12 +194,12 @@ func TestProviderOutageRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Answering 503: the breaker threshold (5) opens the circuit, and two
-	// failed probes after it make its cooldown grow.
-	front.waitFor(20*time.Second, "the circuit to open and two probes to fail on 503", func() bool { return front.answered.Load() >= 5+2 })
+	// Answering 503: the breaker threshold (5) opens the circuit, and a
+	// failed probe after it makes its cooldown grow.
+	front.waitFor(20*time.Second, "the circuit to open and a probe to fail on 503", func() bool { return front.answered.Load() >= 5+1 })
 	front.refusing.Store(true)
-	// Refusing connections: two more probes fail without a request.
-	front.waitFor(20*time.Second, "two probes to meet a refused connection", func() bool { return front.resets.Load() >= 2 })
+	// Refusing connections: the next probe fails without a request.
+	front.waitFor(20*time.Second, "a probe to meet a refused connection", func() bool { return front.resets.Load() >= 1 })
 	if got := len(fake.Requests()); got != 0 {
 		t.Fatalf("%d requests reached the provider while it was down", got)
 	}
@@ -205,10 +207,10 @@ func TestProviderOutageRecovery(t *testing.T) {
 	front.refusing.Store(false)
 	// The circuit's probe, not each recipient's backoff, bounds the wait
 	// (proved under a fake clock by bridge's TestDispatchCircuitBreaker).
-	// Here the bound is only an outcome: the guard is below retry_max, so
-	// a recipient left to wait out its 30s backoff fails the test, while a
-	// slow machine does not.
-	eventually(t, retryMax*2/3, "every SMS sent after the outage", func() bool { return len(fake.Requests()) >= n })
+	// Here the bound is only an outcome: the guard is 2/3 of the backoff,
+	// so a recipient left to wait out its own 30s fails the test, while a
+	// slow machine does not (the next probe is due within 4s).
+	eventually(t, backoff*2/3, "every SMS sent after the outage", func() bool { return len(fake.Requests()) >= n })
 	queueEmpty(t, d, 10*time.Second)
 	sentOnce(t, fake, n)
 }
