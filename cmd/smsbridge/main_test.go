@@ -144,6 +144,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	ackedOne := make(chan struct{}, 1) // a wake-up after an acknowledgement
 	inflight := 0
 	send := func(wg *sync.WaitGroup, worker int, stop <-chan struct{}) {
 		defer wg.Done()
@@ -161,6 +162,10 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 			mu.Lock()
 			acked[num] = true
 			mu.Unlock()
+			select {
+			case ackedOne <- struct{}{}:
+			default:
+			}
 		}
 	}
 
@@ -173,20 +178,28 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 			wg.Add(1)
 			go send(&wg, k*4+w, stop)
 		}
-		// Kill mid-stream, once this run has acknowledged some mail: on a
-		// loaded machine a fixed pause may end before the first 250.
+		// Kill mid-stream, once this run has acknowledged some mail (the
+		// senders wake us on each 250): a fixed pause may end before the
+		// first one on a loaded machine. The timer only guards a hang.
 		mu.Lock()
 		before := len(acked)
 		mu.Unlock()
-		time.Sleep(400 * time.Millisecond)
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			mu.Lock()
-			n := len(acked) - before
-			mu.Unlock()
-			if n >= 10 {
-				break
+		hang := time.NewTimer(15 * time.Second)
+		for n := 0; n < 10; {
+			select {
+			case <-ackedOne:
+			case <-hang.C:
+				cmd.Process.Kill()
+				cmd.Wait()
+				close(stop)
+				wg.Wait()
+				t.Fatalf("run %d: %d mails acknowledged in 15s, want 10 before the kill", k, n)
 			}
+			mu.Lock()
+			n = len(acked) - before
+			mu.Unlock()
 		}
+		hang.Stop()
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		close(stop)
@@ -299,53 +312,70 @@ provider = "voip"
 }
 
 // spawn starts the daemon binary (this test binary, see TestMain) with
-// args and waits until it accepts connections on addr.
+// args and waits for its sd_notify READY=1, which it sends once its
+// listeners (addr among them) are bound.
 func spawn(t *testing.T, addr string, args ...string) *exec.Cmd {
 	t.Helper()
+	ns := listenNotify(t)
 	cmd := daemonCmd(args...)
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+ns.name)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("daemon did not listen on %s: %s", addr, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	ns.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	buf := make([]byte, 4096)
+	k, err := ns.conn.Read(buf)
+	if got := string(buf[:max(k, 0)]); err != nil || got != "READY=1\nSTATUS=serving" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("daemon for %s did not report ready (%q, %v): %s", addr, got, err, logs.String())
 	}
+	return cmd
+}
+
+// waitUntil polls cond until it holds or timeout, a guard against a hang,
+// passes. It is for states the test can only read, such as a provider
+// fake's request log; where the daemon or a sender can say when something
+// happened, the tests wait on that instead.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	hang := time.NewTimer(timeout)
+	defer hang.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-hang.C:
+			return cond()
+		}
+	}
+	return true
 }
 
 // awaitDelivered waits until every acknowledged number reached the fake
 // provider and returns how often each number arrived.
 func awaitDelivered(t *testing.T, fake *voipcomtest.Server, acked map[string]bool, timeout time.Duration) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := map[string]int{}
+	var got map[string]int
+	missing := 0
+	if !waitUntil(timeout, func() bool {
+		got = map[string]int{}
 		for _, r := range fake.Requests() {
 			for _, to := range r.To {
 				got[to]++
 			}
 		}
-		missing := 0
+		missing = 0
 		for num := range acked {
 			if got[num] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, len(acked))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d acknowledged messages never reached the provider", missing, len(acked))
 	}
+	return got
 }

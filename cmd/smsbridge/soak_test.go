@@ -182,13 +182,18 @@ func TestSoak(t *testing.T) {
 				ledger.record(num, err == nil)
 				if err != nil {
 					// The daemon is down or starting: don't spin through
-					// numbers while it is gone.
+					// numbers while it is gone (pacing the load, not
+					// waiting for anything).
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
 		}()
 	}
 
+	// The kills are paced on the wall clock on purpose: a soak is load,
+	// and a kill should land wherever the stream happens to be, not at a
+	// moment the test chose. Nothing is checked until the last restart,
+	// and the checks wait on the provider's request log, not on time.
 	cmd := start()
 	for k := range kills {
 		time.Sleep(soakKillInterval)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
 	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
@@ -107,7 +108,7 @@ type httpEnv struct {
 	base string
 	voip *voipcomtest.Server
 	edge *ippaneltest.Server
-	d    interface{ SMTPAddr() string }
+	d    *daemon.Daemon
 }
 
 func newHTTPEnv(t *testing.T, extra string) *httpEnv {
@@ -195,7 +196,9 @@ func TestHTTPIdempotencyKey(t *testing.T) {
 		t.Error("a new key must make a new message")
 	}
 	eventually(t, 5*time.Second, "two sends", func() bool { return len(e.voip.Requests()) == 2 })
-	time.Sleep(200 * time.Millisecond)
+	// Nothing queued: every recipient stored is final, so any message the
+	// retry made would have been sent by now.
+	queueEmpty(t, e.d, 5*time.Second)
 	if n := len(e.voip.Requests()); n != 2 {
 		t.Errorf("%d sends, want 2 (the retry must not send again)", n)
 	}
@@ -262,7 +265,9 @@ func TestRateLimits(t *testing.T) {
 		}
 		return n == 4
 	})
-	time.Sleep(200 * time.Millisecond)
+	// Nothing queued: whatever was accepted has been sent, so the count
+	// below is final.
+	queueEmpty(t, e.d, 5*time.Second)
 	n := 0
 	for _, q := range e.voip.Requests() {
 		n += len(q.To)
