@@ -85,7 +85,7 @@ func Writer(account, replyTo string) string {
 // It reports how many of phones end up with the number shared.
 func pickSender(pool, keys []string, writer string, phones []string, live []SenderClaim) (sender string, shared int) {
 	type score struct {
-		own, taken int
+		own, taken  int
 		othersUntil time.Time
 	}
 	scores := make([]score, len(pool))
