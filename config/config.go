@@ -237,11 +237,11 @@ type Replies struct {
 	// Ambiguous is where a reply goes that more than one writer may be
 	// meant for (a pool ran out, or an explicit sender was taken): "last"
 	// (the default; the writer who wrote last) or "catch_all".
-	Ambiguous string `toml:"ambiguous"`
-	Bounces     *bool         `toml:"bounces"`      // RFC 3464 notices of failed SMS (default true)
-	RetryMin    time.Duration `toml:"retry_min"`
-	RetryMax    time.Duration `toml:"retry_max"`
-	MaxAge      time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
+	Ambiguous string        `toml:"ambiguous"`
+	Bounces   *bool         `toml:"bounces"` // RFC 3464 notices of failed SMS (default true)
+	RetryMin  time.Duration `toml:"retry_min"`
+	RetryMax  time.Duration `toml:"retry_max"`
+	MaxAge    time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
 }
 
 // UseSmartEncoding reports whether smtp.smart_encoding is on (the default).
