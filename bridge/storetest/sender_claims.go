@@ -41,7 +41,7 @@ func sortClaims(cs []bridge.SenderClaim) {
 // end replaces an earlier one and an earlier one is ignored; a claim
 // past its end is neither live nor shown to the chooser; a chooser's
 // error stores nothing; a claim for a phone the call did not name is
-// refused.
+// refused; claims that ran out are deleted, of any phone.
 func testSenderClaims(t *testing.T, s Full) {
 	ctx := context.Background()
 	sc := senderClaims(t, s)
@@ -88,6 +88,11 @@ func testSenderClaims(t *testing.T, s Full) {
 	claim(after, []string{phone}, []bridge.SenderClaim{later})
 	if live, _ := sc.LiveClaims(ctx, phone, bob.Our, after); len(live) != 0 {
 		t.Fatalf("LiveClaims of a claim past its end = %+v; want none", live)
+	}
+	// The claim of the other phone, nobody's business since, ran out
+	// too: the call deleted it (read at a time it was live, it is gone).
+	if live, _ := sc.LiveClaims(ctx, other, carol.Our, base); len(live) != 0 {
+		t.Fatalf("a claim of another phone past its end = %+v; want it deleted by a later claim", live)
 	}
 
 	boom := errors.New("boom")

@@ -22,6 +22,12 @@ const claimLockClass int32 = 0x736d7363
 
 const (
 	deleteDeadClaims = `DELETE FROM sender_claims WHERE phone = $1 AND until < $2`
+	// Claims of phones nobody writes to again: each call deletes up to
+	// twice as many as it may store (storeutil.DeadClaimsBatch), so they
+	// cannot pile up; rows another instance is deleting are skipped, so
+	// claims for different phones never wait for each other here.
+	deleteSomeDeadClaims = `DELETE FROM sender_claims WHERE ctid IN
+		(SELECT ctid FROM sender_claims WHERE until < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	upsertClaim      = `INSERT INTO sender_claims (phone, our, writer, until) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = greatest(sender_claims.until, excluded.until)`
 	selectClaims = `SELECT phone, our, writer, until FROM sender_claims WHERE phone = ANY($1) AND until >= $2`
@@ -50,6 +56,9 @@ func (s *Store) ClaimSenders(ctx context.Context, phones []string, now time.Time
 			if _, err := tx.Exec(ctx, deleteDeadClaims, p, storeutil.Millis(now)); err != nil {
 				return storeErr("deleting sender claims", err)
 			}
+		}
+		if _, err := tx.Exec(ctx, deleteSomeDeadClaims, storeutil.Millis(now), storeutil.DeadClaimsBatch(len(phones))); err != nil {
+			return storeErr("deleting sender claims", err)
 		}
 		rows, err := tx.Query(ctx, selectClaims, phones, storeutil.Millis(now))
 		if err != nil {

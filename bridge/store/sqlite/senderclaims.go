@@ -13,6 +13,11 @@ var _ bridge.SenderClaims = (*Store)(nil)
 
 const (
 	deleteDeadClaims = `DELETE FROM sender_claims WHERE phone = ? AND until < ?`
+	// Claims of phones nobody writes to again: each call deletes up to
+	// twice as many as it may store (storeutil.DeadClaimsBatch), so they
+	// cannot pile up.
+	deleteSomeDeadClaims = `DELETE FROM sender_claims WHERE (phone, our, writer) IN
+		(SELECT phone, our, writer FROM sender_claims WHERE until < ? LIMIT ?)`
 	upsertClaim      = `INSERT INTO sender_claims (phone, our, writer, until) VALUES (?, ?, ?, ?)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = max(until, excluded.until)`
 	selectLiveClaims = `SELECT phone, our, writer, until FROM sender_claims
@@ -34,6 +39,9 @@ func (s *Store) ClaimSenders(ctx context.Context, phones []string, now time.Time
 				return storeErr("deleting sender claims", err)
 			}
 			args = append(args, p)
+		}
+		if _, err := tx.ExecContext(ctx, deleteSomeDeadClaims, storeutil.Millis(now), storeutil.DeadClaimsBatch(len(phones))); err != nil {
+			return storeErr("deleting sender claims", err)
 		}
 		args = append(args, storeutil.Millis(now))
 		rows, err := tx.QueryContext(ctx, `SELECT phone, our, writer, until FROM sender_claims

@@ -38,3 +38,9 @@ func CheckClaims(phones []string, claims []bridge.SenderClaim) error {
 	}
 	return nil
 }
+
+// DeadClaimsBatch is how many claims that ran out, of any phone, a
+// ClaimSenders call for phones phones deletes besides their own: twice
+// what it may store and a few, so that claims of phones nobody writes to
+// again are deleted faster than new ones are made.
+func DeadClaimsBatch(phones int) int { return 2*phones + 16 }

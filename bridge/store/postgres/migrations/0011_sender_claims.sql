@@ -11,3 +11,4 @@ CREATE TABLE sender_claims (
 	until  bigint NOT NULL, -- Unix milliseconds
 	PRIMARY KEY (phone, our, writer)
 );
+CREATE INDEX sender_claims_until ON sender_claims (until);
