@@ -28,7 +28,7 @@ const (
 	// claims for different phones never wait for each other here.
 	deleteSomeDeadClaims = `DELETE FROM sender_claims WHERE ctid IN
 		(SELECT ctid FROM sender_claims WHERE until < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
-	upsertClaim      = `INSERT INTO sender_claims (phone, our, writer, until) VALUES ($1, $2, $3, $4)
+	upsertClaim = `INSERT INTO sender_claims (phone, our, writer, until) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = greatest(sender_claims.until, excluded.until)`
 	selectClaims = `SELECT phone, our, writer, until FROM sender_claims WHERE phone = ANY($1) AND until >= $2`
 	selectLive   = `SELECT phone, our, writer, until FROM sender_claims WHERE phone = $1 AND our = $2 AND until >= $3`

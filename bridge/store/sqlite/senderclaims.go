@@ -18,7 +18,7 @@ const (
 	// cannot pile up.
 	deleteSomeDeadClaims = `DELETE FROM sender_claims WHERE (phone, our, writer) IN
 		(SELECT phone, our, writer FROM sender_claims WHERE until < ? LIMIT ?)`
-	upsertClaim      = `INSERT INTO sender_claims (phone, our, writer, until) VALUES (?, ?, ?, ?)
+	upsertClaim = `INSERT INTO sender_claims (phone, our, writer, until) VALUES (?, ?, ?, ?)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = max(until, excluded.until)`
 	selectLiveClaims = `SELECT phone, our, writer, until FROM sender_claims
 		WHERE phone = ? AND our = ? AND until >= ?`
