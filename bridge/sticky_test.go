@@ -18,6 +18,7 @@ const phoneA, phoneB = "+972501234567", "+972507654321"
 var pool3 = []string{"972500000001", "972500000002", "972500000003"}
 
 type pooled struct {
+	st   *sqlite.Store
 	b    *bridge.Bridge
 	comp *composer
 	now  time.Time
@@ -33,7 +34,7 @@ func newPooled(t *testing.T, pool []string, ambiguous bridge.Ambiguous) *pooled 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	p := &pooled{comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)}
+	p := &pooled{st: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)}
 	accounts := []bridge.Account{{Name: "clinic", Emails: []string{"*@example.com"},
 		SenderIDs: append([]string{"Clinic"}, pool...), Pool: pool}}
 	p.b, err = bridge.New(st, []bridge.Provider{&scripted{name: "p", batch: 10}}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}},
@@ -190,5 +191,29 @@ func TestStickySenderConcurrent(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, pool3) {
 		t.Fatalf("concurrent writers got %v; want each of %v once", got, pool3)
+	}
+}
+
+// TestStickySenderClaimsPurged: the retention purge deletes claims that
+// ran out, of a phone nobody writes to again, and keeps live ones.
+func TestStickySenderClaimsPurged(t *testing.T) {
+	p := newPooled(t, pool3, bridge.AmbiguousLast)
+	start := p.now
+	p.send(t, "alice@example.com", "", phoneA)
+	p.now = p.now.Add(23 * time.Hour)
+	if got := p.send(t, "bob@example.com", "", phoneB); got != pool3[0] {
+		t.Fatalf("bob got %s", got)
+	}
+	p.now = p.now.Add(2 * time.Hour) // alice's claim ran out an hour ago, bob's runs
+	r := &bridge.Retention{Store: p.st, Keep: 90 * 24 * time.Hour, Now: func() time.Time { return p.now }}
+	n, err := r.Purge(t.Context())
+	if err != nil || n[bridge.PurgeClaims] != 1 {
+		t.Fatalf("Purge = %v, %v; want 1 sender claim deleted", n, err)
+	}
+	if live, _ := p.st.LiveClaims(t.Context(), phoneA, "+"+pool3[0], start); len(live) != 0 {
+		t.Fatalf("alice's claim, run out, is still there: %+v", live)
+	}
+	if live, _ := p.st.LiveClaims(t.Context(), phoneB, "+"+pool3[0], p.now); len(live) != 1 {
+		t.Fatalf("bob's live claim: %+v; want it kept", live)
 	}
 }

@@ -114,6 +114,35 @@ func testSenderClaims(t *testing.T, s Full) {
 	if err := sc.ClaimSenders(ctx, nil, base, func([]bridge.SenderClaim) ([]bridge.SenderClaim, error) { return nil, nil }); err == nil {
 		t.Fatal("ClaimSenders for no phone succeeded")
 	}
+
+	// Retention takes the claims nobody's next claim deleted: those
+	// that ran out, a batch at a time, and no live one.
+	cp, ok := s.(bridge.ClaimPurger)
+	if !ok {
+		t.Fatalf("%T does not implement bridge.ClaimPurger", s)
+	}
+	var dead []bridge.SenderClaim
+	for i := range 3 {
+		dead = append(dead, bridge.SenderClaim{Phone: fmt.Sprintf("+1555300000%d", i), Our: "+15559990001", Writer: "erin@example.com", Until: after})
+	}
+	for _, c := range dead {
+		claim(after, []string{c.Phone}, nil, c)
+	}
+	end := after.Add(10 * time.Second) // before alice's extended claim ends
+	if n, err := cp.PurgeDeadClaims(ctx, end, 2); err != nil || n != 2 {
+		t.Fatalf("PurgeDeadClaims(limit 2) = %d, %v; want 2", n, err)
+	}
+	if n, err := cp.PurgeDeadClaims(ctx, end, 2); err != nil || n != 1 {
+		t.Fatalf("PurgeDeadClaims again = %d, %v; want the last 1", n, err)
+	}
+	for _, c := range dead {
+		if live, _ := sc.LiveClaims(ctx, c.Phone, c.Our, after); len(live) != 0 {
+			t.Fatalf("claim %+v survived PurgeDeadClaims", live)
+		}
+	}
+	if live, _ := sc.LiveClaims(ctx, phone, alice.Our, end); len(live) != 1 {
+		t.Fatalf("alice's live claim after PurgeDeadClaims: %+v; want it kept", live)
+	}
 }
 
 // testSenderClaimsConcurrent: many writers choose a number for one phone

@@ -9,7 +9,10 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
-var _ bridge.SenderClaims = (*Store)(nil)
+var (
+	_ bridge.SenderClaims = (*Store)(nil)
+	_ bridge.ClaimPurger  = (*Store)(nil)
+)
 
 // claimLockClass is the first key of the transaction-level advisory lock
 // pg_advisory_xact_lock(claimLockClass, hashtext(phone)) a sender claim
@@ -112,4 +115,13 @@ func scanClaims(rows pgx.Rows) ([]bridge.SenderClaim, error) {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// PurgeDeadClaims implements bridge.ClaimPurger.
+func (s *Store) PurgeDeadClaims(ctx context.Context, now time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, deleteSomeDeadClaims, storeutil.Millis(now), limit)
+	if err != nil {
+		return 0, storeErr("deleting sender claims", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

@@ -9,7 +9,10 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
-var _ bridge.SenderClaims = (*Store)(nil)
+var (
+	_ bridge.SenderClaims = (*Store)(nil)
+	_ bridge.ClaimPurger  = (*Store)(nil)
+)
 
 const (
 	deleteDeadClaims = `DELETE FROM sender_claims WHERE phone = ? AND until < ?`
@@ -97,4 +100,18 @@ func scanClaims(rows interface {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// PurgeDeadClaims implements bridge.ClaimPurger.
+func (s *Store) PurgeDeadClaims(ctx context.Context, now time.Time, limit int) (int, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		res, err := tx.ExecContext(ctx, deleteSomeDeadClaims, storeutil.Millis(now), limit)
+		if err != nil {
+			return storeErr("deleting sender claims", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
 }
