@@ -33,8 +33,8 @@ const (
 		(SELECT ctid FROM sender_claims WHERE until < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	upsertClaim = `INSERT INTO sender_claims (phone, our, writer, until) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = greatest(sender_claims.until, excluded.until)`
-	selectClaims = `SELECT phone, our, writer, until FROM sender_claims WHERE phone = ANY($1) AND until >= $2`
-	selectLive   = `SELECT phone, our, writer, until FROM sender_claims WHERE phone = $1 AND our = $2 AND until >= $3`
+	selectClaims = `SELECT ` + storeutil.ClaimCols + ` FROM sender_claims WHERE phone = ANY($1) AND until >= $2`
+	selectLive   = `SELECT ` + storeutil.ClaimCols + ` FROM sender_claims WHERE phone = $1 AND our = $2 AND until >= $3`
 )
 
 // ClaimSenders implements bridge.SenderClaims: under an advisory lock on
@@ -106,12 +106,10 @@ func scanClaims(rows pgx.Rows) ([]bridge.SenderClaim, error) {
 	defer rows.Close()
 	var out []bridge.SenderClaim
 	for rows.Next() {
-		var c bridge.SenderClaim
-		var until int64
-		if err := rows.Scan(&c.Phone, &c.Our, &c.Writer, &until); err != nil {
+		c, err := storeutil.ScanClaim(rows)
+		if err != nil {
 			return nil, err
 		}
-		c.Until = storeutil.FromMillis(until)
 		out = append(out, c)
 	}
 	return out, rows.Err()

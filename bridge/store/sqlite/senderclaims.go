@@ -23,7 +23,7 @@ const (
 		(SELECT phone, our, writer FROM sender_claims WHERE until < ? LIMIT ?)`
 	upsertClaim = `INSERT INTO sender_claims (phone, our, writer, until) VALUES (?, ?, ?, ?)
 		ON CONFLICT (phone, our, writer) DO UPDATE SET until = max(until, excluded.until)`
-	selectLiveClaims = `SELECT phone, our, writer, until FROM sender_claims
+	selectLiveClaims = `SELECT ` + storeutil.ClaimCols + ` FROM sender_claims
 		WHERE phone = ? AND our = ? AND until >= ?`
 )
 
@@ -47,7 +47,7 @@ func (s *Store) ClaimSenders(ctx context.Context, phones []string, now time.Time
 			return storeErr("deleting sender claims", err)
 		}
 		args = append(args, storeutil.Millis(now))
-		rows, err := tx.QueryContext(ctx, `SELECT phone, our, writer, until FROM sender_claims
+		rows, err := tx.QueryContext(ctx, `SELECT `+storeutil.ClaimCols+` FROM sender_claims
 			WHERE phone IN (?`+strings.Repeat(", ?", len(phones)-1)+`) AND until >= ?`, args...)
 		if err != nil {
 			return storeErr("reading sender claims", err)
@@ -91,12 +91,10 @@ func scanClaims(rows interface {
 	defer rows.Close()
 	var out []bridge.SenderClaim
 	for rows.Next() {
-		var c bridge.SenderClaim
-		var until int64
-		if err := rows.Scan(&c.Phone, &c.Our, &c.Writer, &until); err != nil {
+		c, err := storeutil.ScanClaim(rows)
+		if err != nil {
 			return nil, err
 		}
-		c.Until = storeutil.FromMillis(until)
 		out = append(out, c)
 	}
 	return out, rows.Err()

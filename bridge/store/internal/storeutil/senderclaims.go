@@ -44,3 +44,17 @@ func CheckClaims(phones []string, claims []bridge.SenderClaim) error {
 // what it may store and a few, so that claims of phones nobody writes to
 // again are deleted faster than new ones are made.
 func DeadClaimsBatch(phones int) int { return 2*phones + 16 }
+
+// ClaimCols are the columns ScanClaim reads, in its order.
+const ClaimCols = `phone, our, writer, until`
+
+// ScanClaim reads a row of ClaimCols.
+func ScanClaim(row Row) (bridge.SenderClaim, error) {
+	var c bridge.SenderClaim
+	var until int64
+	if err := row.Scan(&c.Phone, &c.Our, &c.Writer, &until); err != nil {
+		return c, err
+	}
+	c.Until = FromMillis(until)
+	return c, nil
+}
