@@ -107,7 +107,7 @@ func (c *Composer) Bounce(m *bridge.Message, failed []bridge.Failure) (*bridge.O
 		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
 		Date:               c.now(),
 		Subject:            bridge.MailSubject(m.Headers),
-		OriginalMessageID:  m.MailMessageID,
+		OriginalMessageID:  bridge.MessageThread(m).InReplyTo, // the thread rule of bridge/thread.go
 		OriginalEnvelopeID: envelopeID(m),
 		ArrivalDate:        m.Created,
 		OriginalHeaders:    m.Headers,
@@ -158,7 +158,7 @@ func (c *Composer) Notice(m *bridge.Message, action bridge.Action, ns []bridge.N
 		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
 		Date:               c.now(),
 		Subject:            bridge.MailSubject(m.Headers),
-		OriginalMessageID:  m.MailMessageID,
+		OriginalMessageID:  bridge.MessageThread(m).InReplyTo, // the thread rule of bridge/thread.go
 		OriginalEnvelopeID: envelopeID(m),
 		ArrivalDate:        m.Created,
 		OriginalHeaders:    m.Headers,

@@ -1,5 +1,5 @@
 -- Sticky senders (issue 17). Mirrors the SQLite store's
--- 0014_sender_claims.sql: which writer holds which of our numbers with
+-- 0015_sender_claims.sql: which writer holds which of our numbers with
 -- which phone, until when (bridge.SenderClaim). Claims for one phone are
 -- made under a transaction-level advisory lock on the phone (see
 -- ClaimSenders), so instances sharing the database never hand one free
