@@ -36,6 +36,9 @@ type Options struct {
 	// waiting for ("" logs them only).
 	ReplyWindow time.Duration
 	CatchAll    string
+	// Ambiguous is where a reply goes that more than one writer may be
+	// meant for (default AmbiguousLast).
+	Ambiguous Ambiguous
 	// Composer builds reply and bounce mails; nil means nothing is mailed
 	// (no smarthost): inbound SMS are only logged.
 	Composer Composer
@@ -103,6 +106,9 @@ func New(store ConversationStore, providers []Provider, routes []Route, accounts
 	}
 	if opt.ReplyWindow <= 0 {
 		opt.ReplyWindow = 7 * 24 * time.Hour
+	}
+	if opt.Ambiguous == "" {
+		opt.Ambiguous = AmbiguousLast
 	}
 	if opt.ScheduleHorizon <= 0 {
 		opt.ScheduleHorizon = DefaultScheduleHorizon
@@ -312,10 +318,11 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	switch {
 	case sender != "" && !s.Account.MaySend(sender):
 		return nil, Permanent(ReasonSenderNotAllowed, "sender", "sender ID %q is not allowed for account %s", sender, s.Account.Name)
-	case sender == "" && s.Template == "":
+	case sender == "" && s.Template == "" && len(s.Account.Pool) == 0:
 		sender = s.Account.DefaultSender()
 		// With a template and no explicit sender, the template's own
-		// sender applies (providers that have one).
+		// sender applies (providers that have one). With a pool, the
+		// sender is chosen from it below (stickySender).
 	}
 	if s.Template == "" && strings.TrimSpace(s.Text) == "" {
 		return nil, Permanent(ReasonEmpty, "text", "nothing to send: the message text is empty")
@@ -338,6 +345,18 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	if s.IdempotencyKey != "" {
 		if m, err := b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey); err == nil {
 			return replay(m, s)
+		}
+	}
+	if s.Template == "" || sender != "" {
+		// Made before the provider checks and the rate limit: a claim of
+		// a submission refused there stays until it runs out, harmless,
+		// as it holds a number for a writer who meant to write.
+		var err error
+		if sender, err = b.stickySender(ctx, pol, s, sender); err != nil {
+			return nil, err
+		}
+		if sender == "" && s.Template == "" {
+			sender = s.Account.DefaultSender() // the pool could not be used
 		}
 	}
 	m := &Message{

@@ -86,6 +86,10 @@ type Inbound struct {
 	// Note, not stored, is what the bridge did about the SMS (an opt-out
 	// or opt-in keyword), told to the person it is mailed to.
 	Note string
+	// Writers, set by Receive and not stored, is how many writers hold
+	// the number it came to with the phone (see SenderClaims): more than
+	// one, and the reply mail says that it may be meant for another.
+	Writers int
 }
 
 // MailKind says why a mail is queued for the smarthost.

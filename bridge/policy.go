@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,11 @@ type Account struct {
 	Emails []string
 	// SenderIDs the account may use; the first is the default.
 	SenderIDs []string
+	// Pool are the 2-way numbers, each one of SenderIDs, that new
+	// conversations with a phone are spread over so that each writer has
+	// their own number with each phone (see stickySender); empty: every
+	// message without an explicit sender goes out from the default.
+	Pool []string
 	// AllowPhonebooks permits sends to whole provider phonebooks.
 	AllowPhonebooks bool
 	// TokenSHA256 are hex SHA-256 digests of the account's API tokens.
@@ -121,6 +127,9 @@ func (a *Account) MaySend(sender string) bool {
 	}
 	return false
 }
+
+// InPool reports whether sender is one of the account's pool numbers.
+func (a *Account) InPool(sender string) bool { return slices.Contains(a.Pool, sender) }
 
 // Accounts finds accounts by mail address. Exact addresses win over
 // *@domain patterns; comparison ignores case, as mail systems do in

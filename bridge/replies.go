@@ -181,7 +181,8 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 	}
 	in.Conversation = c.ID
 	if !logOnly {
-		in.MailTo = b.route(c, in.Received)
+		in.Writers = b.replyWriters(ctx, c, in.Received)
+		in.MailTo = b.route(c, in.Received, in.Writers)
 	}
 	// A keyword acts before the SMS is recorded: were the record to
 	// fail, the provider's retry acts again, which changes nothing twice.
@@ -265,7 +266,14 @@ func (b *Bridge) inboundConversation(ctx context.Context, in *Inbound) (*Convers
 // configured now) still lets replies go there, else the catch-all. The
 // second condition keeps an address stored before reply_to was checked,
 // or dropped from the configuration since, from receiving answers.
-func (b *Bridge) route(c *Conversation, at time.Time) string {
+//
+// A reply that writers (more than one) may be meant for (see
+// SenderClaims) goes to the catch-all instead when the policy says so
+// (Options.Ambiguous).
+func (b *Bridge) route(c *Conversation, at time.Time, writers int) string {
+	if writers > 1 && b.opt.Ambiguous == AmbiguousCatchAll {
+		return b.opt.CatchAll
+	}
 	if c.ReplyTo != "" && at.Sub(c.LastOut) <= b.opt.ReplyWindow {
 		if acct := b.pol().accounts.names[c.Account]; acct != nil && acct.MayReplyTo(c.ReplyTo) {
 			return c.ReplyTo

@@ -21,6 +21,7 @@ type composer struct {
 	fail    bool // Reply fails, as for an address no mail can be built for
 	mu      sync.Mutex
 	replies []string // "to: text"
+	writers []int    // each reply's Inbound.Writers
 	bounces [][]bridge.Failure
 }
 
@@ -31,6 +32,7 @@ func (c *composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to strin
 		return nil, bridge.Permanent(bridge.ReasonInvalid, "to", "%q is not an address", to)
 	}
 	c.replies = append(c.replies, to+": "+in.Text)
+	c.writers = append(c.writers, in.Writers)
 	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: in.ID, From: "bridge@sms.example.com", To: to,
 		Data: []byte("Subject: reply\r\n\r\n" + in.Text + "\r\n")}, nil
 }

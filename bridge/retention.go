@@ -24,6 +24,18 @@ const (
 	PurgeConversations PurgeKind = "conversations"
 )
 
+// PurgeClaims are sender claims (SenderClaims) that ran out: not old
+// records but useless ones, deleted whatever Keep says, by a ClaimPurger.
+const PurgeClaims PurgeKind = "sender_claims"
+
+// ClaimPurger is an optional Store method: deleting sender claims that
+// ran out before now, at most limit, returning how many it deleted.
+// Claims delete some themselves (see SenderClaims); this takes the rest,
+// of phones nobody writes to any more.
+type ClaimPurger interface {
+	PurgeDeadClaims(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
 // PurgeKinds are the kinds in the order a purge goes through them:
 // conversations last, so that one emptied by the others goes in the same
 // run.
@@ -116,6 +128,24 @@ func (r *Retention) Purge(ctx context.Context) (map[PurgeKind]int, error) {
 			}
 		}
 	}
+	if p, ok := r.Store.(ClaimPurger); ok {
+		now := r.Now()
+		for {
+			n, err := p.PurgeDeadClaims(ctx, now, r.Batch)
+			if err != nil {
+				return deleted, err
+			}
+			if n > 0 {
+				deleted[PurgeClaims] += n
+			}
+			if n < r.Batch {
+				break
+			}
+			if err := r.pause(ctx); err != nil {
+				return deleted, err
+			}
+		}
+	}
 	return deleted, nil
 }
 
@@ -147,7 +177,7 @@ func (r *Retention) Run(ctx context.Context, interval time.Duration) {
 			r.Log.ErrorContext(ctx, "retention: purge failed; trying again later", "err", err)
 		} else if total(n) > 0 {
 			r.Log.InfoContext(ctx, "retention: purged", "messages", n[PurgeMessages], "inbound", n[PurgeInbound],
-				"mail", n[PurgeMail], "conversations", n[PurgeConversations], "took", time.Since(start).Round(time.Millisecond))
+				"mail", n[PurgeMail], "conversations", n[PurgeConversations], "sender_claims", n[PurgeClaims], "took", time.Since(start).Round(time.Millisecond))
 		}
 		select {
 		case <-t.C:

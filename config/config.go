@@ -174,6 +174,11 @@ type Account struct {
 	// SenderIDs are the sender IDs / numbers this account may use; the
 	// first is the default.
 	SenderIDs []string `toml:"sender_ids"`
+	// Pool are 2-way numbers, each one of SenderIDs, that the account's
+	// conversations are spread over: a writer texting a phone gets a
+	// number no other writer's live conversation with that phone uses,
+	// and keeps it (sticky sender). Empty: no pool.
+	Pool []string `toml:"pool"`
 	// AllowPhonebooks lets the account send to whole provider phonebooks.
 	AllowPhonebooks bool `toml:"allow_phonebooks"`
 	// Admin accounts may read every conversation and message through the
@@ -229,10 +234,14 @@ type Replies struct {
 	Subject     string        `toml:"subject"`
 	ReplyWindow time.Duration `toml:"reply_window"` // how long the last writer gets the replies
 	CatchAll    string        `toml:"catch_all"`    // replies nobody is waiting for; "" logs them only
-	Bounces     *bool         `toml:"bounces"`      // RFC 3464 notices of failed SMS (default true)
-	RetryMin    time.Duration `toml:"retry_min"`
-	RetryMax    time.Duration `toml:"retry_max"`
-	MaxAge      time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
+	// Ambiguous is where a reply goes that more than one writer may be
+	// meant for (a pool ran out, or an explicit sender was taken): "last"
+	// (the default; the writer who wrote last) or "catch_all".
+	Ambiguous string        `toml:"ambiguous"`
+	Bounces   *bool         `toml:"bounces"` // RFC 3464 notices of failed SMS (default true)
+	RetryMin  time.Duration `toml:"retry_min"`
+	RetryMax  time.Duration `toml:"retry_max"`
+	MaxAge    time.Duration `toml:"max_age"` // give up on a mail this long after it was queued
 }
 
 // UseSmartEncoding reports whether smtp.smart_encoding is on (the default).
@@ -867,6 +876,17 @@ func (c *Config) validate() Problems {
 				add(fmt.Sprintf("%s.sender_ids[%d]", key, j), "%q is not a sender ID (letters, digits, +, at most 16)", s)
 			}
 		}
+		for j, n := range a.Pool {
+			k := fmt.Sprintf("%s.pool[%d]", key, j)
+			switch _, twoway := twoWay(n, c.SMTP.DefaultRegion); {
+			case !slices.Contains(a.SenderIDs, n):
+				add(k, "%q is not one of the account's sender_ids", n)
+			case !twoway:
+				add(k, "%q is not a phone number: phones cannot answer a sender ID, so it cannot keep a conversation apart", n)
+			case slices.Index(a.Pool, n) < j:
+				add(k, "%q is listed twice", n)
+			}
+		}
 	}
 
 	probs = append(probs, c.sharedNumbers()...)
@@ -1006,6 +1026,11 @@ func (r *Replies) validate() Problems {
 		if a, err := mail.ParseAddress(r.CatchAll); err != nil || a.Name != "" {
 			add("catch_all", "%q is not a mail address", r.CatchAll)
 		}
+	}
+	switch r.Ambiguous {
+	case "", "last", "catch_all":
+	default:
+		add("ambiguous", "must be last or catch_all, not %q", r.Ambiguous)
 	}
 	for key, d := range map[string]time.Duration{"reply_window": r.ReplyWindow, "retry_min": r.RetryMin, "retry_max": r.RetryMax, "max_age": r.MaxAge} {
 		if d < 0 {

@@ -189,7 +189,10 @@ retry_max = "1h"
 name = "a"
 emails = ["not-an-address"]
 reply_to = ["desk@partner.example", "x*@partner.example"]
-sender_ids = ["bad sender id that is way too long"]
+sender_ids = ["bad sender id that is way too long", "Shop", "+972500000001"]
+pool = ["+972500000002", "Shop", "+972500000001", "+972500000001"]
+[replies]
+ambiguous = "first"
 [[providers]]
 name = "f"
 type = "fake"
@@ -219,6 +222,10 @@ fallback = ["f", "nope"]
 		"accounts[0].emails[0]:",
 		"accounts[0].reply_to[1]:",
 		"accounts[0].sender_ids[0]:",
+		"accounts[0].pool[0]: \"+972500000002\" is not one of the account's sender_ids",
+		"accounts[0].pool[1]: \"Shop\" is not a phone number",
+		"accounts[0].pool[3]: \"+972500000001\" is listed twice",
+		"replies.ambiguous: must be last or catch_all, not \"first\"",
 		"providers[0].base_url: must be an absolute https or http URL",
 		"providers[0].token: must be set",
 		"providers[0].numbers: at least one number is required",

@@ -1,6 +1,7 @@
 package mailout
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -55,11 +56,14 @@ func (c *Composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to strin
 		r.Text = in.Text + "\n\n[" + in.Note + "]"
 		r.Extra = append(r.Extra, Field{Key: "X-SMS-Consent", Value: in.Note})
 	}
-	if to == conv.ReplyTo && conv.MailMessageID != "" {
-		// Only the person who wrote has that mail to thread under; the
-		// catch-all gets a thread of its own.
-		r.InReplyTo = conv.MailMessageID
-		r.References = []string{conv.MailMessageID}
+	th := bridge.ThreadFor(conv, to)
+	r.InReplyTo, r.References = th.InReplyTo, th.References
+	if in.Writers > 1 {
+		// More than one writer holds the number with the phone (see
+		// bridge.SenderClaims): whoever gets it must know that it may
+		// answer someone else.
+		r.Extra = append(r.Extra, Field{Key: "X-SMS-Ambiguous", Value: fmt.Sprintf("%d writers", in.Writers)})
+		r.Text = AmbiguityNote(in) + "\n\n" + r.Text
 	}
 	data, err := BuildReply(r)
 	if err != nil {
@@ -70,6 +74,13 @@ func (c *Composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to strin
 	// from <>), so nothing loops.
 	return &bridge.OutMail{ID: bridge.NewID(), Kind: bridge.MailReply, Ref: in.ID, From: from, To: to,
 		Data: data, State: bridge.MailQueued, Created: c.now()}, nil
+}
+
+// AmbiguityNote is the line above the text of a reply that more than one
+// writer may be meant for.
+func AmbiguityNote(in *bridge.Inbound) string {
+	return fmt.Sprintf("[This reply may be meant for someone else: %d people texted %s from %s within the reply window.]",
+		in.Writers, in.From, in.To)
 }
 
 func (c *Composer) subject(conv *bridge.Conversation, in *bridge.Inbound, to string) string {
@@ -96,7 +107,7 @@ func (c *Composer) Bounce(m *bridge.Message, failed []bridge.Failure) (*bridge.O
 		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
 		Date:               c.now(),
 		Subject:            bridge.MailSubject(m.Headers),
-		OriginalMessageID:  m.MailMessageID,
+		OriginalMessageID:  bridge.MessageThread(m).InReplyTo, // the thread rule of bridge/thread.go
 		OriginalEnvelopeID: envelopeID(m),
 		ArrivalDate:        m.Created,
 		OriginalHeaders:    m.Headers,
@@ -147,7 +158,7 @@ func (c *Composer) Notice(m *bridge.Message, action bridge.Action, ns []bridge.N
 		MessageID:          bridge.NewID() + ".dsn@" + c.Domain,
 		Date:               c.now(),
 		Subject:            bridge.MailSubject(m.Headers),
-		OriginalMessageID:  m.MailMessageID,
+		OriginalMessageID:  bridge.MessageThread(m).InReplyTo, // the thread rule of bridge/thread.go
 		OriginalEnvelopeID: envelopeID(m),
 		ArrivalDate:        m.Created,
 		OriginalHeaders:    m.Headers,

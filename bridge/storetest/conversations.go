@@ -28,7 +28,7 @@ type Full interface {
 // an outcome; inbound.go RecordInbound and its dedupe; provider_scope.go
 // what one provider may see and change; reports.go delivery reports and
 // the ids still outstanding; cursors_leases.go pollers' cursors and
-// leases; outbox.go the mail queue. A new case is a function there (or
+// leases; outbox.go the mail queue; sender_claims.go sticky senders' claims. A new case is a function there (or
 // in a new file) and a row in the table below.
 func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 	tests := []struct {
@@ -66,6 +66,8 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"CompleteMail", testCompleteMail},
 		{"RecoverMail", testRecoverMail},
 		{"MailStats", testMailStats},
+		{"SenderClaims", testSenderClaims},
+		{"SenderClaimsConcurrent", testSenderClaimsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

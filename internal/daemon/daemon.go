@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		Enqueued:             func() { d.dispatcher.Wake() },
 		ReplyWindow:          cfg.Replies.ReplyWindow,
 		CatchAll:             cfg.Replies.CatchAll,
+		Ambiguous:            bridge.Ambiguous(cfg.Replies.Ambiguous),
 		Composer:             composer,
 		Received: func(provider string) {
 			m.Inbound(provider)
@@ -493,7 +494,7 @@ func accounts(cfg *config.Config) []bridge.Account {
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
 			SmartEncoding: a.SmartEncoding, MaxSegments: a.MaxSegments, Overflow: bridge.Overflow(a.Overflow),
-			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText, Notify: notify})
+			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText, Notify: notify, Pool: a.Pool})
 	}
 	return out
 }
