@@ -77,9 +77,8 @@ type Retention struct {
 	Keep time.Duration
 	// Batch caps the records one transaction looks at (default 200).
 	// SQLite has one writer: a batch holds it, and every enqueue behind
-	// it, for its duration. Deleting a message deletes its recipients and
-	// updates eight indexes: 400 took 65ms on the 2-core test machine, 200
-	// took 14-121ms depending on its load.
+	// it, for its duration, and deleting a message deletes its recipients
+	// and updates eight indexes: keep a batch to tens of milliseconds.
 	Batch int
 	// Pause is the time between batches (default 100ms), in which the
 	// queue's own writes go first; even so a purge deletes over a
