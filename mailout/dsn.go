@@ -59,50 +59,16 @@ type FailedRecipient struct {
 // part, and the original's header block (when given). Its errors are
 // permanent *bridge.Error, as BuildReply's.
 func BuildBounce(b Bounce) ([]byte, error) {
-	if b.FromName == "" {
-		b.FromName = "Mail Delivery System"
-	}
-	from, err := addressField("From", b.From, b.FromName)
-	if err != nil {
-		return nil, err
-	}
 	if b.To == "" {
 		return nil, invalid("to", "a bounce needs a recipient (never bounce a bounce)")
 	}
-	to, err := addressField("To", b.To, "")
+	addrs := make([]string, len(b.Recipients))
+	for i, r := range b.Recipients {
+		addrs[i] = r.Address
+	}
+	from, to, id, mta, subject, err := reportHead("bounce", b.From, b.FromName, b.To, b.MessageID, b.ReportingMTA, b.Subject, b.Date, addrs)
 	if err != nil {
 		return nil, err
-	}
-	id, ok := msgID(b.MessageID)
-	if !ok {
-		return nil, invalid("message_id", "Message-ID %q is not a valid msg-id", b.MessageID)
-	}
-	if b.Date.IsZero() {
-		return nil, invalid("date", "bounce without a date")
-	}
-	if len(b.Recipients) == 0 {
-		return nil, invalid("recipients", "bounce without failed recipients")
-	}
-	for i, r := range b.Recipients {
-		if flatten(r.Address) == "" {
-			return nil, invalid("recipients", "failed recipient %d without an address", i+1)
-		}
-	}
-	mta := b.ReportingMTA
-	if mta == "" {
-		mta = b.From[strings.LastIndexByte(b.From, '@')+1:]
-	}
-	if !hostName(mta) {
-		return nil, invalid("reporting_mta", "reporting MTA %q is not a host name", mta)
-	}
-
-	subject := flatten(b.Subject)
-	if subject == "" {
-		addrs := make([]string, len(b.Recipients))
-		for i, r := range b.Recipients {
-			addrs[i] = flatten(r.Address)
-		}
-		subject = strings.Join(addrs, ", ")
 	}
 	h := fields{
 		{"MIME-Version", "1.0"},
@@ -384,4 +350,53 @@ func fieldLine(line string) bool {
 		}
 	}
 	return true
+}
+
+// reportHead checks and renders what every multipart/report we send
+// (bounces and delivery notices) needs in its header: From, To, the
+// Message-ID, the reporting MTA (default: the From domain) and the
+// subject's tail (default: the recipients' addresses). kind names the
+// report in errors.
+func reportHead(kind, fromAddr, fromName, toAddr, messageID, reportingMTA, subj string, date time.Time, recipients []string) (from, to, id, mta, subject string, err error) {
+	if fromName == "" {
+		fromName = "Mail Delivery System"
+	}
+	if from, err = addressField("From", fromAddr, fromName); err != nil {
+		return
+	}
+	if to, err = addressField("To", toAddr, ""); err != nil {
+		return
+	}
+	var ok bool
+	if id, ok = msgID(messageID); !ok {
+		err = invalid("message_id", "Message-ID %q is not a valid msg-id", messageID)
+		return
+	}
+	if date.IsZero() {
+		err = invalid("date", "%s without a date", kind)
+		return
+	}
+	if len(recipients) == 0 {
+		err = invalid("recipients", "%s without recipients", kind)
+		return
+	}
+	addrs := make([]string, len(recipients))
+	for i, a := range recipients {
+		if addrs[i] = flatten(a); addrs[i] == "" {
+			err = invalid("recipients", "recipient %d without an address", i+1)
+			return
+		}
+	}
+	mta = reportingMTA
+	if mta == "" {
+		mta = fromAddr[strings.LastIndexByte(fromAddr, '@')+1:]
+	}
+	if !hostName(mta) {
+		err = invalid("reporting_mta", "reporting MTA %q is not a host name", mta)
+		return
+	}
+	if subject = flatten(subj); subject == "" {
+		subject = strings.Join(addrs, ", ")
+	}
+	return
 }

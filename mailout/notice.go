@@ -69,49 +69,16 @@ func BuildNotice(n Notice) ([]byte, error) {
 	if !ok {
 		return nil, invalid("action", "unknown notification action %q", n.Action)
 	}
-	if n.FromName == "" {
-		n.FromName = "Mail Delivery System"
-	}
-	from, err := addressField("From", n.From, n.FromName)
-	if err != nil {
-		return nil, err
-	}
 	if n.To == "" {
 		return nil, invalid("to", "a notification needs a recipient")
 	}
-	to, err := addressField("To", n.To, "")
+	addrs := make([]string, len(n.Recipients))
+	for i, r := range n.Recipients {
+		addrs[i] = r.Address
+	}
+	from, to, id, mta, subject, err := reportHead("notification", n.From, n.FromName, n.To, n.MessageID, n.ReportingMTA, n.Subject, n.Date, addrs)
 	if err != nil {
 		return nil, err
-	}
-	id, ok := msgID(n.MessageID)
-	if !ok {
-		return nil, invalid("message_id", "Message-ID %q is not a valid msg-id", n.MessageID)
-	}
-	if n.Date.IsZero() {
-		return nil, invalid("date", "notification without a date")
-	}
-	if len(n.Recipients) == 0 {
-		return nil, invalid("recipients", "notification without recipients")
-	}
-	for i, r := range n.Recipients {
-		if flatten(r.Address) == "" {
-			return nil, invalid("recipients", "recipient %d without an address", i+1)
-		}
-	}
-	mta := n.ReportingMTA
-	if mta == "" {
-		mta = n.From[strings.LastIndexByte(n.From, '@')+1:]
-	}
-	if !hostName(mta) {
-		return nil, invalid("reporting_mta", "reporting MTA %q is not a host name", mta)
-	}
-	subject := flatten(n.Subject)
-	if subject == "" {
-		addrs := make([]string, len(n.Recipients))
-		for i, r := range n.Recipients {
-			addrs[i] = flatten(r.Address)
-		}
-		subject = strings.Join(addrs, ", ")
 	}
 	h := fields{
 		{"MIME-Version", "1.0"},
