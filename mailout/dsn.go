@@ -148,37 +148,56 @@ func bounceAttachment(b Bounce) (part, bool) {
 // is written as a header block, so values are folded and the blank line
 // between blocks comes from the writer.
 func deliveryStatus(b Bounce, mta string) (string, error) {
-	var buf bytes.Buffer
-	msg := fields{{"Reporting-MTA", "dns; " + mta}}
-	if envid := printable(b.OriginalEnvelopeID); envid != "" {
-		msg = append(msg, field{"Original-Envelope-Id", envid})
-	}
-	if !b.ArrivalDate.IsZero() {
-		msg = append(msg, field{"Arrival-Date", b.ArrivalDate.Format(dateLayout)})
-	}
-	if err := msg.write(&buf); err != nil {
-		return "", err
-	}
-	for _, r := range b.Recipients {
-		var rcpt fields
-		if o := originalRecipient(r.ORCPT); o != "" {
-			rcpt = append(rcpt, field{"Original-Recipient", o})
-		}
-		rcpt = append(rcpt,
-			field{"Final-Recipient", addressType(r.Address)},
-			field{"Action", "failed"},
-			field{"Status", status(r)})
+	blocks := make([]fields, len(b.Recipients))
+	for i, r := range b.Recipients {
+		rcpt := recipientHead(r.ORCPT, r.Address, "failed", status(r))
 		if d := flatten(r.Diagnostic); d != "" {
 			rcpt = append(rcpt, field{"Diagnostic-Code", "smtp; " + asciiText(d)})
 		}
 		if !r.LastAttempt.IsZero() {
 			rcpt = append(rcpt, field{"Last-Attempt-Date", r.LastAttempt.Format(dateLayout)})
 		}
+		blocks[i] = rcpt
+	}
+	return statusBlocks(mta, b.OriginalEnvelopeID, b.ArrivalDate, blocks)
+}
+
+// statusBlocks writes a message/delivery-status body: the per-message
+// block (Reporting-MTA, Original-Envelope-Id, Arrival-Date), then the
+// recipients' blocks as given. Each block is written as a header block,
+// so values are folded and the blank line between blocks comes from the
+// writer.
+func statusBlocks(mta, envelopeID string, arrival time.Time, recipients []fields) (string, error) {
+	var buf bytes.Buffer
+	msg := fields{{"Reporting-MTA", "dns; " + mta}}
+	if envid := printable(envelopeID); envid != "" {
+		msg = append(msg, field{"Original-Envelope-Id", envid})
+	}
+	if !arrival.IsZero() {
+		msg = append(msg, field{"Arrival-Date", arrival.Format(dateLayout)})
+	}
+	if err := msg.write(&buf); err != nil {
+		return "", err
+	}
+	for _, rcpt := range recipients {
 		if err := rcpt.write(&buf); err != nil {
 			return "", err
 		}
 	}
 	return buf.String(), nil
+}
+
+// recipientHead starts a recipient's block with the fields every report
+// has, in RFC 3464's order.
+func recipientHead(orcpt, addr, action, status string) fields {
+	var rcpt fields
+	if o := originalRecipient(orcpt); o != "" {
+		rcpt = append(rcpt, field{"Original-Recipient", o})
+	}
+	return append(rcpt,
+		field{"Final-Recipient", addressType(addr)},
+		field{"Action", action},
+		field{"Status", status})
 }
 
 // addressType is a Final-Recipient value: "rfc822; addr" for an ASCII

@@ -1,7 +1,6 @@
 package mailout
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -159,26 +158,9 @@ func noticeText(n Notice, mta string) string {
 // block and one block per recipient (RFC 3464 §2), US-ASCII throughout.
 // The provider and its message id are extension fields (§2.4: "X-").
 func noticeStatusPart(n Notice, mta, status string) (string, error) {
-	var buf bytes.Buffer
-	msg := fields{{"Reporting-MTA", "dns; " + mta}}
-	if envid := printable(n.OriginalEnvelopeID); envid != "" {
-		msg = append(msg, field{"Original-Envelope-Id", envid})
-	}
-	if !n.ArrivalDate.IsZero() {
-		msg = append(msg, field{"Arrival-Date", n.ArrivalDate.Format(dateLayout)})
-	}
-	if err := msg.write(&buf); err != nil {
-		return "", err
-	}
-	for _, r := range n.Recipients {
-		var rcpt fields
-		if o := originalRecipient(r.ORCPT); o != "" {
-			rcpt = append(rcpt, field{"Original-Recipient", o})
-		}
-		rcpt = append(rcpt,
-			field{"Final-Recipient", addressType(r.Address)},
-			field{"Action", string(n.Action)},
-			field{"Status", status})
+	blocks := make([]fields, len(n.Recipients))
+	for i, r := range n.Recipients {
+		rcpt := recipientHead(r.ORCPT, r.Address, string(n.Action), status)
 		if d := flatten(r.Detail); d != "" && n.Action == bridge.ActionDelayed {
 			rcpt = append(rcpt, field{"Diagnostic-Code", "smtp; " + asciiText(d)})
 		}
@@ -197,11 +179,9 @@ func noticeStatusPart(n Notice, mta, status string) (string, error) {
 		if d := flatten(r.Detail); d != "" && n.Action == bridge.ActionDelivered {
 			rcpt = append(rcpt, field{"X-SMS-Provider-Status", asciiText(d)})
 		}
-		if err := rcpt.write(&buf); err != nil {
-			return "", err
-		}
+		blocks[i] = rcpt
 	}
-	return buf.String(), nil
+	return statusBlocks(mta, n.OriginalEnvelopeID, n.ArrivalDate, blocks)
 }
 
 // originalRecipient is an Original-Recipient value from a stored ORCPT
