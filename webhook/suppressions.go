@@ -68,9 +68,9 @@ func suppressionFilter(q url.Values) (bridge.SuppressionFilter, error) {
 	return f, err
 }
 
-// listSuppressions is GET /v1/suppressions: the suppressions that stop
-// the token's account's sends (an admin's: all, or ?account='s).
-func (s *Server) listSuppressions(w http.ResponseWriter, r *http.Request) {
+// suppressionQuery reads the filter of a suppression listing and the
+// keeper that answers it; on false the refusal has been written.
+func (s *Server) suppressionQuery(w http.ResponseWriter, r *http.Request) (SuppressionKeeper, bridge.SuppressionFilter, bool) {
 	k := s.keeper()
 	f, err := suppressionFilter(r.URL.Query())
 	if err == nil && k == nil {
@@ -78,6 +78,16 @@ func (s *Server) listSuppressions(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.refuse(w, r, err)
+		return nil, f, false
+	}
+	return k, f, true
+}
+
+// listSuppressions is GET /v1/suppressions: the suppressions that stop
+// the token's account's sends (an admin's: all, or ?account='s).
+func (s *Server) listSuppressions(w http.ResponseWriter, r *http.Request) {
+	k, f, ok := s.suppressionQuery(w, r)
+	if !ok {
 		return
 	}
 	list, err := k.ListSuppressions(r.Context(), account(r), f)
@@ -97,13 +107,8 @@ func (s *Server) listSuppressions(w http.ResponseWriter, r *http.Request) {
 // suppressionHistory is GET /v1/suppressions/history: every change, who
 // made it, when and why, newest first.
 func (s *Server) suppressionHistory(w http.ResponseWriter, r *http.Request) {
-	k := s.keeper()
-	f, err := suppressionFilter(r.URL.Query())
-	if err == nil && k == nil {
-		err = bridge.Permanent(bridge.ReasonNotFound, "", "no suppression list")
-	}
-	if err != nil {
-		s.refuse(w, r, err)
+	k, f, ok := s.suppressionQuery(w, r)
+	if !ok {
 		return
 	}
 	list, err := k.SuppressionHistory(r.Context(), account(r), f)
