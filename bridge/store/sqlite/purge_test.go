@@ -112,7 +112,10 @@ func TestRetentionBoundsTheFile(t *testing.T) {
 	if grew*10 > grewWithout {
 		t.Errorf("days 5 to %d: %d pages more with retention, %d without; want under a tenth", days-1, grew, grewWithout)
 	}
-	if last := without[days-1]; last < 2*with[days-1] {
+	// Nine days against three kept is three times the rows, but the
+	// schema's fixed pages and random ids' B-tree splits put the file
+	// ratio near 2 (seen 1.99-2.1): ask for a clear gap, not a coin toss.
+	if last := without[days-1]; 2*last < 3*with[days-1] {
 		t.Errorf("without retention: %d pages after %d days, with: %d; the load does not show the purge", last, days, with[days-1])
 	}
 }
