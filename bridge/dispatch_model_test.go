@@ -37,6 +37,7 @@ const (
 	mMaxAge        = time.Minute
 	mFailoverAfter = 3
 	mSubmitFor     = 30 * time.Second // submissions arrive over this long
+	mScheduleMax   = 30 * time.Second // how far ahead a scheduled one is due
 	mTick          = time.Second      // invariants are checked this often
 	// mSlack is how long a due recipient of a provider with a free slot
 	// may stay unclaimed: the dispatcher's claim gap, and a millisecond
@@ -322,7 +323,7 @@ func runModel(t *testing.T, seed uint64) {
 	for range 10 + r.IntN(15) {
 		s := submission{at: time.Duration(r.Int64N(int64(mSubmitFor)))}
 		if r.IntN(6) == 0 {
-			s.sendAt = s.at + time.Duration(1+r.IntN(30))*time.Second
+			s.sendAt = s.at + time.Duration(1+r.IntN(int(mScheduleMax/time.Second)))*time.Second
 		}
 		for range 1 + r.IntN(3) {
 			number++
@@ -387,7 +388,8 @@ func runModel(t *testing.T, seed uint64) {
 		}
 	}
 
-	end := mSubmitFor + mMaxAge + 2*mRetryMax
+	// The last to expire is one scheduled as late as the schedule goes.
+	end := mSubmitFor + mScheduleMax + mMaxAge + 2*mRetryMax
 	for step := time.Duration(0); step <= end; step += mTick {
 		for len(subs) > 0 && subs[0].at <= step {
 			s := subs[0]
@@ -468,7 +470,7 @@ func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []stri
 		t.Errorf("%s: %s, but accepted %d times", rr.to, rr.state, accepted)
 	case rr.state.Final():
 	case final:
-		t.Errorf("%s: still %s at the end (next attempt %v, %v from now)", rr.to, rr.state, rr.next, rr.next.Sub(now))
+		t.Errorf("%s: still %s at the end (next attempt %v, %v from now, error %q)", rr.to, rr.state, rr.next, rr.next.Sub(now), rr.err)
 	case rr.claimed || !now.After(rr.next.Add(mSlack)):
 		// In a dispatcher's hands, or not (long) due.
 	case w.inflight[rr.provider] >= concurrency[rr.provider] || !now.After(w.ended[rr.provider].Add(mSlack)):
