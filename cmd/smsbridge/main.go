@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	_ "time/tzdata" // provider time zones must load on hosts without zoneinfo
@@ -26,9 +25,6 @@ import (
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -45,7 +41,7 @@ commands:
   migrate-store -from sqlite:PATH -to postgres://…    copy the store to PostgreSQL
   hash-password                                        read a password on stdin, print its bcrypt hash
                                                        (for [[accounts]] smtp_password_hash)
-  version                                              print the version
+  version                                              print the version, commit and build date
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -68,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "hash-password":
 		return hashPasswordCmd(args, os.Stdin, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "smsbridge", versionString())
+		fmt.Fprintln(stdout, "smsbridge", currentVersion())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -76,16 +72,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "smsbridge: unknown command %q\n%s", cmd, usage)
 	return 2
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 func serve(args []string, stderr io.Writer) int {
