@@ -16,7 +16,7 @@ stamp() {
   : "${SOURCE_DATE_EPOCH:=$(git show -s --format=%ct HEAD)}"
   export SOURCE_DATE_EPOCH
   DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-  local dirty= ts base
+  local dirty='' ts base
   [ -z "$(git status --porcelain)" ] || dirty=+dirty
   if [ -z "${VERSION:-}" ]; then
     if VERSION=$(git describe --tags --exact-match --match 'v[0-9]*' HEAD 2>/dev/null); then
@@ -53,9 +53,9 @@ build() {
 # by default v2.48.0, or v2.45.2 where one of 2.48.0's dependencies cannot
 # be fetched.
 nfpm_path() {
-  local v tmp
+  local v tmp bin
   for v in ${NFPM_VERSION:-v2.48.0 v2.45.2}; do
-    local bin=$(go env GOPATH)/bin/nfpm-$v
+    bin=$(go env GOPATH)/bin/nfpm-$v
     if [ ! -x "$bin" ]; then
       echo "building nfpm $v from its Go module" >&2
       tmp=$(mktemp -d)
