@@ -6,7 +6,7 @@ import (
 	"runtime/debug"
 )
 
-// Stamped by scripts/release with
+// Stamped by scripts/release and scripts/deb (scripts/lib/build.sh) with
 //
 //	-ldflags "-X main.version=v1.2.3 -X main.commit=<sha> -X main.date=<RFC 3339>"
 //
