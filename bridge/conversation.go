@@ -84,8 +84,12 @@ type Inbound struct {
 	MailTo  string
 	Created time.Time
 	// Note, not stored, is what the bridge did about the SMS (an opt-out
-	// or opt-in keyword), told to the person it is mailed to.
+	// or opt-in keyword, an alert command), told to the person it is
+	// mailed to.
 	Note string
+	// Command, not stored, is the alert command the SMS was ("ACK #3"),
+	// when it was one the bridge acted on (Note says how).
+	Command string
 	// Writers, set by Receive and not stored, is how many writers hold
 	// the number it came to with the phone (see SenderClaims): more than
 	// one, and the reply mail says that it may be meant for another.

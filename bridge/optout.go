@@ -433,7 +433,7 @@ func (b *Bridge) consent(ctx context.Context, in *Inbound, c *Conversation, answ
 	if !answer || strings.TrimSpace(text) == "" || acct == nil {
 		return k, nil
 	}
-	return k, b.answer(ctx, in, acct, sender, text)
+	return k, b.answer(ctx, in, acct, sender, text, ChannelConsent, consentKeyPrefix)
 }
 
 // answerer is the account, and its sender ID, that answers a keyword
@@ -468,15 +468,17 @@ func (b *Bridge) answerer(c *Conversation, our string) (*Account, string) {
 }
 
 // answer queues text to the phone in came from, through in's provider
-// and from the number it wrote to, bypassing the suppression check (an
-// opt-out's confirmation goes to a phone that just opted out).
-func (b *Bridge) answer(ctx context.Context, in *Inbound, acct *Account, sender, text string) error {
+// and from the number it wrote to, on channel, with an idempotency key of
+// keyPrefix and in's identity. Its acceptance skips the suppression
+// check, and on ChannelConsent so does the dispatcher's (an opt-out's
+// confirmation goes to a phone that just opted out).
+func (b *Bridge) answer(ctx context.Context, in *Inbound, acct *Account, sender, text string, channel Channel, keyPrefix string) error {
 	now := b.opt.Now()
 	sum := sha256.Sum256([]byte(in.Provider + "\x00" + in.DedupeKey))
 	seg := CountSegments(text)
 	m := &Message{Encoding: seg.Encoding, Parts: seg.Count,
-		ID: NewID(), Channel: ChannelConsent, Account: acct.Name, Sender: sender, Text: text, Created: now,
-		IdempotencyKey: consentKeyPrefix + hex.EncodeToString(sum[:16]),
+		ID: NewID(), Channel: channel, Account: acct.Name, Sender: sender, Text: text, Created: now,
+		IdempotencyKey: keyPrefix + hex.EncodeToString(sum[:16]),
 		Recipients: []Recipient{{To: in.From, Providers: []string{in.Provider}, Provider: in.Provider,
 			State: StateQueued, NextAttempt: now}},
 	}
@@ -485,7 +487,7 @@ func (b *Bridge) answer(ctx context.Context, in *Inbound, acct *Account, sender,
 		return nil // answered on an earlier delivery of the same SMS
 	}
 	if err != nil {
-		return fmt.Errorf("queueing the answer to a keyword: %w", err)
+		return fmt.Errorf("queueing the answer to an SMS (%s): %w", channel, err)
 	}
 	if b.opt.Enqueued != nil {
 		b.opt.Enqueued()

@@ -59,6 +59,9 @@ type Account struct {
 	// HelpText answers a phone's HELP to one of the account's numbers
 	// ("": the bridge's consent.help_text).
 	HelpText string
+	// Alerts configures the account's alert hooks and the answers to
+	// their SMS (alertcmd.go).
+	Alerts AlertOptions
 }
 
 // Trusts reports whether an unauthenticated client at addr may send as

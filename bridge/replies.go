@@ -191,6 +191,17 @@ func (b *Bridge) receive(ctx context.Context, in *Inbound, cursor *Cursor, logOn
 		return false, err
 	}
 	in.Note = consentNote(k, in.From, in.To)
+	if k == KeywordNone && !logOnly {
+		acct, err := b.alertCommand(ctx, in, c)
+		if err != nil {
+			return false, err
+		}
+		if to := accountAddress(acct); to != "" {
+			// The account's own address hears of what was done to
+			// its alerts, whoever last mailed the phone.
+			in.MailTo = to
+		}
+	}
 
 	var out *OutMail
 	if in.MailTo != "" && b.opt.Composer != nil {

@@ -39,7 +39,7 @@ type ClaimPurger interface {
 // PurgeKinds are the kinds in the order a purge goes through them:
 // conversations last, so that one emptied by the others goes in the same
 // run.
-var PurgeKinds = []PurgeKind{PurgeMessages, PurgeInbound, PurgeMail, PurgeConversations}
+var PurgeKinds = []PurgeKind{PurgeMessages, PurgeInbound, PurgeMail, PurgeAlertRefs, PurgeConversations}
 
 // PurgeMark is a position in a kind's purge order: by time (creation, or
 // last update for what changes after it), then id.

@@ -68,9 +68,9 @@ func TestRetentionPurgeBatches(t *testing.T) {
 			t.Errorf("cutoff %s, want now - 72h", f.cutoff)
 		}
 		// messages: 2, 2, 1 (two pauses); inbound: 0; mail: 2, 0 (one
-		// pause); conversations: 0.
-		if len(f.marks) != 7 {
-			t.Fatalf("%d batches, want 7", len(f.marks))
+		// pause); alert references: 0; conversations: 0.
+		if len(f.marks) != 8 {
+			t.Fatalf("%d batches, want 8", len(f.marks))
 		}
 		if !f.marks[0].At.IsZero() || f.marks[1].ID != "messages-1" || f.marks[2].ID != "messages-2" {
 			t.Errorf("marks %v: each batch must continue after the previous one", f.marks)

@@ -51,10 +51,14 @@ func (c *Composer) Reply(conv *bridge.Conversation, in *bridge.Inbound, to strin
 		},
 	}
 	if in.Note != "" {
-		// An opt-out the writer must know of: said under the SMS, and
-		// in a field a mail filter can match.
+		// An opt-out, or an alert command, the reader must know of:
+		// said under the SMS, and in a field a mail filter can match.
 		r.Text = in.Text + "\n\n[" + in.Note + "]"
-		r.Extra = append(r.Extra, Field{Key: "X-SMS-Consent", Value: in.Note})
+		if in.Command != "" {
+			r.Extra = append(r.Extra, Field{Key: "X-SMS-Alert-Command", Value: in.Command})
+		} else {
+			r.Extra = append(r.Extra, Field{Key: "X-SMS-Consent", Value: in.Note})
+		}
 	}
 	th := bridge.ThreadFor(conv, to)
 	r.InReplyTo, r.References = th.InReplyTo, th.References

@@ -68,6 +68,8 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"MailStats", testMailStats},
 		{"SenderClaims", testSenderClaims},
 		{"SenderClaimsConcurrent", testSenderClaimsConcurrent},
+		{"AlertRefs", testAlertRefs},
+		{"AlertRefsConcurrent", testAlertRefsConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

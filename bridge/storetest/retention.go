@@ -102,6 +102,13 @@ func testPurgeFinished(t *testing.T, s Purging, count Counter) {
 	}
 	stuck := queueMail(t, s, newMail(old, now.Add(time.Hour)))
 
+	// Alert references: one paged long ago (goes), one paged again
+	// recently (stays, however old its first page).
+	refs := alertRefs(t, s)
+	pageAlert(t, refs, alertGroup("Stale", old), phone1)
+	pageAlert(t, refs, alertGroup("Flapping", old), phone2)
+	pageAlert(t, refs, alertGroup("Flapping", recent), phone2)
+
 	before := count(t)
 	// Batches of 2 exercise the marks: the waiting message is passed
 	// over, not looked at again and again.
@@ -112,7 +119,7 @@ func testPurgeFinished(t *testing.T, s Purging, count Counter) {
 	want := map[bridge.PurgeKind]int{bridge.PurgeMessages: 4, bridge.PurgeInbound: 1, bridge.PurgeMail: 2,
 		// The four gone messages' phones and the old inbound's; phone1's
 		// conversation with the waiting message was never filed.
-		bridge.PurgeConversations: 5}
+		bridge.PurgeConversations: 5, bridge.PurgeAlertRefs: 1}
 	if !maps.Equal(n, want) {
 		t.Errorf("purged %v, want %v", n, want)
 	}
@@ -140,6 +147,12 @@ func testPurgeFinished(t *testing.T, s Purging, count Counter) {
 	}
 	if l, err := s.ConversationLog(ctx, bridge.ConversationID(phone2, fresh.Sender), 0); err != nil || len(l) != 2 {
 		t.Errorf("recent conversation log: %d entries, %v; want the SMS and its answer", len(l), err)
+	}
+	if _, err := refs.AlertRef(ctx, phone1, "acme", 0); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("alert reference paged before the cutoff: %v, want ErrNotFound", err)
+	}
+	if r, err := refs.AlertRef(ctx, phone2, "acme", 0); err != nil || r.Title != "Flapping on db1" {
+		t.Errorf("alert reference paged recently: %+v, %v; want it kept", r, err)
 	}
 	after := count(t)
 	for table, n := range after {

@@ -345,7 +345,7 @@ func TestRetention(t *testing.T) {
 		return s, func(t *testing.T) map[string]int {
 			t.Helper()
 			out := map[string]int{}
-			for _, table := range []string{"messages", "recipients", "idempotency_keys", "inbound", "outbox", "conversations"} {
+			for _, table := range []string{"messages", "recipients", "idempotency_keys", "inbound", "outbox", "conversations", "alert_refs"} {
 				var n int
 				if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 					t.Fatalf("counting %s: %v", table, err)

@@ -16,7 +16,7 @@ var _ bridge.Purger = (*Store)(nil)
 // purgeQueries select a kind's purge candidates: $1 the cutoff, $2 and $3
 // the mark (time, id) to continue after, $4 the limit. Each yields the
 // id, the time, and whether the candidate may go; each reads an index in
-// its order (migration 0008), so a batch reads limit entries, not the
+// its order (migrations 0008 and 0014), so a batch reads limit entries, not the
 // table. They lock what they select, skipping rows locked already, so
 // that instances purging at the same moment share the work instead of
 // queueing behind one another.
@@ -35,6 +35,8 @@ var purgeQueries = map[bridge.PurgeKind]struct{ query, table string }{
 	// states it, so the planner knows the index holds the rows.
 	bridge.PurgeMail: {`SELECT id, updated, true FROM outbox
 		WHERE state <> 'queued' AND updated < $1 AND (updated, id) > ($2, $3) ORDER BY updated, id LIMIT $4 FOR UPDATE SKIP LOCKED`, "outbox"},
+	bridge.PurgeAlertRefs: {`SELECT id, paged, true FROM alert_refs
+		WHERE paged < $1 AND (paged, id) > ($2, $3) ORDER BY paged, id LIMIT $4 FOR UPDATE SKIP LOCKED`, "alert_refs"},
 	bridge.PurgeConversations: {`SELECT id, updated, true FROM conversations
 		WHERE updated < $1 AND (updated, id) > ($2, $3) ORDER BY updated, id LIMIT $4 FOR UPDATE SKIP LOCKED`, "conversations"},
 }

@@ -14,7 +14,7 @@ var _ bridge.Purger = (*Store)(nil)
 // purgeQueries select a kind's purge candidates: ?1 the cutoff, ?2 and ?3
 // the mark (time, id) to continue after, ?4 the limit. Each yields the
 // id, the time, and whether the candidate may go; each reads an index in
-// its order (migration 0010), so a batch reads limit entries, not the
+// its order (migrations 0010 and 0016), so a batch reads limit entries, not the
 // table.
 var purgeQueries = map[bridge.PurgeKind]struct{ query, table string }{
 	// A message goes when no recipient is queued (or claimed, which is
@@ -31,6 +31,8 @@ var purgeQueries = map[bridge.PurgeKind]struct{ query, table string }{
 	// states it, so the planner knows the index holds the rows.
 	bridge.PurgeMail: {`SELECT id, updated, 1 FROM outbox
 		WHERE state <> 'queued' AND updated < ?1 AND (updated, id) > (?2, ?3) ORDER BY updated, id LIMIT ?4`, "outbox"},
+	bridge.PurgeAlertRefs: {`SELECT id, paged, 1 FROM alert_refs
+		WHERE paged < ?1 AND (paged, id) > (?2, ?3) ORDER BY paged, id LIMIT ?4`, "alert_refs"},
 	bridge.PurgeConversations: {`SELECT id, updated, 1 FROM conversations
 		WHERE updated < ?1 AND (updated, id) > (?2, ?3) ORDER BY updated, id LIMIT ?4`, "conversations"},
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // purgedTables are the tables retention empties.
-var purgedTables = []string{"messages", "recipients", "idempotency_keys", "inbound", "outbox", "conversations"}
+var purgedTables = []string{"messages", "recipients", "idempotency_keys", "inbound", "outbox", "conversations", "alert_refs"}
 
 // counter counts s's rows per table.
 func counter(s *Store) storetest.Counter {
