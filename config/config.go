@@ -215,6 +215,9 @@ type Account struct {
 	// HelpText answers a phone's HELP to one of the account's numbers
 	// ("": consent.help_text).
 	HelpText string `toml:"help_text"`
+	// Alerts configures the account's alert hooks: silencing by SMS
+	// (alerts.go).
+	Alerts *Alerts `toml:"alerts"`
 }
 
 // Replies configures mail going out: replies from phones and bounces.
@@ -818,6 +821,9 @@ func (c *Config) validate() Problems {
 	}
 	for i, a := range c.Accounts {
 		key := fmt.Sprintf("accounts[%d]", i)
+		if a.Alerts != nil {
+			probs = append(probs, a.Alerts.validate(key+".alerts", c.SMTP.DefaultRegion)...)
+		}
 		if a.Name == "" {
 			add(key+".name", "must be set")
 		} else if names[a.Name] {

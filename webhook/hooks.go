@@ -4,31 +4,42 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/webhook/alerts"
 )
 
+// The hooks' names, as accounts configure them ([accounts.alerts.<name>]).
+const (
+	sourceAlertmanager = "alertmanager"
+	sourceGrafana      = "grafana"
+)
+
 func (s *Server) alertmanager(w http.ResponseWriter, r *http.Request) {
-	s.alert(w, r, alerts.Alertmanager)
+	s.alert(w, r, sourceAlertmanager)
 }
 
 func (s *Server) grafana(w http.ResponseWriter, r *http.Request) {
-	s.alert(w, r, alerts.Grafana)
+	s.alert(w, r, sourceGrafana)
 }
 
-// alert turns one alerting notification into one SMS to the numbers in
-// ?to= (comma-separated or repeated) or the account's on-call numbers.
-func (s *Server) alert(w http.ResponseWriter, r *http.Request, format func([]byte) (string, error)) {
+// alert turns one alerting notification into SMS to the numbers in ?to=
+// (comma-separated or repeated) or the account's on-call numbers. When
+// the account can silence the hook's alerts by SMS, each phone's text
+// carries the phone's reference for the group (#3), and phones with
+// different references get messages of their own.
+func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 	acct := account(r)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.badJSON(w, err)
 		return
 	}
-	text, err := format(body)
+	n, err := alerts.Parse(body, source == sourceGrafana)
 	if err != nil {
 		if bridge.ReasonOf(err) == bridge.ReasonInvalid {
 			s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonInvalid)
@@ -57,6 +68,7 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, format func([]byt
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "no ?to= numbers and no on_call numbers for account %s", acct.Name))
 		return
 	}
+	text := n.Text(alerts.Format{})
 	// A phone that opted out is left out with a note, not a refusal of
 	// the whole alert: the others must still be paged. With none left,
 	// submit refuses every one (422, to[i]: opted_out).
@@ -84,5 +96,52 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, format func([]byt
 	for range skipped {
 		s.metrics.Refused(bridge.ChannelHTTP, bridge.ReasonOptedOut)
 	}
-	s.submit(w, r, &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}, send, skipped)
+	sub := &bridge.Submission{Account: acct, Channel: bridge.ChannelHTTP, Text: text}
+	if !s.resolve(w, r, sub, send) {
+		return
+	}
+	phones := make([]string, len(sub.Recipients))
+	for i, rc := range sub.Recipients {
+		phones[i] = rc.To
+	}
+	refs, err := s.bridge.PageAlert(r.Context(), bridge.AlertPage{Account: acct, Source: source, Labels: n.GroupLabels(),
+		Name: n.Name()}, phones)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if refs == nil {
+		m, ok := s.accept(w, r, sub)
+		if !ok {
+			return
+		}
+		w.Header().Set("Location", "/v1/messages/"+m.ID)
+		v := view(m)
+		v.Skipped = skipped
+		writeJSON(w, http.StatusAccepted, v)
+		return
+	}
+	// One message per reference: on-call phones paged alike share one.
+	byRef := map[int][]bridge.Recipient{}
+	for _, rc := range sub.Recipients {
+		byRef[refs[rc.To]] = append(byRef[refs[rc.To]], rc)
+	}
+	answer := alertAnswer{Messages: []messageView{}, Skipped: skipped}
+	for _, ref := range slices.Sorted(maps.Keys(byRef)) {
+		one := *sub
+		one.Recipients, one.Text = byRef[ref], n.Text(alerts.Format{Ref: ref})
+		m, ok := s.accept(w, r, &one)
+		if !ok {
+			return
+		}
+		answer.Messages = append(answer.Messages, view(m))
+	}
+	writeJSON(w, http.StatusAccepted, answer)
+}
+
+// alertAnswer is the answer to an alert whose phones got messages of
+// their own (one per reference).
+type alertAnswer struct {
+	Messages []messageView `json:"messages"`
+	Skipped  []fieldError  `json:"skipped,omitempty"`
 }

@@ -277,15 +277,31 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 //
 // skipped, said in the answer, are destinations the caller left out.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string, skipped []fieldError) {
+	if !s.resolve(w, r, sub, to) {
+		return
+	}
+	m, ok := s.accept(w, r, sub)
+	if !ok {
+		return
+	}
+	w.Header().Set("Location", "/v1/messages/"+m.ID)
+	v := view(m)
+	v.Skipped = skipped
+	writeJSON(w, http.StatusAccepted, v)
+}
+
+// resolve resolves every destination into sub.Recipients, or answers the
+// refusal (every bad destination at once) and returns false.
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, to []string) bool {
 	if len(to) == 0 {
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "to: at least one phone number is required"))
-		return
+		return false
 	}
 	if s.cfg.MaxRecipients > 0 && len(to) > s.cfg.MaxRecipients {
 		// Before anything is resolved: each entry costs a parse and
 		// possibly an error line in the answer.
 		s.fail(w, r, tooManyTo(s.cfg.MaxRecipients))
-		return
+		return false
 	}
 	var errs []fieldError
 	for i, dest := range to {
@@ -293,7 +309,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 		if err != nil {
 			if status(err) != http.StatusUnprocessableEntity {
 				s.fail(w, r, err)
-				return
+				return false
 			}
 			var be *bridge.Error
 			msg := err.Error()
@@ -310,12 +326,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 			s.metrics.Refused(bridge.ChannelHTTP, bridge.Reason(e.Reason))
 		}
 		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: errs[0].Message, Reason: errs[0].Reason, Field: errs[0].Field, Errors: errs})
-		return
+		return false
 	}
+	return true
+}
+
+// accept submits sub, whose recipients are resolved, or answers the
+// refusal and returns false.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, sub *bridge.Submission) (*bridge.Message, bool) {
 	m, err := s.bridge.Submit(r.Context(), sub)
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return nil, false
 	}
 	if m.Replayed {
 		// A client's retry of a message already accepted: answered
@@ -325,10 +347,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 		s.metrics.Accepted(bridge.ChannelHTTP)
 		s.log.InfoContext(r.Context(), "accepted", "channel", "http", "id", m.ID, "account", sub.Account.Name, "recipients", len(m.Recipients))
 	}
-	w.Header().Set("Location", "/v1/messages/"+m.ID)
-	v := view(m)
-	v.Skipped = skipped
-	writeJSON(w, http.StatusAccepted, v)
+	return m, true
 }
 
 func (s *Server) badJSON(w http.ResponseWriter, err error) {

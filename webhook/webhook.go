@@ -28,6 +28,9 @@ type Bridge interface {
 	// ResolveTo routes a destination and refuses a phone that opted out.
 	ResolveTo(ctx context.Context, acct *bridge.Account, dest string) (bridge.Recipient, error)
 	Submit(ctx context.Context, s *bridge.Submission) (*bridge.Message, error)
+	// PageAlert files an alert SMS to phones (E.164) under a reference
+	// per phone; nil when the account's hook has no silencing.
+	PageAlert(ctx context.Context, p bridge.AlertPage, phones []string) (map[string]int, error)
 	Message(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
 	Cancel(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
 	Inbox

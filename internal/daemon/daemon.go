@@ -153,7 +153,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	if d.mail != nil {
 		opts.MailQueued = d.mail.Wake
 	}
-	d.bridge, err = bridge.New(st, provs, routes(cfg), accounts(cfg), opts)
+	accts, err := accounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.bridge, err = bridge.New(st, provs, routes(cfg), accts, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +293,11 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := d.bridge.Reload(provs, routes(cfg), accounts(cfg)); err != nil {
+	accts, err := accounts(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.bridge.Reload(provs, routes(cfg), accts); err != nil {
 		return err
 	}
 	d.dispatcher.SetProviders(provs, concurrency(cfg), rates(cfg))
@@ -484,19 +492,23 @@ func routes(cfg *config.Config) []bridge.Route {
 	return out
 }
 
-func accounts(cfg *config.Config) []bridge.Account {
+func accounts(cfg *config.Config) ([]bridge.Account, error) {
 	var out []bridge.Account
 	for _, a := range cfg.Accounts {
 		// Validated by config; nil (unset) leaves smtp.allowed_networks.
 		nets, _ := prefixes(a.Networks)
 		notify, _ := bridge.ParseNotify(a.Notify) // validated by config
+		alerts, err := alertOptions(cfg, a)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, bridge.Account{Name: a.Name, Emails: a.Emails, SenderIDs: a.SenderIDs,
 			AllowPhonebooks: a.AllowPhonebooks, TokenSHA256: a.APITokenSHA256, Admin: a.Admin,
 			MessagesPerMinute: a.MessagesPerMinute, OnCall: a.OnCall, PasswordHash: a.SMTPPasswordHash,
 			SmartEncoding: a.SmartEncoding, MaxSegments: a.MaxSegments, Overflow: bridge.Overflow(a.Overflow),
-			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText, Notify: notify, Pool: a.Pool})
+			Networks: nets, ReplyTo: a.ReplyTo, HelpText: a.HelpText, Notify: notify, Pool: a.Pool, Alerts: alerts})
 	}
-	return out
+	return out, nil
 }
 
 // prefixes parses CIDRs, keeping nil (unset: the default applies) apart

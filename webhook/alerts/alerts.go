@@ -44,15 +44,31 @@ type alert struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
+// Notification is one parsed alerting notification.
+type Notification struct {
+	p       *payload
+	grafana bool
+}
+
+// Parse reads an Alertmanager (grafana false) or Grafana unified
+// alerting webhook payload. Malformed payloads yield a permanent
+// *bridge.Error naming the JSON field.
+func Parse(body []byte, grafana bool) (*Notification, error) {
+	p, err := decode(body)
+	if err != nil {
+		return nil, err
+	}
+	return &Notification{p: p, grafana: grafana}, nil
+}
+
 // Alertmanager parses a Prometheus Alertmanager webhook payload and returns
 // the SMS text, e.g. "[FIRING:2] HighLatency: p99 above 2s on api-1 (+1 more)".
-// Malformed payloads yield a permanent *bridge.Error naming the JSON field.
 func Alertmanager(body []byte) (string, error) {
-	p, err := decode(body)
+	n, err := Parse(body, false)
 	if err != nil {
 		return "", err
 	}
-	return p.text(false), nil
+	return n.Text(Format{}), nil
 }
 
 // Grafana parses a Grafana unified alerting webhook contact point payload
@@ -60,11 +76,55 @@ func Alertmanager(body []byte) (string, error) {
 // back to Grafana's top-level title and message when alerts carry no name or
 // annotations.
 func Grafana(body []byte) (string, error) {
-	p, err := decode(body)
+	n, err := Parse(body, true)
 	if err != nil {
 		return "", err
 	}
-	return p.text(true), nil
+	return n.Text(Format{}), nil
+}
+
+// Format says how a notification is written.
+type Format struct {
+	// Ref, if not 0, is the reference answers name the group by: the
+	// text starts "#3 ".
+	Ref int
+}
+
+// Text is the SMS text of the notification.
+func (n *Notification) Text(f Format) string {
+	t := n.p.text(n.grafana)
+	if f.Ref > 0 {
+		t = truncate("#"+strconv.Itoa(f.Ref)+" "+t, MaxRunes)
+	}
+	return t
+}
+
+// GroupLabels are the labels that make the notification's group:
+// Alertmanager's groupLabels, or, for a route that groups by nothing, the
+// labels every alert of it shares (commonLabels). Blank names and values
+// are left out: a silence cannot match on them.
+func (n *Notification) GroupLabels() map[string]string {
+	src := n.p.GroupLabels
+	if len(src) == 0 {
+		src = n.p.CommonLabels
+	}
+	out := map[string]string{}
+	for k, v := range src {
+		if strings.TrimSpace(k) != "" && strings.TrimSpace(v) != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Name is the alert's name as the text gives it, for a group whose
+// labels carry none (Grafana's title).
+func (n *Notification) Name() string {
+	name := firstOf(n.p.GroupLabels["alertname"], n.p.CommonLabels["alertname"])
+	if name == "" && n.grafana {
+		name = stripStatusPrefix(clean(n.p.Title))
+	}
+	return name
 }
 
 func decode(body []byte) (*payload, error) {
