@@ -112,24 +112,23 @@ func CheckAlertRef(g AlertRef) error {
 	return nil
 }
 
-// alertTitle is how answers name a group: its alertname, and where.
-func alertTitle(labels map[string]string, fallback string) string {
-	name := labels["alertname"]
-	if name == "" {
-		name = fallback
-	}
-	for _, where := range []string{"instance", "host", "job", "service"} {
-		if v := labels[where]; v != "" {
-			if name == "" {
-				return clipTitle(v)
+// alertTitle is how answers name a group: its alertname and where
+// ("DiskFull on db1"), or, for a group of several alerts, the labels
+// they share ("alerts with team=blue").
+func alertTitle(labels map[string]string) string {
+	if name := labels["alertname"]; name != "" {
+		for _, where := range []string{"instance", "host", "job", "service"} {
+			if v := labels[where]; v != "" {
+				return clipTitle(name + " on " + v)
 			}
-			return clipTitle(name + " on " + v)
 		}
+		return clipTitle(name)
 	}
-	if name == "" {
-		name = "the alert"
+	var pairs []string
+	for _, k := range sortedKeys(labels) {
+		pairs = append(pairs, k+"="+labels[k])
 	}
-	return clipTitle(name)
+	return clipTitle("alerts with " + strings.Join(pairs, ", "))
 }
 
 func clipTitle(s string) string {
@@ -147,9 +146,6 @@ type AlertPage struct {
 	// Labels are the group's labels (Alertmanager's groupLabels, or its
 	// commonLabels when the route groups by nothing).
 	Labels map[string]string
-	// Name is the alert's name when the labels carry none (Grafana's
-	// title).
-	Name string
 }
 
 // PageAlert files an alert SMS to phones (E.164) under a reference per
@@ -166,9 +162,13 @@ func (b *Bridge) PageAlert(ctx context.Context, p AlertPage, phones []string) (m
 		return nil, nil
 	}
 	g := AlertRef{Account: p.Account.Name, Source: p.Source, GroupKey: AlertGroupKey(p.Source, p.Labels),
-		Labels: p.Labels, Title: alertTitle(p.Labels, p.Name), Paged: b.opt.Now()}
+		Labels: p.Labels, Title: alertTitle(p.Labels), Paged: b.opt.Now()}
 	if err := CheckAlertRef(g); err != nil {
-		return nil, err
+		// Paging matters more than answering: the SMS goes without a
+		// reference.
+		b.opt.Log.WarnContext(ctx, "alert group cannot be silenced by SMS; paging without a reference",
+			"account", g.Account, "source", g.Source, "err", err)
+		return nil, nil
 	}
 	refs, err := ar.PageAlert(ctx, g, phones)
 	if err != nil {

@@ -104,8 +104,7 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 	for i, rc := range sub.Recipients {
 		phones[i] = rc.To
 	}
-	refs, err := s.bridge.PageAlert(r.Context(), bridge.AlertPage{Account: acct, Source: source, Labels: n.GroupLabels(),
-		Name: n.Name()}, phones)
+	refs, err := s.bridge.PageAlert(r.Context(), bridge.AlertPage{Account: acct, Source: source, Labels: n.GroupLabels()}, phones)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -117,16 +117,6 @@ func (n *Notification) GroupLabels() map[string]string {
 	return out
 }
 
-// Name is the alert's name as the text gives it, for a group whose
-// labels carry none (Grafana's title).
-func (n *Notification) Name() string {
-	name := firstOf(n.p.GroupLabels["alertname"], n.p.CommonLabels["alertname"])
-	if name == "" && n.grafana {
-		name = stripStatusPrefix(clean(n.p.Title))
-	}
-	return name
-}
-
 func decode(body []byte) (*payload, error) {
 	var p payload
 	if err := json.Unmarshal(body, &p); err != nil {
