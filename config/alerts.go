@@ -21,6 +21,17 @@ type Alerts struct {
 	// (default 24h).
 	DefaultSilence time.Duration `toml:"default_silence"`
 	MaxSilence     time.Duration `toml:"max_silence"`
+	// MaxSegments caps an alert SMS, in parts (default 2; never more
+	// than the account's max_segments): as many alerts of a group as fit
+	// are listed, the most severe first, and the rest counted.
+	MaxSegments int `toml:"max_segments"`
+	// SendResolved sends the notifications of groups that resolved
+	// (default false: they are answered 200 and dropped).
+	SendResolved bool `toml:"send_resolved"`
+	// RepeatWindow drops a notification sent to the same phones, saying
+	// the same (the same alerts in the same states), less than this long
+	// ago (default 1h; 0 sends every one).
+	RepeatWindow *time.Duration `toml:"repeat_window"`
 	// Alertmanager and Grafana are the servers the silences of each
 	// hook's alerts are made at; a hook without one sends alerts whose
 	// answers are ordinary replies.
@@ -53,13 +64,37 @@ type AlertServer struct {
 
 // Defaults of [accounts.alerts].
 const (
-	DefaultSilence      = 2 * time.Hour
-	DefaultMaxSilence   = 24 * time.Hour
-	DefaultAlertTimeout = 10 * time.Second
+	DefaultAlertSegments = 2
+	DefaultRepeatWindow  = time.Hour
+	DefaultSilence       = 2 * time.Hour
+	DefaultMaxSilence    = 24 * time.Hour
+	DefaultAlertTimeout  = 10 * time.Second
 	// maxSilenceLimit is the longest max_silence: the command parser's
 	// own bound (silence.MaxDuration).
 	maxSilenceLimit = 90 * 24 * time.Hour
 )
+
+// Window is repeat_window, or its default when unset (also for an
+// account without [accounts.alerts]).
+func (a *Alerts) Window() time.Duration {
+	if a == nil || a.RepeatWindow == nil {
+		return DefaultRepeatWindow
+	}
+	return *a.RepeatWindow
+}
+
+// Segments is max_segments, or its default, at most accountMax (the
+// account's own cap on any SMS).
+func (a *Alerts) Segments(accountMax int) int {
+	n := DefaultAlertSegments
+	if a != nil && a.MaxSegments > 0 {
+		n = a.MaxSegments
+	}
+	if accountMax > 0 && n > accountMax {
+		n = accountMax
+	}
+	return n
+}
 
 // Servers returns the hooks' servers by hook name, those configured only.
 func (a *Alerts) Servers() map[string]*AlertServer {
@@ -121,6 +156,12 @@ func (a *Alerts) validate(key, region string) Problems {
 	}
 	commanders(key+".commanders", a.Commanders)
 	durations(key, a.DefaultSilence, a.MaxSilence)
+	if a.MaxSegments < 0 {
+		add(key+".max_segments", "must be positive")
+	}
+	if a.RepeatWindow != nil && *a.RepeatWindow < 0 {
+		add(key+".repeat_window", "must be positive (0 sends every repeat)")
+	}
 	for name, s := range a.Servers() {
 		k := key + "." + name
 		if u, err := url.Parse(s.URL); s.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/webhook/alerts"
@@ -53,6 +54,11 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 		s.fail(w, r, err)
 		return
 	}
+	if n.Resolved() && !acct.Alerts.SendResolved {
+		writeJSON(w, http.StatusOK, alertDropped{Dropped: "resolved",
+			Message: "resolved notifications are not sent for this account (accounts.alerts.send_resolved)"})
+		return
+	}
 	var to []string
 	for _, v := range r.URL.Query()["to"] {
 		for _, n := range strings.Split(v, ",") {
@@ -68,7 +74,8 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 		s.fail(w, r, bridge.Permanent(bridge.ReasonInvalid, "to", "no ?to= numbers and no on_call numbers for account %s", acct.Name))
 		return
 	}
-	text := n.Text(alerts.Format{})
+	format := alerts.Format{MaxSegments: acct.Alerts.MaxSegments}
+	text := n.Text(format)
 	// A phone that opted out is left out with a note, not a refusal of
 	// the whole alert: the others must still be paged. With none left,
 	// submit refuses every one (422, to[i]: opted_out).
@@ -104,6 +111,23 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 	for i, rc := range sub.Recipients {
 		phones[i] = rc.To
 	}
+	if window := acct.Alerts.RepeatWindow; window > 0 {
+		key := repeatKey(acct.Name, source, phones, n)
+		if !s.repeats.claim(key, time.Now(), window) {
+			writeJSON(w, http.StatusOK, alertDropped{Dropped: "repeat",
+				Message: "the same notification was sent to the same phones less than accounts.alerts.repeat_window ago"})
+			return
+		}
+		// Unless it is accepted below, a retry must not be taken for
+		// a repeat.
+		sent := false
+		defer func() {
+			if !sent {
+				s.repeats.release(key)
+			}
+		}()
+		w = &acceptWatch{ResponseWriter: w, accepted: &sent}
+	}
 	refs, err := s.bridge.PageAlert(r.Context(), bridge.AlertPage{Account: acct, Source: source, Labels: n.GroupLabels()}, phones)
 	if err != nil {
 		s.fail(w, r, err)
@@ -128,7 +152,8 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 	answer := alertAnswer{Messages: []messageView{}, Skipped: skipped}
 	for _, ref := range slices.Sorted(maps.Keys(byRef)) {
 		one := *sub
-		one.Recipients, one.Text = byRef[ref], n.Text(alerts.Format{Ref: ref})
+		format.Ref = ref
+		one.Recipients, one.Text = byRef[ref], n.Text(format)
 		m, ok := s.accept(w, r, &one)
 		if !ok {
 			return
@@ -136,6 +161,31 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 		answer.Messages = append(answer.Messages, view(m))
 	}
 	writeJSON(w, http.StatusAccepted, answer)
+}
+
+// alertDropped is the answer to a notification the account does not
+// send: 200, so that the sender does not retry it.
+type alertDropped struct {
+	Dropped string `json:"dropped"` // "resolved" or "repeat"
+	Message string `json:"message"`
+}
+
+// repeatKey identifies a notification for repeat suppression: who sent
+// it through which hook, to which phones, saying what.
+func repeatKey(account, source string, phones []string, n *alerts.Notification) string {
+	sorted := slices.Sorted(slices.Values(phones))
+	return account + "\x00" + source + "\x00" + strings.Join(sorted, ",") + "\x00" + n.Fingerprint()
+}
+
+// acceptWatch notes whether the answer written is 202 Accepted.
+type acceptWatch struct {
+	http.ResponseWriter
+	accepted *bool
+}
+
+func (a *acceptWatch) WriteHeader(code int) {
+	*a.accepted = code == http.StatusAccepted
+	a.ResponseWriter.WriteHeader(code)
 }
 
 // alertAnswer is the answer to an alert whose phones got messages of

@@ -96,6 +96,7 @@ type Server struct {
 	log       *slog.Logger
 	router    *mux.Router
 	callbacks atomic.Pointer[map[string]callback] // swapped by SetCallbacks
+	repeats   *repeats                            // alert notifications sent lately
 }
 
 // New builds the router.
@@ -103,7 +104,7 @@ func New(b Bridge, m Metrics, cfg Config, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter()}
+	s := &Server{bridge: b, metrics: m, cfg: cfg, log: log, router: mux.NewRouter(), repeats: newRepeats(maxRepeats)}
 	s.SetCallbacks(cfg.Callbacks)
 	r := s.router
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -220,7 +221,7 @@ token = %q`, onCallPhone, grafana.URL, grafanaToken)))
 	if msgs, _ := r.Body["messages"].([]any); len(msgs) != 1 {
 		t.Errorf("answer %v; want one message (both phones have #1)", r.Body)
 	}
-	const sms = "#1 [FIRING:2] High memory usage: This alert was triggered for zone us-1 (+1 more)"
+	const sms = "#1 [FIRING:2] High memory usage: This alert was triggered for zone us-1; High CPU usage: This alert was triggered for zone eu-1"
 	if got := waitSMS(t, fake, onCallPhone, 1); got != sms {
 		t.Fatalf("alert SMS %q, want %q", got, sms)
 	}
@@ -277,5 +278,70 @@ token = %q`, onCallPhone, grafana.URL, grafanaToken)))
 	}
 	if n := len(smsTo(fake, strangerPhone)); n != 1 {
 		t.Errorf("the phone that is no commander got %d SMS, want only the alert", n)
+	}
+}
+
+// Resolved notifications are dropped unless the account sends them, and
+// a repeat of an unchanged group to the same phones within the window is
+// dropped; both are answered 200, so the sender does not retry. Turned
+// on and off, and the SMS kept within the account's alert budget.
+func TestAlertSMSResolvedRepeatsAndBudget(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile("../../webhook/alerts/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	firing, resolved := read("alertmanager_firing.json"), read("alertmanager_resolved.json")
+	hook := func(d interface{ HTTPAddr() string }, body string) apiResp {
+		return call(t, "POST", "http://"+d.HTTPAddr()+"/v1/hooks/alertmanager", alertToken, body)
+	}
+
+	fake := voipcomtest.NewServer(t, "k", "p", strings.TrimPrefix(alertOur, "+"))
+	d := start(t, alertLoopConfig(fake.URL, "", ""))
+	if r := hook(d, firing); r.Status != 202 {
+		t.Fatalf("first notification: %d %v", r.Status, r.Body)
+	}
+	if r := hook(d, firing); r.Status != 200 || r.Body["dropped"] != "repeat" {
+		t.Errorf("a repeat within the window: %d %v; want 200, dropped repeat", r.Status, r.Body)
+	}
+	if r := hook(d, resolved); r.Status != 200 || r.Body["dropped"] != "resolved" {
+		t.Errorf("resolved by default: %d %v; want 200, dropped resolved", r.Status, r.Body)
+	}
+	// Another phone is another page.
+	if r := call(t, "POST", "http://"+d.HTTPAddr()+"/v1/hooks/alertmanager?to="+url.QueryEscape(strangerPhone), alertToken, firing); r.Status != 202 {
+		t.Errorf("the same alert to another phone: %d %v", r.Status, r.Body)
+	}
+	waitSMS(t, fake, strangerPhone, 1)
+	if n := len(smsTo(fake, onCallPhone)); n != 1 {
+		t.Errorf("on-call phone got %d SMS, want 1", n)
+	}
+
+	// Resolved sent, every repeat sent, at most one part.
+	var group []map[string]any
+	for i := range 12 {
+		group = append(group, map[string]any{"status": "firing", "labels": map[string]string{"alertname": "DiskFull",
+			"instance": fmt.Sprintf("db%d", i), "severity": []string{"warning", "critical"}[i%2]},
+			"annotations": map[string]string{"summary": fmt.Sprintf("db%d disk 9%d%% full", i, i%10)}})
+	}
+	big, _ := json.Marshal(map[string]any{"status": "firing", "alerts": group, "groupLabels": map[string]string{"alertname": "DiskFull"}})
+	fake2 := voipcomtest.NewServer(t, "k", "p", strings.TrimPrefix(alertOur, "+"))
+	d2 := start(t, alertLoopConfig(fake2.URL, "", `[accounts.alerts]
+send_resolved = true
+repeat_window = "0s"
+max_segments = 1`))
+	for i, body := range []string{firing, firing, resolved, string(big)} {
+		if r := hook(d2, body); r.Status != 202 {
+			t.Fatalf("notification %d: %d %v; want every one sent", i, r.Status, r.Body)
+		}
+	}
+	sms := waitSMS(t, fake2, onCallPhone, 4)
+	if got := waitSMS(t, fake2, onCallPhone, 3); !strings.HasPrefix(got, "[RESOLVED] ") {
+		t.Errorf("resolved SMS %q", got)
+	}
+	if n := bridge.CountSegments(sms).Count; n != 1 || !strings.HasPrefix(sms, "[FIRING:12] DiskFull: db1 disk 91% full; db3 disk 93% full") ||
+		!strings.HasSuffix(sms, " more)") {
+		t.Errorf("group SMS %q (%d parts); want one part, the critical ones first, then +N more", sms, n)
 	}
 }

@@ -11,7 +11,12 @@ import (
 // alertOptions builds an account's alert hooks' settings: a silence
 // client per configured server, commanders in E.164.
 func alertOptions(cfg *config.Config, a config.Account) (bridge.AlertOptions, error) {
-	opt := bridge.AlertOptions{Sources: map[string]*bridge.AlertSource{}}
+	accountMax := a.MaxSegments
+	if accountMax <= 0 {
+		accountMax = cfg.SMTP.MaxSegments
+	}
+	opt := bridge.AlertOptions{Sources: map[string]*bridge.AlertSource{}, MaxSegments: a.Alerts.Segments(accountMax),
+		RepeatWindow: a.Alerts.Window(), SendResolved: a.Alerts != nil && a.Alerts.SendResolved}
 	for name, s := range a.Alerts.Servers() {
 		key := fmt.Sprintf("accounts %s: alerts.%s", a.Name, name)
 		o := silence.Options{Timeout: s.Timeout, Auth: silence.Auth{Username: s.Username, Password: s.Password.Value(),

@@ -370,7 +370,7 @@ func TestAlertHooks(t *testing.T) {
 		got[strings.Join(q.To, ",")] = q.Form.Get("msg")
 	}
 	want := map[string]string{
-		"972507770001,972507770002": "[FIRING:2] High memory usage: This alert was triggered for zone us-1 (+1 more)",
+		"972507770001,972507770002": "[FIRING:2] High memory usage: This alert was triggered for zone us-1; High CPU usage: This alert was triggered for zone eu-1",
 		"972500000001,972500000002": "[FIRING] ProbeFailure: BlackBox Probe Failure: https://server.example.org",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -6,19 +6,18 @@
 package alerts
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/smsbridge/smsbridge/bridge"
 )
-
-// MaxRunes caps the text: every extra segment costs money, and a pager
-// message only has to say what broke and where to look.
-const MaxRunes = 300
 
 // payload holds the fields of an Alertmanager (version "4") notification
 // that the text needs. Grafana's contact point payload is a superset, so it
@@ -88,15 +87,62 @@ type Format struct {
 	// Ref, if not 0, is the reference answers name the group by: the
 	// text starts "#3 ".
 	Ref int
+	// MaxSegments is the most SMS parts the text may take (counted as
+	// phones count them, before smart encoding, which only ever saves
+	// parts); 0 is DefaultSegments.
+	MaxSegments int
 }
 
-// Text is the SMS text of the notification.
+// DefaultSegments is Format.MaxSegments when it is 0: a pager message
+// only has to say what broke and where to look, and every part costs.
+const DefaultSegments = 2
+
+// Text is the SMS text of the notification: its status and count, then
+// its alerts, the most severe first (by their severity label), as many as
+// fit in f.MaxSegments parts, and "+N more" for the rest.
 func (n *Notification) Text(f Format) string {
-	t := n.p.text(n.grafana)
-	if f.Ref > 0 {
-		t = truncate("#"+strconv.Itoa(f.Ref)+" "+t, MaxRunes)
+	if f.MaxSegments <= 0 {
+		f.MaxSegments = DefaultSegments
 	}
-	return t
+	head := ""
+	if f.Ref > 0 {
+		head = "#" + strconv.Itoa(f.Ref) + " "
+	}
+	return n.p.text(n.grafana, head, func(s string) bool { return bridge.CountSegments(s).Count <= f.MaxSegments })
+}
+
+// Resolved reports whether the notification says its group resolved.
+func (n *Notification) Resolved() bool {
+	return strings.EqualFold(clean(n.p.Status), "resolved")
+}
+
+// Fingerprint identifies what the notification says: its status and
+// which alerts are in which state. A repeat of an unchanged group has the
+// same fingerprint; an alert firing or resolving changes it. Annotations
+// and values do not count: a disk at 95% and then 96% is no news.
+func (n *Notification) Fingerprint() string {
+	var alerts []string
+	for _, a := range n.p.Alerts {
+		keys := make([]string, 0, len(a.Labels))
+		for k := range a.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		b.WriteString(strings.ToLower(clean(a.Status)))
+		for _, k := range keys {
+			b.WriteString("\x00" + k + "\x00" + a.Labels[k])
+		}
+		alerts = append(alerts, b.String())
+	}
+	slices.Sort(alerts)
+	h := sha256.New()
+	h.Write([]byte(strings.ToLower(clean(n.p.Status))))
+	for _, a := range alerts {
+		h.Write([]byte("\x01" + a))
+	}
+	fmt.Fprintf(h, "\x02%d", n.p.TruncatedAlerts)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // GroupLabels are the labels that make the notification's group:
@@ -141,8 +187,9 @@ func decode(body []byte) (*payload, error) {
 	return &p, nil
 }
 
-// text renders the notification as one line, capped at MaxRunes.
-func (p *payload) text(grafana bool) string {
+// text renders the notification as one line starting with head, as
+// long as fits allows.
+func (p *payload) text(grafana bool, head string, fits func(string) bool) string {
 	status := strings.ToUpper(clean(p.Status))
 
 	// The group status is "firing" while any alert fires, so resolved alerts
@@ -156,12 +203,14 @@ func (p *payload) text(grafana bool) string {
 	if len(group) == 0 {
 		group = p.Alerts
 	}
+	// The most severe first: the one that woke someone is the one read.
+	slices.SortStableFunc(group, func(a, b alert) int { return severity(a) - severity(b) })
 	first := group[0]
 	// Alerts dropped by max_alerts are still alerts the reader should know about.
 	more := len(group) - 1 + max(p.TruncatedAlerts, 0)
 
 	var b strings.Builder
-	b.WriteString("[" + status)
+	b.WriteString(head + "[" + status)
 	if len(group) > 1 {
 		b.WriteString(":" + strconv.Itoa(len(group)))
 	}
@@ -182,12 +231,82 @@ func (p *payload) text(grafana bool) string {
 	if summary != "" {
 		b.WriteString(" " + summary)
 	}
-	// A group-wide summary already speaks for every alert; otherwise say how
-	// many are hidden behind the first one.
-	if more > 0 && perAlert {
-		b.WriteString(" (+" + strconv.Itoa(more) + " more)")
+	text := b.String()
+	if !perAlert || more == 0 {
+		// A group-wide summary already speaks for every alert.
+		return cut(text, "", fits)
 	}
-	return truncate(b.String(), MaxRunes)
+	// Then the next alerts, each "name: summary" (the name left out when
+	// it is the one before's), while the text and what it says of the
+	// rest fit.
+	shown, prev := 1, name
+	for _, a := range group[1:] {
+		n := clean(a.Labels["alertname"])
+		s := firstOf(a.Annotations["summary"], a.Annotations["description"])
+		item := s
+		if n != "" && n != prev {
+			item = n
+			if s != "" {
+				item += ": " + s
+			}
+		}
+		if item == "" {
+			break
+		}
+		next := text + "; " + item
+		if !fits(next + moreText(more-shown)) {
+			break
+		}
+		text, prev = next, firstOf(n, prev)
+		shown++
+	}
+	return cut(text, moreText(more-(shown-1)), fits)
+}
+
+// moreText is what the text says of the alerts it leaves out.
+func moreText(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return " (+" + strconv.Itoa(n) + " more)"
+}
+
+// cut returns text followed by tail, the text cut (at a rune, ending with
+// "…") as much as it takes for the whole to fit.
+func cut(text, tail string, fits func(string) bool) string {
+	if fits(text + tail) {
+		return text + tail
+	}
+	runes := []rune(text)
+	// The longest prefix that fits: fits is monotonic in length.
+	lo, hi := 0, len(runes)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if fits(strings.TrimRight(string(runes[:mid]), " ") + "…" + tail) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return strings.TrimRight(string(runes[:lo]), " ") + "…" + tail
+}
+
+// severity ranks an alert by its severity label, most severe first; an
+// alert without one comes last.
+func severity(a alert) int {
+	switch strings.ToLower(clean(a.Labels["severity"])) {
+	case "critical", "crit", "fatal", "emergency", "emerg", "alert", "page", "disaster", "p1":
+		return 0
+	case "error", "err", "high", "major", "p2":
+		return 1
+	case "warning", "warn", "medium", "average", "minor", "p3":
+		return 2
+	case "info", "informational", "notice", "low", "p4", "p5":
+		return 3
+	case "":
+		return 5
+	}
+	return 4
 }
 
 // summary picks the describing sentence and reports whether it came from a
@@ -238,20 +357,4 @@ func stripStatusPrefix(title string) string {
 		}
 	}
 	return title
-}
-
-// truncate cuts s to at most n runes, on a rune boundary, ending with "…"
-// when anything was dropped.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	i, count := 0, 0
-	for i = range s {
-		if count == n-1 {
-			break
-		}
-		count++
-	}
-	return strings.TrimRight(s[:i], " ") + "…"
 }

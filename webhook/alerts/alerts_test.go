@@ -44,14 +44,15 @@ func TestFixtures(t *testing.T) {
 			"[RESOLVED] ProbeFailure: BlackBox Probe Failure: https://server.example.org"},
 		{"alertmanager_description_only.json", Alertmanager,
 			"[FIRING] Test: some description"},
-		// Two firing alerts plus one resolved one: only the firing ones count.
+		// Two firing alerts plus one resolved one: only the firing ones
+		// count, and both fit (the second's name is the first's).
 		{"alertmanager_group.json", Alertmanager,
-			"[FIRING:2] ProbeFailure: BlackBox Probe Failure: https://server.example.org (+1 more)"},
+			"[FIRING:2] ProbeFailure: BlackBox Probe Failure: https://server.example.org; BlackBox Probe Failure: https://api.example.org"},
 		// A shared summary speaks for the whole group, truncated ones included.
 		{"alertmanager_group_common.json", Alertmanager,
 			"[FIRING:2] ProbeFailure: BlackBox probes failing for http_checks"},
 		{"grafana_firing.json", Grafana,
-			"[FIRING:2] High memory usage: This alert was triggered for zone us-1 (+1 more)"},
+			"[FIRING:2] High memory usage: This alert was triggered for zone us-1; High CPU usage: This alert was triggered for zone eu-1"},
 		{"grafana_resolved.json", Grafana,
 			"[RESOLVED] High memory usage: This alert was triggered for zone us-1"},
 		{"grafana_no_annotations.json", Grafana,
@@ -140,7 +141,7 @@ func TestNameFallbacks(t *testing.T) {
 }
 
 func TestTruncateHebrew(t *testing.T) {
-	// 2-byte runes: a byte-based cut at 300 would split one in half.
+	// UCS-2: two parts are 134 characters; a cut must not split a rune.
 	summary := strings.Repeat("השרת לא מגיב ", 40) // 520 runes
 	body := edit(t, "alertmanager_firing.json", func(p map[string]any) {
 		firstAlert(p)["annotations"] = map[string]any{"summary": summary}
@@ -153,33 +154,37 @@ func TestTruncateHebrew(t *testing.T) {
 	if !utf8.ValidString(got) {
 		t.Fatalf("invalid UTF-8: %q", got)
 	}
-	if n := utf8.RuneCountInString(got); n > MaxRunes {
-		t.Errorf("%d runes, want at most %d", n, MaxRunes)
+	if n := bridge.CountSegments(got).Count; n > DefaultSegments {
+		t.Errorf("%d parts, want at most %d", n, DefaultSegments)
 	}
 	if !strings.HasSuffix(got, "…") {
 		t.Errorf("cut text %q does not end with …", got)
 	}
 	full := "[FIRING] שרת_נפל: " + strings.TrimSpace(summary)
-	if prefix := strings.TrimSuffix(got, "…"); !strings.HasPrefix(full, prefix) || len(prefix) < len(full)/2 {
-		t.Errorf("got %q, want a prefix of %q", got, full)
+	if prefix := strings.TrimSuffix(got, "…"); !strings.HasPrefix(full, prefix) || utf8.RuneCountInString(prefix) < 120 {
+		t.Errorf("got %q, want a prefix of %q filling most of two parts", got, full)
 	}
 }
 
-func TestTruncate(t *testing.T) {
+func TestCut(t *testing.T) {
+	runes := func(n int) func(string) bool {
+		return func(s string) bool { return utf8.RuneCountInString(s) <= n }
+	}
 	tests := []struct {
-		in   string
-		n    int
-		want string
+		in, tail string
+		n        int
+		want     string
 	}{
-		{"short", 10, "short"},
-		{"exactly10!", 10, "exactly10!"},
-		{"eleven runes", 10, "eleven ru…"},
-		{"שלום עולם יפה", 6, "שלום…"}, // trailing space before the cut is dropped
-		{"אבגדהוזחטי", 4, "אבג…"},
+		{"short", "", 10, "short"},
+		{"exactly10!", "", 10, "exactly10!"},
+		{"eleven runes", "", 10, "eleven ru…"},
+		{"שלום עולם יפה", "", 6, "שלום…"}, // trailing space before the cut is dropped
+		{"אבגדהוזחטי", "", 4, "אבג…"},
+		{"a long summary", " (+2 more)", 15, "a lo… (+2 more)"}, // the tail is kept whole
 	}
 	for _, tt := range tests {
-		if got := truncate(tt.in, tt.n); got != tt.want {
-			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		if got := cut(tt.in, tt.tail, runes(tt.n)); got != tt.want {
+			t.Errorf("cut(%q, %q, %d) = %q, want %q", tt.in, tt.tail, tt.n, got, tt.want)
 		}
 	}
 }
@@ -245,8 +250,8 @@ func checkText(t *testing.T, got string, err error) {
 	if !utf8.ValidString(got) {
 		t.Fatalf("invalid UTF-8: %q", got)
 	}
-	if n := utf8.RuneCountInString(got); n > MaxRunes {
-		t.Fatalf("%d runes, want at most %d: %q", n, MaxRunes, got)
+	if n := bridge.CountSegments(got).Count; n > DefaultSegments {
+		t.Fatalf("%d parts, want at most %d: %q", n, DefaultSegments, got)
 	}
 	if !strings.HasPrefix(got, "[") || strings.ContainsAny(got, "\n\r\t") || strings.Contains(got, "  ") {
 		t.Fatalf("not one clean line: %q", got)
