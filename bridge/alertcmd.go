@@ -90,12 +90,12 @@ func (b *Bridge) alertCommand(ctx context.Context, in *Inbound, c *Conversation)
 		return nil, nil
 	}
 	ref, err := ar.AlertRef(ctx, in.From, acct.Name, cmd.Ref)
-	if errors.Is(err, ErrNotFound) && cmd.Ref != 0 {
+	unknown := errors.Is(err, ErrNotFound) && cmd.Ref != 0
+	if unknown {
 		// A reference the phone was never given: an error for a phone
-		// the account pages, an ordinary reply from anyone else.
-		if _, lerr := ar.AlertRef(ctx, in.From, acct.Name, 0); lerr == nil {
-			return acct, b.answerAlert(ctx, in, acct, sender, fmt.Sprintf("No alert #%d was sent to you.", cmd.Ref))
-		}
+		// that may command the account's latest alert to it, an
+		// ordinary reply from anyone else.
+		ref, err = ar.AlertRef(ctx, in.From, acct.Name, 0)
 	}
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
@@ -105,16 +105,17 @@ func (b *Bridge) alertCommand(ctx context.Context, in *Inbound, c *Conversation)
 		return nil, nil
 	}
 	src := acct.AlertSource(ref.Source)
-	if src == nil || src.Silencer == nil {
-		return acct, b.answerAlert(ctx, in, acct, sender, fmt.Sprintf("%s (#%d) cannot be silenced by SMS any more: the account has no %s configured.",
-			ref.Title, ref.Ref, ref.Source))
-	}
-	if !src.MayCommand(in.From) {
+	if src != nil && !src.MayCommand(in.From) {
 		log.WarnContext(ctx, "alert command from a phone that may not command; ordinary reply", "account", acct.Name, "source", ref.Source)
 		return nil, nil
 	}
 	var text string
 	switch {
+	case unknown:
+		text = fmt.Sprintf("No alert #%d was sent to you.", cmd.Ref)
+	case src == nil || src.Silencer == nil:
+		text = fmt.Sprintf("%s (#%d) cannot be silenced by SMS any more: the account has no %s configured.",
+			ref.Title, ref.Ref, ref.Source)
 	case perr != nil:
 		text = perr.Error() + "."
 	case cmd.Verb == silence.VerbSilence:
@@ -124,6 +125,9 @@ func (b *Bridge) alertCommand(ctx context.Context, in *Inbound, c *Conversation)
 	}
 	in.Note = text
 	in.Command = fmt.Sprintf("%s #%d", cmd.Verb, ref.Ref)
+	if unknown || perr != nil {
+		in.Command = "refused: " + clipReason(in.Text)
+	}
 	return acct, b.answerAlert(ctx, in, acct, sender, text)
 }
 

@@ -231,6 +231,7 @@ token = %q`, onCallPhone, grafana.URL, grafanaToken)))
 
 	// Paged, but not a commander: an ordinary reply.
 	answer(t, fake, d, strangerPhone, "g-1", "ACK")
+	answer(t, fake, d, strangerPhone, "g-2", "ACK #7") // not even told there is no #7
 	if n := len(grafana.Requests()); n != 0 {
 		t.Fatalf("a phone that is no commander made %d requests to Grafana", n)
 	}
