@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +345,50 @@ max_segments = 1`))
 	if n := bridge.CountSegments(sms).Count; n != 1 || !strings.HasPrefix(sms, "[FIRING:12] DiskFull: db1 disk 91% full; db3 disk 93% full") ||
 		!strings.HasSuffix(sms, " more)") {
 		t.Errorf("group SMS %q (%d parts); want one part, the critical ones first, then +N more", sms, n)
+	}
+}
+
+// The silencing servers' credentials never reach a log, at debug level,
+// nor an SMS: not when a silence is made, nor when the server is down.
+func TestAlertLoopKeepsCredentialsSecret(t *testing.T) {
+	const grafanaLeak, amLeak = "gt-LEAKCANARY-41c2", "ap-LEAKCANARY-9e17"
+	fake := voipcomtest.NewServer(t, "k", "p", strings.TrimPrefix(alertOur, "+"))
+	grafana := silencetest.NewServer(t, silencetest.Grafana, grafanaLeak)
+	down := fmt.Sprintf("http://127.0.0.1:%d", freePort(t)) // nothing listens
+	d, text, jsonl, stop := startLogged(t, alertLoopConfig(fake.URL, "", fmt.Sprintf(`[accounts.alerts.grafana]
+url = %q
+token = %q
+[accounts.alerts.alertmanager]
+url = %q
+username = "smsbridge"
+password = %q`, grafana.URL, grafanaLeak, down, amLeak)))
+	for _, hook := range []string{"grafana", "alertmanager"} {
+		body, err := os.ReadFile("../../webhook/alerts/testdata/" + hook + "_firing.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := call(t, "POST", "http://"+d.HTTPAddr()+"/v1/hooks/"+hook, alertToken, string(body)); r.Status != 202 {
+			t.Fatalf("%s hook: %d %v", hook, r.Status, r.Body)
+		}
+	}
+	waitSMS(t, fake, onCallPhone, 2)
+	answer(t, fake, d, onCallPhone, "s-1", "ACK #1")
+	answer(t, fake, d, onCallPhone, "s-2", "ACK #2")
+	// The two answers are due at once: either may go first.
+	waitSMS(t, fake, onCallPhone, 4)
+	if got := smsTo(fake, onCallPhone)[2:]; !slices.Contains(got, "Could not silence ProbeFailure: alertmanager did not answer.") {
+		t.Errorf("answers %q; want one saying the server did not answer", got)
+	}
+	if len(grafana.Silences()) != 1 {
+		t.Errorf("Grafana silences: %+v; want one", grafana.Silences())
+	}
+	stop()
+	for name, log := range map[string]string{"text log": text.String(), "JSON log": jsonl.String(), "SMS": strings.Join(smsTo(fake, onCallPhone), "\n")} {
+		if strings.Contains(log, leakMarker) {
+			t.Errorf("%s holds a credential:\n%s", name, grepLines(log, leakMarker))
+		}
+	}
+	if !strings.Contains(text.String(), "silencing an alert by SMS failed") {
+		t.Error("the failed silence was not logged")
 	}
 }
