@@ -272,23 +272,28 @@ func moreText(n int) string {
 }
 
 // cut returns text followed by tail, the text cut (at a rune, ending with
-// "…") as much as it takes for the whole to fit.
+// "..." in GSM-7, "…" in UCS-2, which GSM-7 lacks) as much as it takes for
+// the whole to fit.
 func cut(text, tail string, fits func(string) bool) string {
 	if fits(text + tail) {
 		return text + tail
+	}
+	marker := "…"
+	if bridge.CountSegments(text+tail).Encoding == bridge.GSM7 {
+		marker = "..."
 	}
 	runes := []rune(text)
 	// The longest prefix that fits: fits is monotonic in length.
 	lo, hi := 0, len(runes)
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		if fits(strings.TrimRight(string(runes[:mid]), " ") + "…" + tail) {
+		if fits(strings.TrimRight(string(runes[:mid]), " ") + marker + tail) {
 			lo = mid
 		} else {
 			hi = mid - 1
 		}
 	}
-	return strings.TrimRight(string(runes[:lo]), " ") + "…" + tail
+	return strings.TrimRight(string(runes[:lo]), " ") + marker + tail
 }
 
 // severity ranks an alert by its severity label, most severe first; an

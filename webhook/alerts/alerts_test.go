@@ -166,6 +166,22 @@ func TestTruncateHebrew(t *testing.T) {
 	}
 }
 
+// A GSM-7 text cut stays GSM-7: two parts hold 306 characters, not the
+// 134 of UCS-2 that a "…" would make it.
+func TestCutKeepsGSM7(t *testing.T) {
+	body := edit(t, "alertmanager_firing.json", func(p map[string]any) {
+		firstAlert(p)["annotations"] = map[string]any{"summary": strings.Repeat("disk full on db1 ", 40)}
+	})
+	got, err := Alertmanager(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := bridge.CountSegments(got)
+	if seg.Encoding != bridge.GSM7 || seg.Count != 2 || len(got) < 290 || !strings.HasSuffix(got, "...") {
+		t.Errorf("%q: %d %s parts, %d characters; want two GSM-7 parts nearly full, ending with ...", got, seg.Count, seg.Encoding, len(got))
+	}
+}
+
 func TestCut(t *testing.T) {
 	runes := func(n int) func(string) bool {
 		return func(s string) bool { return utf8.RuneCountInString(s) <= n }
@@ -177,10 +193,10 @@ func TestCut(t *testing.T) {
 	}{
 		{"short", "", 10, "short"},
 		{"exactly10!", "", 10, "exactly10!"},
-		{"eleven runes", "", 10, "eleven ru…"},
-		{"שלום עולם יפה", "", 6, "שלום…"}, // trailing space before the cut is dropped
+		{"eleven runes", "", 10, "eleven..."}, // GSM-7 has no "…"
+		{"שלום עולם יפה", "", 6, "שלום…"},     // trailing space before the cut is dropped
 		{"אבגדהוזחטי", "", 4, "אבג…"},
-		{"a long summary", " (+2 more)", 15, "a lo… (+2 more)"}, // the tail is kept whole
+		{"a long summary", " (+2 more)", 15, "a... (+2 more)"}, // the tail is kept whole
 	}
 	for _, tt := range tests {
 		if got := cut(tt.in, tt.tail, runes(tt.n)); got != tt.want {
