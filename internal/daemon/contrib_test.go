@@ -1,0 +1,387 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/internal/promsel"
+	"github.com/smsbridge/smsbridge/mailout/mailtest"
+	"github.com/smsbridge/smsbridge/providers/providertest"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
+)
+
+const (
+	dashboardFile = "../../contrib/grafana/smsbridge.json"
+	rulesFile     = "../../contrib/prometheus/smsbridge.rules.yml"
+	runbookFile   = "../../contrib/prometheus/RUNBOOK.md"
+)
+
+// dashboard is the part of a Grafana dashboard the tests read.
+type dashboard struct {
+	Inputs []struct {
+		Name, Type, PluginID string
+	} `json:"__inputs"`
+	Panels     []panel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name, Type string
+			Datasource *datasource
+			Query      any
+		}
+	}
+}
+
+type panel struct {
+	ID         int
+	Title      string
+	Type       string
+	Datasource *datasource
+	Targets    []struct {
+		Expr       string
+		Datasource *datasource
+	}
+	FieldConfig struct {
+		Defaults struct{ Unit string }
+	}
+	Panels []panel // a collapsed row's
+}
+
+type datasource struct{ Type, UID string }
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return d
+}
+
+// flatPanels lists the panels, those inside rows included.
+func (d dashboard) flatPanels() []panel {
+	var out []panel
+	for _, p := range d.Panels {
+		out = append(out, p)
+		out = append(out, p.Panels...)
+	}
+	return out
+}
+
+type rule struct {
+	Alert, Record, Expr, For string
+	Labels                   map[string]string
+	Annotations              map[string]string
+}
+
+func readRules(t *testing.T) []rule {
+	t.Helper()
+	b, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Name  string
+			Rules []rule
+		}
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("%s: %v", rulesFile, err)
+	}
+	var out []rule
+	for _, g := range f.Groups {
+		out = append(out, g.Rules...)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s has no rules", rulesFile)
+	}
+	return out
+}
+
+// labelValuesQuery is Grafana's variable query, which is not PromQL.
+var labelValuesQuery = regexp.MustCompile(`^label_values\(\s*(.+?)\s*,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)$`)
+
+// usedMetrics returns every metric name the dashboard and the rules
+// select, each with where it is used.
+func usedMetrics(t *testing.T) map[string][]string {
+	t.Helper()
+	used := map[string][]string{}
+	add := func(where, expr string) {
+		if m := labelValuesQuery.FindStringSubmatch(expr); m != nil {
+			expr = m[1]
+		}
+		names, err := promsel.Names(expr)
+		if err != nil {
+			t.Errorf("%s: %q: %v", where, expr, err)
+			return
+		}
+		if len(names) == 0 {
+			t.Errorf("%s: %q selects no metric", where, expr)
+		}
+		for _, n := range names {
+			used[n] = append(used[n], where)
+		}
+	}
+	d := readDashboard(t)
+	for _, p := range d.flatPanels() {
+		for _, tg := range p.Targets {
+			add("dashboard panel "+p.Title, tg.Expr)
+		}
+	}
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		q, _ := v.Query.(string)
+		if m, ok := v.Query.(map[string]any); ok {
+			q, _ = m["query"].(string)
+		}
+		add("dashboard variable "+v.Name, q)
+	}
+	for _, r := range readRules(t) {
+		add("rule "+r.Alert+r.Record, r.Expr)
+	}
+	return used
+}
+
+// exported parses a scrape and returns the names PromQL can select:
+// a histogram's _bucket, _sum and _count series, every other family's
+// own name.
+func exported(t *testing.T, body string) map[string]bool {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	out := map[string]bool{}
+	for name, f := range families {
+		switch f.GetType() {
+		case dto.MetricType_HISTOGRAM:
+			out[name+"_bucket"], out[name+"_sum"], out[name+"_count"] = true, true, true
+		case dto.MetricType_SUMMARY:
+			out[name], out[name+"_sum"], out[name+"_count"] = true, true, true
+		default:
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// Every metric the Grafana dashboard and the alert rules name is one the
+// daemon exports: after traffic that makes every smsbridge metric move
+// (a send, a refusal, a provider failure for good and one for a retry, a
+// delivery report, a reply from the phone and its mail, a STOP, a
+// bounce), /metrics has a series of each.
+func TestDashboardAndRulesNameExportedMetrics(t *testing.T) {
+	used := usedMetrics(t)
+	for _, want := range []string{"smsbridge_queue_depth", "smsbridge_store_ready", "smsbridge_mail_queue_oldest_age_seconds",
+		"smsbridge_provider_circuit_open", "smsbridge_sends_total"} {
+		if used[want] == nil {
+			t.Fatalf("the dashboard and rules do not use %s; the parsing of their expressions is broken", want)
+		}
+	}
+
+	capture := mailtest.Start(t, mailtest.Options{})
+	fake := voipcomtest.NewServer(t, "key", "pw-voip", "972500000001", "972500000002")
+	fake.FailRecipient("972501111111", 400, "number is blacklisted")
+	d := start(t, voipTwoWayConfig(fake.URL, capture.Addr()))
+	base := "http://" + d.HTTPAddr()
+
+	// One recipient sent, one refused for good: that one bounces.
+	reply, err := sendMail(t, d.SMTPAddr(), "alice@example.com", []string{"0501234567@sms.example.com", "0501111111@sms.example.com"},
+		"From: Alice <alice@example.com>\nSubject: Dinner\nX-SMS-Sender: 972500000001\n\nAre you coming at 8?\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, msgID, _ := strings.Cut(reply, "queued as ")
+	var sent *bridge.Message
+	eventually(t, 5*time.Second, "one recipient sent and one failed", func() bool {
+		sent, err = d.Store().Message(t.Context(), msgID)
+		return err == nil && len(sent.Recipients) == 2 && sent.Recipients[0].State.Final() && sent.Recipients[1].State.Final()
+	})
+	var providerID string
+	for _, r := range sent.Recipients {
+		if r.State == bridge.StateSent {
+			providerID = r.ProviderID
+		}
+	}
+	if providerID == "" {
+		t.Fatalf("no recipient sent: %+v", sent.Recipients)
+	}
+	// The provider reports it delivered; the phone answers, then opts out.
+	status := url.Values{"smsid": {providerID}, "status": {"DELIVRD"}}
+	if code, body := postCallback(t, fake, d, "/v1/providers/voip/status", callbackSecret, status); code != 200 {
+		t.Fatalf("status callback: %d %v", code, body)
+	}
+	for i, text := range []string{"Yes!", "STOP"} {
+		form := url.Values{"from": {"972501234567"}, "to": {"972500000001"}, "msg": {text}, "smsid": {"in-" + text}}
+		if code, body := postCallback(t, fake, d, "/v1/providers/voip/inbound", callbackSecret, form); code != 200 {
+			t.Fatalf("inbound %d: %d %v", i, code, body)
+		}
+	}
+	// The bounce, the reply and the opt-out note reach the smarthost.
+	if _, err := capture.Wait(ctx5(t), 3); err != nil {
+		t.Fatal(err)
+	}
+	// A send the provider answers 503: a retry. A bad number: a refusal.
+	fake.Faults.Push(providertest.Fault{Status: http.StatusServiceUnavailable})
+	if r := call(t, "POST", base+"/v1/messages", aliceToken, `{"to": "0507654321", "text": "Your code is 4821"}`); r.Status != 202 {
+		t.Fatalf("send: %d %v", r.Status, r.Body)
+	}
+	if r := call(t, "POST", base+"/v1/messages", aliceToken, `{"to": "12", "text": "x"}`); r.Status != 422 {
+		t.Fatalf("bad number: %d %v, want 422", r.Status, r.Body)
+	}
+
+	var missing []string
+	defer func() {
+		if t.Failed() && len(missing) > 0 {
+			for _, n := range missing {
+				t.Errorf("%s (used by %s) is not in /metrics", n, strings.Join(used[n], ", "))
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, "every metric the dashboard and rules use in /metrics", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := exported(t, string(b))
+		missing = missing[:0]
+		for n := range used {
+			if !have[n] {
+				missing = append(missing, n)
+			}
+		}
+		slices.Sort(missing)
+		return len(missing) == 0
+	})
+}
+
+// The dashboard imports into any Grafana: every panel and query reads
+// the data source chosen at import (${DS_PROMETHEUS}, an input and a
+// variable), every smsbridge selector is filtered by the instance
+// variable, and every graph has a unit.
+func TestDashboardIsImportable(t *testing.T) {
+	d := readDashboard(t)
+	if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
+		t.Errorf("__inputs = %+v, want the one Prometheus data source DS_PROMETHEUS", d.Inputs)
+	}
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+		if v.Datasource != nil && v.Datasource.UID != "${DS_PROMETHEUS}" {
+			t.Errorf("variable %s reads data source %q, want ${DS_PROMETHEUS}", v.Name, v.Datasource.UID)
+		}
+	}
+	if vars["DS_PROMETHEUS"] != "datasource" || vars["instance"] != "query" {
+		t.Errorf("variables %v, want DS_PROMETHEUS (datasource) and instance (query)", vars)
+	}
+	ids := map[int]bool{}
+	graphs := 0
+	for _, p := range d.flatPanels() {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		graphs++
+		if p.Datasource == nil || p.Datasource.UID != "${DS_PROMETHEUS}" || p.Datasource.Type != "prometheus" {
+			t.Errorf("panel %q: data source %+v, want prometheus ${DS_PROMETHEUS}", p.Title, p.Datasource)
+		}
+		if p.Type != "state-timeline" && p.FieldConfig.Defaults.Unit == "" {
+			t.Errorf("panel %q has no unit", p.Title)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if tg.Datasource == nil || tg.Datasource.UID != "${DS_PROMETHEUS}" {
+				t.Errorf("panel %q: a query reads data source %+v, want ${DS_PROMETHEUS}", p.Title, tg.Datasource)
+			}
+			sels, err := promsel.Selectors(tg.Expr)
+			if err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			}
+			for _, s := range sels {
+				if !strings.Contains(s.Matchers, `instance=~"$instance"`) {
+					t.Errorf("panel %q: %s{%s} is not filtered by the instance variable", p.Title, s.Name, s.Matchers)
+				}
+			}
+		}
+	}
+	if graphs < 15 {
+		t.Errorf("%d panels; the issue asks for intake, sends, latency, queue, circuits, inbound, bounces, opt-outs, mail queue and store", graphs)
+	}
+}
+
+// Each alert the issue asks for is there, pages with a severity after a
+// `for:`, and says what to do: a summary, a description and a runbook
+// pointing to its section of RUNBOOK.md.
+func TestAlertRulesAreComplete(t *testing.T) {
+	runbook, err := os.ReadFile(runbookFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for line := range strings.Lines(string(runbook)) {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			anchors[strings.ToLower(strings.TrimSpace(h))] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range readRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		seen[r.Alert] = true
+		if _, err := time.ParseDuration(r.For); err != nil {
+			t.Errorf("%s: for: %q: %v", r.Alert, r.For, err)
+		}
+		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
+			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
+		}
+		for _, a := range []string{"summary", "description", "runbook"} {
+			if strings.TrimSpace(r.Annotations[a]) == "" {
+				t.Errorf("%s: no %s annotation", r.Alert, a)
+			}
+		}
+		if want := "RUNBOOK.md#" + strings.ToLower(r.Alert); !strings.Contains(r.Annotations["runbook"], want) {
+			t.Errorf("%s: the runbook annotation does not point to %s", r.Alert, want)
+		}
+		if !anchors[strings.ToLower(r.Alert)] {
+			t.Errorf("%s: RUNBOOK.md has no section \"## %s\"", r.Alert, r.Alert)
+		}
+	}
+	for _, want := range []string{"SMSBridgeQueueGrowing", "SMSBridgeQueueOldestTooOld", "SMSBridgeProviderCircuitOpen",
+		"SMSBridgeProviderFailureRatioHigh", "SMSBridgeSmarthostQueueStuck", "SMSBridgeStoreNotReady"} {
+		if !seen[want] {
+			t.Errorf("no alert %s", want)
+		}
+	}
+}
