@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/internal/promsel"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
 	"github.com/smsbridge/smsbridge/providers/providertest"
@@ -383,5 +386,55 @@ func TestAlertRulesAreComplete(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("no alert %s", want)
 		}
+	}
+}
+
+// Every configured provider has a circuit series from the start (the
+// dashboard's Circuit state and the alert see it closed, not absent), and
+// a reload that removes a provider removes its series.
+func TestCircuitSeriesFollowTheConfiguration(t *testing.T) {
+	voip := voipcomtest.NewServer(t, "k", "p", "17134567890")
+	cfgText := httpConfig(voip.URL, "http://127.0.0.1:9", "")
+	d := start(t, cfgText)
+	circuits := func() map[string]float64 {
+		resp, err := http.Get("http://" + d.HTTPAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := p.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, m := range families["smsbridge_provider_circuit_open"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "provider" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	if got, want := circuits(), map[string]float64{"voip": 0, "held": 0, "edge": 0}; !maps.Equal(got, want) {
+		t.Errorf("circuits at start = %v, want %v", got, want)
+	}
+	// The same configuration without the ippanel provider and its route.
+	i := strings.Index(cfgText, "[[providers]]\nname = \"edge\"")
+	j := strings.Index(cfgText, "[[routes]]")
+	k := strings.LastIndex(cfgText, "[[routes]]")
+	if i < 0 || j < i || k < j {
+		t.Fatal("httpConfig changed shape")
+	}
+	cfg, err := config.Parse(cfgText[:i]+cfgText[j:k], daemon.Kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := circuits(), map[string]float64{"voip": 0, "held": 0}; !maps.Equal(got, want) {
+		t.Errorf("circuits after reload = %v, want %v", got, want)
 	}
 }
