@@ -12,6 +12,6 @@ if [ ! -x "$dir/promtool" ]; then
   echo "building promtool $version (once; a few minutes)"
   GOBIN="$dir" go install "github.com/prometheus/prometheus/cmd/promtool@$version"
 fi
-"$dir/promtool" --version | head -n1
+echo "promtool $version (module github.com/prometheus/prometheus)"
 "$dir/promtool" check rules contrib/prometheus/smsbridge.rules.yml
 "$dir/promtool" test rules contrib/prometheus/smsbridge.rules.test.yml
