@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the Prometheus alert rules in contrib/prometheus with promtool:
 # their syntax and expressions (check rules) and their unit tests (test
-# rules). promtool is built from its Go module once and kept in
-# $(go env GOPATH)/bin/promtool-<version>/ for the next run.
+# rules); then every query of the Grafana dashboard and of the rules with
+# promtool's PromQL parser (contrib's TestQueriesParse). promtool is built
+# from its Go module once and kept in $(go env GOPATH)/bin/promtool-<version>/
+# for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +17,4 @@ fi
 echo "promtool $version (module github.com/prometheus/prometheus)"
 "$dir/promtool" check rules contrib/prometheus/smsbridge.rules.yml
 "$dir/promtool" test rules contrib/prometheus/smsbridge.rules.test.yml
+PROMTOOL="$dir/promtool" go test -count=1 -run '^TestQueriesParse$' ./contrib/

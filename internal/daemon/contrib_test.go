@@ -1,13 +1,10 @@
 package daemon_test
 
 import (
-	"encoding/json"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,10 +13,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/config"
+	"github.com/smsbridge/smsbridge/contrib"
 	"github.com/smsbridge/smsbridge/internal/daemon"
 	"github.com/smsbridge/smsbridge/internal/promsel"
 	"github.com/smsbridge/smsbridge/mailout/mailtest"
@@ -27,140 +24,23 @@ import (
 	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
-const (
-	dashboardFile = "../../contrib/grafana/smsbridge.json"
-	rulesFile     = "../../contrib/prometheus/smsbridge.rules.yml"
-	runbookFile   = "../../contrib/prometheus/RUNBOOK.md"
-)
-
-// dashboard is the part of a Grafana dashboard the tests read.
-type dashboard struct {
-	Inputs []struct {
-		Name, Type, PluginID string
-	} `json:"__inputs"`
-	Panels     []panel `json:"panels"`
-	Templating struct {
-		List []struct {
-			Name, Type string
-			Datasource *datasource
-			Query      any
-		}
-	}
-}
-
-type panel struct {
-	ID         int
-	Title      string
-	Type       string
-	Datasource *datasource
-	Targets    []struct {
-		Expr       string
-		Datasource *datasource
-	}
-	FieldConfig struct {
-		Defaults struct{ Unit string }
-	}
-	Panels []panel // a collapsed row's
-}
-
-type datasource struct{ Type, UID string }
-
-func readDashboard(t *testing.T) dashboard {
-	t.Helper()
-	b, err := os.ReadFile(dashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d dashboard
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatalf("%s: %v", dashboardFile, err)
-	}
-	return d
-}
-
-// flatPanels lists the panels, those inside rows included.
-func (d dashboard) flatPanels() []panel {
-	var out []panel
-	for _, p := range d.Panels {
-		out = append(out, p)
-		out = append(out, p.Panels...)
-	}
-	return out
-}
-
-type rule struct {
-	Alert, Record, Expr, For string
-	Labels                   map[string]string
-	Annotations              map[string]string
-}
-
-func readRules(t *testing.T) []rule {
-	t.Helper()
-	b, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Groups []struct {
-			Name  string
-			Rules []rule
-		}
-	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
-	}
-	var out []rule
-	for _, g := range f.Groups {
-		out = append(out, g.Rules...)
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s has no rules", rulesFile)
-	}
-	return out
-}
-
-// labelValuesQuery is Grafana's variable query, which is not PromQL.
-var labelValuesQuery = regexp.MustCompile(`^label_values\(\s*(.+?)\s*,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)$`)
-
 // usedMetrics returns every metric name the dashboard and the rules
 // select, each with where it is used.
 func usedMetrics(t *testing.T) map[string][]string {
 	t.Helper()
+	qs, err := contrib.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
 	used := map[string][]string{}
-	add := func(where, expr string) {
-		if m := labelValuesQuery.FindStringSubmatch(expr); m != nil {
-			expr = m[1]
-		}
-		names, err := promsel.Names(expr)
+	for _, q := range qs {
+		names, err := promsel.Names(q.Expr)
 		if err != nil {
-			t.Errorf("%s: %q: %v", where, expr, err)
-			return
-		}
-		if len(names) == 0 {
-			t.Errorf("%s: %q selects no metric", where, expr)
+			t.Fatalf("%s: %q: %v", q.Where, q.Expr, err)
 		}
 		for _, n := range names {
-			used[n] = append(used[n], where)
+			used[n] = append(used[n], q.Where)
 		}
-	}
-	d := readDashboard(t)
-	for _, p := range d.flatPanels() {
-		for _, tg := range p.Targets {
-			add("dashboard panel "+p.Title, tg.Expr)
-		}
-	}
-	for _, v := range d.Templating.List {
-		if v.Type != "query" {
-			continue
-		}
-		q, _ := v.Query.(string)
-		if m, ok := v.Query.(map[string]any); ok {
-			q, _ = m["query"].(string)
-		}
-		add("dashboard variable "+v.Name, q)
-	}
-	for _, r := range readRules(t) {
-		add("rule "+r.Alert+r.Record, r.Expr)
 	}
 	return used
 }
@@ -282,111 +162,6 @@ func TestDashboardAndRulesNameExportedMetrics(t *testing.T) {
 		slices.Sort(missing)
 		return len(missing) == 0
 	})
-}
-
-// The dashboard imports into any Grafana: every panel and query reads
-// the data source chosen at import (${DS_PROMETHEUS}, an input and a
-// variable), every smsbridge selector is filtered by the instance
-// variable, and every graph has a unit.
-func TestDashboardIsImportable(t *testing.T) {
-	d := readDashboard(t)
-	if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
-		t.Errorf("__inputs = %+v, want the one Prometheus data source DS_PROMETHEUS", d.Inputs)
-	}
-	vars := map[string]string{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v.Type
-		if v.Datasource != nil && v.Datasource.UID != "${DS_PROMETHEUS}" {
-			t.Errorf("variable %s reads data source %q, want ${DS_PROMETHEUS}", v.Name, v.Datasource.UID)
-		}
-	}
-	if vars["DS_PROMETHEUS"] != "datasource" || vars["instance"] != "query" {
-		t.Errorf("variables %v, want DS_PROMETHEUS (datasource) and instance (query)", vars)
-	}
-	ids := map[int]bool{}
-	graphs := 0
-	for _, p := range d.flatPanels() {
-		if ids[p.ID] {
-			t.Errorf("panel id %d used twice", p.ID)
-		}
-		ids[p.ID] = true
-		if p.Type == "row" {
-			continue
-		}
-		graphs++
-		if p.Datasource == nil || p.Datasource.UID != "${DS_PROMETHEUS}" || p.Datasource.Type != "prometheus" {
-			t.Errorf("panel %q: data source %+v, want prometheus ${DS_PROMETHEUS}", p.Title, p.Datasource)
-		}
-		if p.Type != "state-timeline" && p.FieldConfig.Defaults.Unit == "" {
-			t.Errorf("panel %q has no unit", p.Title)
-		}
-		if len(p.Targets) == 0 {
-			t.Errorf("panel %q has no query", p.Title)
-		}
-		for _, tg := range p.Targets {
-			if tg.Datasource == nil || tg.Datasource.UID != "${DS_PROMETHEUS}" {
-				t.Errorf("panel %q: a query reads data source %+v, want ${DS_PROMETHEUS}", p.Title, tg.Datasource)
-			}
-			sels, err := promsel.Selectors(tg.Expr)
-			if err != nil {
-				t.Errorf("panel %q: %v", p.Title, err)
-			}
-			for _, s := range sels {
-				if !strings.Contains(s.Matchers, `instance=~"$instance"`) {
-					t.Errorf("panel %q: %s{%s} is not filtered by the instance variable", p.Title, s.Name, s.Matchers)
-				}
-			}
-		}
-	}
-	if graphs < 15 {
-		t.Errorf("%d panels; the issue asks for intake, sends, latency, queue, circuits, inbound, bounces, opt-outs, mail queue and store", graphs)
-	}
-}
-
-// Each alert the issue asks for is there, pages with a severity after a
-// `for:`, and says what to do: a summary, a description and a runbook
-// pointing to its section of RUNBOOK.md.
-func TestAlertRulesAreComplete(t *testing.T) {
-	runbook, err := os.ReadFile(runbookFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchors := map[string]bool{}
-	for line := range strings.Lines(string(runbook)) {
-		if h, ok := strings.CutPrefix(line, "## "); ok {
-			anchors[strings.ToLower(strings.TrimSpace(h))] = true
-		}
-	}
-	seen := map[string]bool{}
-	for _, r := range readRules(t) {
-		if r.Alert == "" {
-			continue
-		}
-		seen[r.Alert] = true
-		if _, err := time.ParseDuration(r.For); err != nil {
-			t.Errorf("%s: for: %q: %v", r.Alert, r.For, err)
-		}
-		if s := r.Labels["severity"]; s != "warning" && s != "critical" {
-			t.Errorf("%s: severity %q, want warning or critical", r.Alert, s)
-		}
-		for _, a := range []string{"summary", "description", "runbook"} {
-			if strings.TrimSpace(r.Annotations[a]) == "" {
-				t.Errorf("%s: no %s annotation", r.Alert, a)
-			}
-		}
-		if want := "RUNBOOK.md#" + strings.ToLower(r.Alert); !strings.Contains(r.Annotations["runbook"], want) {
-			t.Errorf("%s: the runbook annotation does not point to %s", r.Alert, want)
-		}
-		if !anchors[strings.ToLower(r.Alert)] {
-			t.Errorf("%s: RUNBOOK.md has no section \"## %s\"", r.Alert, r.Alert)
-		}
-	}
-	for _, want := range []string{"SMSBridgeQueueGrowing", "SMSBridgeQueueOldestTooOld", "SMSBridgeProviderCircuitOpen",
-		"SMSBridgeProviderFailureRatioHigh", "SMSBridgeSmarthostQueueStuck", "SMSBridgeStoreNotReady"} {
-		if !seen[want] {
-			t.Errorf("no alert %s", want)
-		}
-	}
 }
 
 // Every configured provider has a circuit series from the start (the
