@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,9 @@ type Metrics struct {
 	cost     *prometheus.CounterVec
 	saved    *prometheus.CounterVec
 	consent  *prometheus.CounterVec
+
+	provMu    sync.Mutex
+	providers map[string]bool // the names Providers was last given
 }
 
 // StatsFunc reads the queue for the depth and age gauges. It is called
@@ -86,7 +90,7 @@ func New(stats StatsFunc) *Metrics {
 		}, []string{"provider", "keyword"}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit,
-		m.parts, m.cost, m.saved, m.consent, queueCollector{stats},
+		m.parts, m.cost, m.saved, m.consent, queueCollector{stats: stats, desc: queueDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -146,6 +150,26 @@ func (m *Metrics) Circuit(provider string, open bool) {
 	m.circuit.WithLabelValues(provider).Set(v)
 }
 
+// Providers names the configured providers: each gets its circuit series
+// at 0 (closed) until it opens, so the dashboard and the alert rules see
+// every provider from the start, and a provider no longer configured
+// loses its series (an open circuit of a removed provider would stay 1).
+func (m *Metrics) Providers(names []string) {
+	m.provMu.Lock()
+	defer m.provMu.Unlock()
+	keep := map[string]bool{}
+	for _, n := range names {
+		keep[n] = true
+		m.circuit.WithLabelValues(n) // created at 0 if new; an open one stays open
+	}
+	for n := range m.providers {
+		if !keep[n] {
+			m.circuit.DeleteLabelValues(n)
+		}
+	}
+	m.providers = keep
+}
+
 // Sent counts the parts and the cost of an SMS a provider accepted.
 func (m *Metrics) Sent(msg *bridge.Message, o bridge.Outcome) {
 	if o.State != bridge.StateSent {
@@ -167,31 +191,4 @@ func (m *Metrics) Saved(account string, parts int) {
 // Consent counts an inbound SMS that was a consent keyword.
 func (m *Metrics) Consent(provider string, k bridge.Keyword) {
 	m.consent.WithLabelValues(provider, k.String()).Inc()
-}
-
-var (
-	depthDesc = prometheus.NewDesc("smsbridge_queue_depth", "Recipients waiting to be sent.", nil, nil)
-	ageDesc   = prometheus.NewDesc("smsbridge_queue_oldest_age_seconds",
-		"Age of the oldest message with a queued recipient.", nil, nil)
-)
-
-// queueCollector reports the depth and age gauges from one read of the
-// store per scrape (two gauge functions read it twice).
-type queueCollector struct{ stats StatsFunc }
-
-func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- depthDesc
-	ch <- ageDesc
-}
-
-func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
-	depth, age := -1.0, 0.0
-	if st, err := c.stats(context.Background()); err == nil {
-		depth = float64(st.Queued)
-		if !st.OldestQueued.IsZero() {
-			age = time.Since(st.OldestQueued).Seconds()
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, depth)
-	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age)
 }

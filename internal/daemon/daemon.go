@@ -46,6 +46,7 @@ type Daemon struct {
 	http       *http.Server
 	httpLn     net.Listener
 	api        *webhook.Server
+	metrics    *metrics.Metrics
 	console    *console.Console // nil with [http] console = false
 	changes    *console.Broker  // tells the console's open pages of new SMS and states
 	mail       *mailout.Worker  // nil without a smarthost
@@ -93,6 +94,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	}
 
 	m := metrics.New(st.Stats)
+	m.WatchMailQueue(st.MailStats)
+	m.WatchStore(st.Ping)
+	m.Providers(providerNames(cfg))
+	d.metrics = m
 	var composer bridge.Composer
 	if cfg.Replies.Smarthost != "" {
 		composer = &mailout.Composer{Domain: cfg.Replies.FromDomain, Subject: cfg.Replies.Subject, Hostname: cfg.SMTP.Hostname}
@@ -302,6 +307,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	}
 	d.dispatcher.SetProviders(provs, concurrency(cfg), rates(cfg))
 	d.api.SetCallbacks(callbacks(cfg))
+	d.metrics.Providers(providerNames(cfg))
 	old := d.loaded
 	for name, same := range map[string]bool{
 		"store": reflect.DeepEqual(old.Store, cfg.Store), "log": old.Log == cfg.Log,
@@ -526,6 +532,14 @@ func prefixes(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func providerNames(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Providers))
+	for _, pc := range cfg.Providers {
+		out = append(out, pc.Name)
+	}
+	return out
 }
 
 func concurrency(cfg *config.Config) map[string]int {
