@@ -73,6 +73,7 @@ type Provider struct {
 	cancelURL     string
 	inboxURL      string
 	recipientsURL string
+	creditURL     string
 	hc            *http.Client
 	log           *slog.Logger
 	skip          inboxSkip
@@ -111,6 +112,7 @@ func New(name string, cfg *Config, hc *http.Client, log *slog.Logger) (*Provider
 		cancelURL:     cfg.BaseURL + "/api/send/cancel",
 		inboxURL:      cfg.BaseURL + "/api/report/messages-inbox",
 		recipientsURL: cfg.BaseURL + "/api/report/recipients",
+		creditURL:     cfg.BaseURL + "/api/payment/credit/mine",
 		hc:            hc,
 		log:           log,
 	}, nil

@@ -5,7 +5,7 @@
 // what every endpoint shares here, the envelope and its messages in
 // envelope.go, each sending type's checks in send.go, pattern.go and
 // phonebook.go, cancelling in cancel.go, the inbox and delivery reports in
-// report.go.
+// report.go, the account's credit in credit.go.
 package ippaneltest
 
 import (
@@ -32,9 +32,10 @@ const firstID = 3_000_000_000
 
 // Server fakes the IPPanel Edge API (shared/provider-docs/ippanel-edge-*.txt
 // and README.md): POST /api/send in its webservice, pattern and phonebook
-// forms, POST /api/send/cancel, POST /api/report/messages-inbox and
-// GET /api/report/recipients. It validates requests as documented and
-// answers with the documented envelope ({"data": ..., "meta": {...}}).
+// forms, POST /api/send/cancel, POST /api/report/messages-inbox,
+// GET /api/report/recipients and GET /api/payment/credit/mine. It
+// validates requests as documented and answers with the documented
+// envelope ({"data": ..., "meta": {...}}).
 //
 // Where the documents are silent it chooses, and says so here: a wrong
 // method is 405, a body that is not JSON 400, a Content-Type other than
@@ -50,16 +51,19 @@ type Server struct {
 	token   string
 	numbers map[string]bool
 
-	mu         sync.Mutex
-	patterns   map[string]bool
-	phonebooks map[string]bool
-	requests   []Request
-	nextID     int64
-	bulks      map[int64]*bulk
-	cancelled  []int64
-	inbox      []inbound
-	nextInbox  int64
-	reports    []ReportRequest
+	mu          sync.Mutex
+	patterns    map[string]bool
+	phonebooks  map[string]bool
+	requests    []Request
+	nextID      int64
+	bulks       map[int64]*bulk
+	cancelled   []int64
+	inbox       []inbound
+	nextInbox   int64
+	reports     []ReportRequest
+	credit      float64
+	gift        float64
+	creditCalls int
 }
 
 // ReportRequest is one valid call to a report endpoint
@@ -108,6 +112,7 @@ func NewServer(t testing.TB, token string, numbers ...string) *Server {
 		nextID:     firstID,
 		bulks:      map[int64]*bulk{},
 		nextInbox:  1,
+		credit:     DefaultCredit,
 	}
 	for _, n := range numbers {
 		f.numbers[n] = true
@@ -153,6 +158,7 @@ var endpoints = map[string]endpoint{
 	basePath + "/api/send/cancel":           {http.MethodPost, (*Server).cancel},
 	basePath + "/api/report/messages-inbox": {http.MethodPost, (*Server).messagesInbox},
 	basePath + "/api/report/recipients":     {http.MethodGet, (*Server).recipients},
+	basePath + "/api/payment/credit/mine":   {http.MethodGet, (*Server).creditMine},
 }
 
 // ServeHTTP checks what every endpoint shares (route, method, token,

@@ -1,0 +1,38 @@
+package ippanel
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/smsbridge/smsbridge/bridge"
+)
+
+// Check proves the token without sending anything: it reads the account's
+// credit (GET /api/payment/credit/mine), which costs nothing and changes
+// nothing. It answers the credit, and the gift credit when there is any.
+// A token the API refuses is an error, and so is an account with neither
+// credit nor gift credit left: every send would end in state 8,
+// insufficient credit.
+func (p *Provider) Check(ctx context.Context) (string, error) {
+	resp, env, err := p.get(ctx, p.creditURL)
+	if err != nil {
+		return "", err
+	}
+	var d struct {
+		Credit *float64 `json:"credit"`
+		Gift   float64  `json:"gift"`
+	}
+	if err := json.Unmarshal(env.Data, &d); err != nil || d.Credit == nil {
+		return "", garbage(p.name, resp, p.token)
+	}
+	what := "credit " + strconv.FormatFloat(*d.Credit, 'f', -1, 64)
+	if d.Gift != 0 {
+		what += ", gift " + strconv.FormatFloat(d.Gift, 'f', -1, 64)
+	}
+	if *d.Credit <= 0 && d.Gift <= 0 {
+		return "", bridge.Permanent(bridge.ReasonProviderRejected, "",
+			"%s: %s: no credit left, sends would fail for insufficient credit", p.name, what)
+	}
+	return what, nil
+}
