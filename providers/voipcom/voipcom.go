@@ -34,7 +34,7 @@ const defaultTimeout = 30 * time.Second
 // concurrent use.
 type Provider struct {
 	name     string
-	endpoint string
+	base     string // base_url without a trailing slash
 	apiKey   string
 	password string
 	secrets  []string // everything redacted from provider-supplied text
@@ -71,7 +71,7 @@ func New(name string, cfg *Config, hc *http.Client, log *slog.Logger) (*Provider
 	pw := cfg.password.Value()
 	p := &Provider{
 		name:     name,
-		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/sms/send",
+		base:     strings.TrimRight(cfg.BaseURL, "/"),
 		apiKey:   cfg.APIKey,
 		password: pw,
 		// A provider that echoes our Authorization header must not leak
@@ -182,17 +182,8 @@ func (p *Provider) Send(ctx context.Context, req *bridge.SendRequest) ([]bridge.
 	if dd := p.deliveryDate(req.SendAt); dd != "" {
 		form.Set("delivery_date", dd)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		// Only a malformed base_url gets here, and Validate refuses those.
-		return nil, bridge.Permanent(bridge.ReasonInvalid, "", "%s: cannot build request", p.name)
-	}
-	hreq.SetBasicAuth(p.apiKey, p.password)
-	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	hreq.Header.Set("Accept", "application/json")
-
 	start := p.now()
-	resp, err := providers.Do(ctx, p.hc, p.name, hreq)
+	resp, err := p.post(ctx, "sms/send", form)
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +195,7 @@ func (p *Provider) Send(ctx context.Context, req *bridge.SendRequest) ([]bridge.
 		// Every later call would fail the same way until someone fixes
 		// the configuration, so say so loudly.
 		p.log.ErrorContext(ctx, "voip-communications refused the api credentials", "status", resp.Status)
-		return nil, bridge.Permanent(bridge.ReasonProviderAuth, "",
-			"%s: invalid api credentials (HTTP 401): check api_key/api_password", p.name)
+		return nil, p.credentialsRefused()
 	case resp.Status < 200 || resp.Status > 299:
 		return nil, providers.Classify(p.name, resp, errorDetail(resp.Body, p.redact), p.now())
 	}
@@ -273,6 +263,27 @@ func (p *Provider) result(to string, e *entry) bridge.Result {
 		p.log.Warn("send_log sale is not a price", "smsid", string(e.SMSID), "sale", info["sale"])
 	}
 	return bridge.Result{ProviderID: string(e.SMSID), Cost: cost, Info: info}
+}
+
+// credentialsRefused is the error of a call answered 401, the documented
+// answer to wrong credentials.
+func (p *Provider) credentialsRefused() error {
+	return bridge.Permanent(bridge.ReasonProviderAuth, "",
+		"%s: invalid api credentials (HTTP 401): check api_key/api_password", p.name)
+}
+
+// post makes one api-v2 call: form posted to path below base_url, with
+// the account's Basic credentials.
+func (p *Provider) post(ctx context.Context, path string, form url.Values) (*providers.Response, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/"+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		// Only a malformed base_url gets here, and Validate refuses those.
+		return nil, bridge.Permanent(bridge.ReasonInvalid, "", "%s: cannot build request", p.name)
+	}
+	hreq.SetBasicAuth(p.apiKey, p.password)
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("Accept", "application/json")
+	return providers.Do(ctx, p.hc, p.name, hreq)
 }
 
 func (p *Provider) redact(s string) string { return providers.Redact(s, p.secrets...) }

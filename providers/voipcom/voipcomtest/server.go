@@ -29,7 +29,8 @@ const basePath = "/api-v2/index.php"
 // Server fakes the voip-communications api-v2 send call
 // (shared/provider-docs/voip-communications-sms-send.txt): POST
 // {base}/sms/send with HTTP Basic auth and a form body, answered with a
-// send_log of one entry per recipient.
+// send_log of one entry per recipient; and POST {base}/sms/summary, the
+// list of conversations the provider's app reads (summary.go).
 type Server struct {
 	URL    string // base_url to configure
 	Faults providertest.Faults
@@ -44,11 +45,13 @@ type Server struct {
 	apiKey, apiPassword string
 	numbers             map[string]bool
 
-	mu       sync.Mutex
-	requests []Request
-	fail     map[string]failure
-	drop     map[string]bool
-	seq      int
+	mu        sync.Mutex
+	requests  []Request
+	fail      map[string]failure
+	sent      []logEntry // every SMS accepted, for sms/summary
+	summaries int        // valid sms/summary calls
+	drop      map[string]bool
+	seq       int
 }
 
 // Request is one accepted sms/send call.
@@ -151,7 +154,8 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.Faults.Apply(w, r) {
 		return
 	}
-	if r.URL.Path != basePath+"/sms/send" {
+	path, ok := strings.CutPrefix(r.URL.Path, basePath+"/")
+	if !ok || path != "sms/send" && path != "sms/summary" {
 		writeError(w, http.StatusNotFound, "Not found")
 		return
 	}
@@ -173,6 +177,10 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "Malformed form body")
+		return
+	}
+	if path == "sms/summary" {
+		f.summary(w, r.PostForm)
 		return
 	}
 	form := r.PostForm
@@ -204,7 +212,11 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.drop[n] {
 			continue
 		}
-		log = append(log, f.entry(from, n, form.Get("msg"), at))
+		e := f.entry(from, n, form.Get("msg"), at)
+		log = append(log, e)
+		if e.Code == 200 && f.Observe == nil {
+			f.sent = append(f.sent, e)
+		}
 	}
 	req := Request{
 		Method:  r.Method,
