@@ -113,25 +113,11 @@ func (c *Client) Send(ctx context.Context, from, to string, data []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
-	if err != nil {
-		return c.fail(ctx, "connecting", false, err)
-	}
-	defer raw.Close()
-	// go-smtp sets a deadline of its own before every command, undoing
-	// any set here; closing the connection is what cuts a send off when
-	// ctx ends, whatever it is waiting for.
-	defer context.AfterFunc(ctx, func() { raw.Close() })()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(dl)
-	}
-
-	sc, err := c.session(ctx, raw)
+	sc, _, done, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer sc.Close()
+	defer done()
 	opts := &smtp.MailOptions{Size: int64(len(data))}
 	if !isASCII(from) || !isASCII(to) {
 		if ok, _ := sc.Extension("SMTPUTF8"); !ok {
@@ -161,35 +147,66 @@ func (c *Client) Send(ctx context.Context, from, to string, data []byte) error {
 	return nil
 }
 
+// dial connects to the smarthost and runs the session up to the point
+// where a mail transaction can start (see session). The connection is cut
+// when ctx ends; done releases it and must be called unless err is set.
+// tc is the TLS connection, nil when the session is in plain text.
+func (c *Client) dial(ctx context.Context) (sc *smtp.Client, tc *tls.Conn, done func(), err error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, nil, nil, c.fail(ctx, "connecting", false, err)
+	}
+	// go-smtp sets a deadline of its own before every command, undoing
+	// any set here; closing the connection is what cuts a session off
+	// when ctx ends, whatever it is waiting for.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	if dl, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	if sc, tc, err = c.session(ctx, raw); err != nil {
+		stop()
+		raw.Close()
+		return nil, nil, nil, err
+	}
+	return sc, tc, func() {
+		sc.Close()
+		stop()
+		raw.Close()
+	}, nil
+}
+
 // session returns a go-smtp client on raw that has said EHLO, upgraded to
-// TLS as the mode asks and authenticated if configured.
-func (c *Client) session(ctx context.Context, raw net.Conn) (*smtp.Client, error) {
-	conn, secure := raw, false
+// TLS as the mode asks and authenticated if configured, and the TLS
+// connection if there is one.
+func (c *Client) session(ctx context.Context, raw net.Conn) (*smtp.Client, *tls.Conn, error) {
+	var conn net.Conn = raw
+	var tc *tls.Conn
 	switch c.cfg.TLS {
 	case TLSImplicit:
-		tc := tls.Client(raw, c.tls)
+		tc = tls.Client(raw, c.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, c.fail(ctx, "TLS handshake", false, err)
+			return nil, nil, c.fail(ctx, "TLS handshake", false, err)
 		}
-		conn, secure = tc, true
+		conn = tc
 	case TLSStartTLS, TLSRequired:
 		var err error
-		if conn, secure, err = c.starttls(ctx, raw); err != nil {
-			return nil, err
+		if conn, tc, err = c.starttls(ctx, raw); err != nil {
+			return nil, nil, err
 		}
 	}
 	sc := smtp.NewClient(conn)
 	sc.CommandTimeout, sc.SubmissionTimeout = c.cfg.Timeout, c.cfg.Timeout
 	if err := sc.Hello(c.cfg.HelloName); err != nil {
 		sc.Close()
-		return nil, c.fail(ctx, "EHLO", false, err)
+		return nil, nil, c.fail(ctx, "EHLO", false, err)
 	}
 	if c.cfg.Username == "" {
-		return sc, nil
+		return sc, tc, nil
 	}
 	var err error
 	switch {
-	case !secure && !c.cfg.AllowInsecureAuth:
+	case tc == nil && !c.cfg.AllowInsecureAuth:
 		err = &bridge.Error{Reason: bridge.ReasonProviderAuth, Temp: true,
 			Msg: fmt.Sprintf("smarthost %s: does not offer STARTTLS; not sending the password in plain text", c.cfg.Addr)}
 	case !sc.SupportsAuth(sasl.Plain):
@@ -202,31 +219,32 @@ func (c *Client) session(ctx context.Context, raw net.Conn) (*smtp.Client, error
 	}
 	if err != nil {
 		sc.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return sc, nil
+	return sc, tc, nil
 }
 
 // starttls runs the plain-text start of a session itself: go-smtp keeps
 // its STARTTLS to itself, and its NewClientStartTLS would greet as
 // "localhost" and cannot fall back to plain text. It returns the
 // connection go-smtp is to continue on, TLS if the smarthost offered it,
-// with the greeting replayed: go-smtp reads one before its EHLO.
-func (c *Client) starttls(ctx context.Context, raw net.Conn) (net.Conn, bool, error) {
+// with the greeting replayed: go-smtp reads one before its EHLO; and the
+// TLS connection, nil if it stayed plain.
+func (c *Client) starttls(ctx context.Context, raw net.Conn) (net.Conn, *tls.Conn, error) {
 	// Not closed: that would close raw, which the caller owns.
 	tp := textproto.NewConn(raw)
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, false, c.fail(ctx, "greeting", false, replyErr(err))
+		return nil, nil, c.fail(ctx, "greeting", false, replyErr(err))
 	}
 	if err := tp.PrintfLine("EHLO %s", c.cfg.HelloName); err != nil {
-		return nil, false, c.fail(ctx, "EHLO", false, err)
+		return nil, nil, c.fail(ctx, "EHLO", false, err)
 	}
 	_, ehlo, err := tp.ReadResponse(250)
 	offered := false
 	if err != nil {
 		var te *textproto.Error
 		if !errors.As(err, &te) || te.Code != 500 && te.Code != 502 {
-			return nil, false, c.fail(ctx, "EHLO", false, replyErr(err))
+			return nil, nil, c.fail(ctx, "EHLO", false, replyErr(err))
 		}
 		// A server that does not know EHLO offers no STARTTLS either;
 		// go-smtp will fall back to HELO.
@@ -239,29 +257,29 @@ func (c *Client) starttls(ctx context.Context, raw net.Conn) (net.Conn, bool, er
 	greeting := "220 " + c.host + "\r\n"
 	if !offered {
 		if c.cfg.TLS == TLSRequired {
-			return nil, false, &bridge.Error{Reason: bridge.ReasonProviderDown, Temp: true,
+			return nil, nil, &bridge.Error{Reason: bridge.ReasonProviderDown, Temp: true,
 				Msg: fmt.Sprintf("smarthost %s: does not offer STARTTLS, which tls = required demands", c.cfg.Addr)}
 		}
 		// go-smtp says EHLO again, which RFC 5321 §4.1.4 allows.
-		return &replayConn{Conn: raw, r: io.MultiReader(strings.NewReader(greeting), tp.R)}, false, nil
+		return &replayConn{Conn: raw, r: io.MultiReader(strings.NewReader(greeting), tp.R)}, nil, nil
 	}
 	if err := tp.PrintfLine("STARTTLS"); err != nil {
-		return nil, false, c.fail(ctx, "STARTTLS", false, err)
+		return nil, nil, c.fail(ctx, "STARTTLS", false, err)
 	}
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, false, c.fail(ctx, "STARTTLS", false, replyErr(err))
+		return nil, nil, c.fail(ctx, "STARTTLS", false, replyErr(err))
 	}
 	if tp.R.Buffered() > 0 {
 		// Bytes sent before the handshake must never be read as if they
 		// came over TLS (the STARTTLS command injection of CVE-2011-0411).
-		return nil, false, &bridge.Error{Reason: bridge.ReasonProviderDown, Temp: true,
+		return nil, nil, &bridge.Error{Reason: bridge.ReasonProviderDown, Temp: true,
 			Msg: fmt.Sprintf("smarthost %s: sent data after its STARTTLS reply, before the TLS handshake", c.cfg.Addr)}
 	}
 	tc := tls.Client(raw, c.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, false, c.fail(ctx, "TLS handshake", false, err)
+		return nil, nil, c.fail(ctx, "TLS handshake", false, err)
 	}
-	return &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader(greeting), tc)}, true, nil
+	return &replayConn{Conn: tc, r: io.MultiReader(strings.NewReader(greeting), tc)}, tc, nil
 }
 
 // replayConn reads r (a replayed greeting, then the connection) instead

@@ -1,8 +1,9 @@
 // Package mailtest runs a capturing SMTP server on 127.0.0.1 for tests of
 // code that sends mail. It records every message it accepts, and can offer
 // STARTTLS or implicit TLS with a certificate made at start, require AUTH
-// PLAIN, refuse the next messages with a given reply, hold messages before
-// answering, and go down and come back up on the same address.
+// PLAIN (recording who logged in), refuse the next messages with a given
+// reply, hold messages before answering, and go down and come back up on
+// the same address.
 package mailtest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -48,6 +50,12 @@ type Message struct {
 	Helo string // the EHLO name
 }
 
+// Login is one successful AUTH.
+type Login struct {
+	User string
+	TLS  bool // over TLS
+}
+
 // Server is a capturing SMTP server.
 type Server struct {
 	t      testing.TB
@@ -61,6 +69,7 @@ type Server struct {
 	ln      *listener
 	served  chan struct{}
 	msgs    []Message
+	logins  []Login
 	refused int
 	fail    []*smtp.SMTPError // replies for the next messages
 	hold    chan struct{}     // non-nil: messages wait for it to close
@@ -105,6 +114,16 @@ func (s *Server) ClientTLS() *tls.Config {
 		return nil
 	}
 	return s.client.Clone()
+}
+
+// CertificatePEM returns the server's certificate, self-signed, in PEM:
+// a process that is to trust it reads it from SSL_CERT_FILE. Nil without
+// TLS.
+func (s *Server) CertificatePEM() []byte {
+	if s.tls == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.tls.Certificates[0].Certificate[0]})
 }
 
 // FailNext makes the server answer the next n messages with reply after
@@ -215,6 +234,13 @@ func (s *Server) serve(inner net.Listener) {
 	}()
 }
 
+// Logins returns the successful AUTH commands so far, oldest first.
+func (s *Server) Logins() []Login {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Login(nil), s.logins...)
+}
+
 // Messages returns the messages accepted so far, oldest first.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
@@ -282,6 +308,10 @@ func (se *session) Auth(mech string) (sasl.Server, error) {
 			return smtp.ErrAuthFailed
 		}
 		se.user = user
+		_, isTLS := se.conn.TLSConnectionState()
+		se.s.mu.Lock()
+		se.s.logins = append(se.s.logins, Login{User: user, TLS: isTLS})
+		se.s.mu.Unlock()
 		return nil
 	}), nil
 }
