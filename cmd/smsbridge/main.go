@@ -1,7 +1,7 @@
 // Command smsbridge bridges email and SMS. See the README for a tour.
 //
 //	smsbridge serve -config FILE [-log-format text|json]
-//	smsbridge check-config -config FILE
+//	smsbridge check-config -config FILE [-live [-timeout D]]
 //	smsbridge log -config FILE [-phone N] [-account A] [-since D]
 //	smsbridge version
 package main
@@ -18,12 +18,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 	_ "time/tzdata" // provider time zones must load on hosts without zoneinfo
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
+	"github.com/smsbridge/smsbridge/internal/selfcheck"
 )
 
 func main() {
@@ -34,7 +36,8 @@ const usage = `usage: smsbridge <command> [flags]
 
 commands:
   serve         -config FILE [-log-format text|json]   run the daemon
-  check-config  -config FILE                           validate a configuration
+  check-config  -config FILE [-live [-timeout 10s]]    validate a configuration; -live also proves the
+                                                       providers, smarthost, store and listeners work
   log           -config FILE [-phone N] [-account A] [-since 24h|DATE] [-limit N]
                                                        print conversations as threads
   suppress      list|add|remove -config FILE …         the suppression list (opt-outs); see smsbridge suppress
@@ -143,7 +146,13 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "smsbridge.toml", "configuration file")
+	live := fs.Bool("live", false, "also prove that the providers, the smarthost, the store and the listeners work, sending nothing")
+	timeout := fs.Duration("timeout", 10*time.Second, "with -live: how long each check may take")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *timeout <= 0 {
+		fmt.Fprintln(stderr, "smsbridge: -timeout must be positive")
 		return 2
 	}
 	cfg, err := config.Load(*path, daemon.Kinds)
@@ -157,6 +166,16 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "smsbridge: WARNING:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	if !*live {
+		return 0
+	}
+	results := selfcheck.Run(context.Background(), selfcheck.Plan(cfg), *timeout, selfcheck.Redactor(cfg))
+	for _, r := range results {
+		fmt.Fprintln(stdout, r)
+	}
+	if !selfcheck.Passed(results) {
+		return 1
+	}
 	return 0
 }
 

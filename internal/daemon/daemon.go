@@ -101,15 +101,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	var composer bridge.Composer
 	if cfg.Replies.Smarthost != "" {
 		composer = &mailout.Composer{Domain: cfg.Replies.FromDomain, Subject: cfg.Replies.Subject, Hostname: cfg.SMTP.Hostname}
-		client, err := mailout.NewClient(mailout.Config{
-			Addr:      cfg.Replies.Smarthost,
-			HelloName: cfg.SMTP.Hostname,
-			Username:  cfg.Replies.Username,
-			Password:  cfg.Replies.Password.Value(),
-			TLS:       mailout.TLSMode(cfg.Replies.TLS),
-		})
+		client, err := Smarthost(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("replies: %w", err)
+			return nil, err
 		}
 		d.mail = mailout.NewWorker(st, client, mailout.Options{
 			RetryMin: cfg.Replies.RetryMin,
@@ -476,11 +470,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
+// Smarthost is the client of the smarthost cfg.Replies names, for the
+// daemon and for the live check.
+func Smarthost(cfg *config.Config) (*mailout.Client, error) {
+	c, err := mailout.NewClient(mailout.Config{
+		Addr:      cfg.Replies.Smarthost,
+		HelloName: cfg.SMTP.Hostname,
+		Username:  cfg.Replies.Username,
+		Password:  cfg.Replies.Password.Value(),
+		TLS:       mailout.TLSMode(cfg.Replies.TLS),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replies: %w", err)
+	}
+	return c, nil
+}
+
 // providers builds every configured provider.
 func providers(cfg *config.Config, log *slog.Logger) ([]bridge.Provider, error) {
 	var out []bridge.Provider
 	for _, pc := range cfg.Providers {
-		p, err := newProvider(pc, log)
+		p, err := NewProvider(pc, log)
 		if err != nil {
 			return nil, err
 		}

@@ -23,7 +23,7 @@ type providerType struct {
 
 // providerTypes is every provider type this binary knows, by the name the
 // configuration's `type` gives it. Config decoding (Kinds) and
-// construction (newProvider) both read this one table, so no type can be
+// construction (NewProvider) both read this one table, so no type can be
 // known to one and not the other.
 var providerTypes = map[string]providerType{
 	"console": {
@@ -82,11 +82,12 @@ func Kinds(typ string) (any, bool) {
 	return t.settings(), true
 }
 
-// newProvider builds the provider a config entry describes. Each provider
-// package tags its own log records with its name. base_url is
-// both a common key and each type's own; the common one has been
-// validated, the type's struct carries it to the client.
-func newProvider(p config.Provider, log *slog.Logger) (bridge.Provider, error) {
+// NewProvider builds the provider a config entry describes, for the
+// daemon and for the live check. Each provider package tags its own log
+// records with its name. base_url is both a common key and each type's
+// own; the common one has been validated, the type's struct carries it to
+// the client.
+func NewProvider(p config.Provider, log *slog.Logger) (bridge.Provider, error) {
 	t, ok := providerTypes[p.Type]
 	if !ok {
 		return nil, fmt.Errorf("provider %s: unknown type %q", p.Name, p.Type)

@@ -76,7 +76,7 @@ func TestNewProviderRefusesForeignSettings(t *testing.T) {
 		{Name: "c", Type: "console"},
 		{Name: "x", Type: "carrier-pigeon", Settings: &console.Config{}},
 	} {
-		if prov, err := newProvider(p, log); err == nil || prov != nil {
+		if prov, err := NewProvider(p, log); err == nil || prov != nil {
 			t.Errorf("%s (%s, %T): %v, %v; want an error", p.Name, p.Type, p.Settings, prov, err)
 		}
 	}

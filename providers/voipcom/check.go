@@ -41,5 +41,5 @@ func (p *Provider) Check(ctx context.Context) (string, error) {
 		return "", bridge.Temporary(bridge.ReasonProviderDown, nil,
 			"%s: unexpected answer to sms/summary (HTTP %d): %s", p.name, resp.Status, errorDetail(resp.Body, p.redact))
 	}
-	return fmt.Sprintf("api credentials accepted by sms/summary (%d conversations on its first page)", len(*v.Summary)), nil
+	return fmt.Sprintf("api credentials accepted by sms/summary, %d conversations on its first page", len(*v.Summary)), nil
 }

@@ -15,7 +15,7 @@ func TestLiveCheckReadsTheSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != "api credentials accepted by sms/summary (0 conversations on its first page)" {
+	if got != "api credentials accepted by sms/summary, 0 conversations on its first page" {
 		t.Errorf("Check = %q", got)
 	}
 	if n := f.SummaryRequests(); n != 1 {

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"net"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,4 +38,15 @@ func SchemaVersion(ctx context.Context, url string) (version, latest int, err er
 		return tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&version)
 	})
 	return version, latest, storeErr("reading the schema version", err)
+}
+
+// Where names the database url points at, without its credentials, for
+// messages: "db.example.com:5432/smsbridge".
+func Where(url string) string {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return "(connection string that does not parse)"
+	}
+	c := cfg.ConnConfig
+	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))) + "/" + c.Database
 }
