@@ -58,10 +58,18 @@ func sqliteStore(ctx context.Context, path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", abs, err)
 	}
 	what, err := schema(v, latest)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", abs, err)
+	if abs != path { // a relative path is relative to where serve runs: say which file this was
+		what, err = abs+": "+what, wrapf(abs, err)
 	}
-	return abs + ": " + what, nil
+	return what, err
+}
+
+// wrapf prefixes err, if any, with what.
+func wrapf(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // writable says whether the one running the check may write path.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,8 @@ import (
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/pgtest"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // check runs one item as Run does, without a deadline worth the name.
 func check(t *testing.T, it Item) Result {
@@ -42,12 +45,16 @@ func TestSQLiteStore(t *testing.T) {
 		t.Fatalf("the check created the database: %v", err)
 	}
 
-	s, err := sqlite.Open(context.Background(), path, nil)
+	s, err := sqlite.Open(context.Background(), path, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	wantResult(t, check(t, it), OK, `^`+regexp.QuoteMeta(path)+`: schema version \d+, current$`)
+	wantResult(t, check(t, it), OK, `^schema version \d+, current$`)
+	// A relative path is relative to the working directory: which file
+	// that was is said.
+	t.Chdir(dir)
+	wantResult(t, check(t, storeItem(config.Store{Path: "smsbridge.db"})), OK, `^`+regexp.QuoteMeta(path)+`: schema version \d+, current$`)
 
 	setVersion := func(v int) {
 		db, err := sql.Open("sqlite", path)
@@ -60,9 +67,9 @@ func TestSQLiteStore(t *testing.T) {
 		}
 	}
 	setVersion(3)
-	wantResult(t, check(t, it), OK, `: schema version 3: serve migrates it to \d+ at start$`)
+	wantResult(t, check(t, it), OK, `^schema version 3: serve migrates it to \d+ at start$`)
 	setVersion(999)
-	wantResult(t, check(t, it), Fail, `: schema version 999 is newer than this smsbridge knows \(\d+\): serve refuses it; upgrade smsbridge$`)
+	wantResult(t, check(t, it), Fail, `^schema version 999 is newer than this smsbridge knows \(\d+\): serve refuses it; upgrade smsbridge$`)
 
 	wantResult(t, check(t, storeItem(config.Store{Path: filepath.Join(dir, "missing", "x.db")})), Fail,
 		`^directory .*/missing: stat .*: no such file or directory$`)
@@ -83,7 +90,7 @@ func TestPostgresStore(t *testing.T) {
 		t.Errorf("name %q", it.Name)
 	}
 	wantResult(t, check(t, it), OK, `^empty: serve creates the schema \(version \d+\) at start$`)
-	s, err := postgres.Open(context.Background(), dbURL, nil)
+	s, err := postgres.Open(context.Background(), dbURL, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
