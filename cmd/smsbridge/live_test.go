@@ -125,11 +125,12 @@ func startLiveFakes(t *testing.T) (liveFakes, live) {
 // certificate, and returns its exit status and output.
 func checkLive(t *testing.T, cfg live, certFile string, args ...string) (code int, stdout string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "smsbridge.toml")
-	if err := os.WriteFile(path, []byte(cfg.toml()), 0o600); err != nil {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "smsbridge.toml"), []byte(cfg.toml()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := daemonCmd(append([]string{"check-config", "-config", path, "-live"}, args...)...)
+	cmd := daemonCmd(append([]string{"check-config", "-config", "smsbridge.toml", "-live"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+certFile)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -146,8 +147,8 @@ func checkLive(t *testing.T, cfg live, certFile string, args ...string) (code in
 			t.Errorf("the output shows a secret:\n%s%s", out.String(), errb.String())
 		}
 	}
-	t.Logf("smsbridge check-config -config smsbridge.toml -live %s; exit status %d\n%s%s",
-		strings.Join(args, " "), code, out.String(), errb.String())
+	t.Logf("$ smsbridge check-config -config smsbridge.toml %s; echo \"exit status $?\"\n%s%sexit status %d",
+		strings.Join(append([]string{"-live"}, args...), " "), out.String(), errb.String(), code)
 	return code, out.String()
 }
 
@@ -156,7 +157,7 @@ func checkLive(t *testing.T, cfg live, certFile string, args ...string) (code in
 func wantLines(t *testing.T, stdout string, want ...string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if len(lines) != len(want)+1 || !strings.HasSuffix(lines[0], "smsbridge.toml: ok") {
+	if len(lines) != len(want)+1 || lines[0] != "smsbridge.toml: ok" {
 		t.Fatalf("output:\n%s\nwant the syntax line and %d checks", stdout, len(want))
 	}
 	for i, w := range want {
@@ -214,7 +215,7 @@ func TestCheckConfigLive(t *testing.T) {
 		q := regexp.QuoteMeta
 		gone := filepath.Dir(cfg.store)
 		wantLines(t, out,
-			`store sqlite `+q(cfg.store)+`: FAIL \(directory `+q(gone)+`: stat `+q(gone)+`: no such file or directory\)`,
+			`store sqlite `+q(cfg.store)+`: FAIL \(directory `+q(gone)+`: does not exist\)`,
 			`provider edge: FAIL \(HTTP 401: invalid or expired token \(message_code 400-1\)\)`,
 			`provider voip: FAIL \(invalid api credentials \(HTTP 401\): check api_key/api_password\)`,
 			`provider crm: FAIL \(HTTP 404: .*\)`,
@@ -246,7 +247,7 @@ func TestCheckConfigLive(t *testing.T) {
 		wantLines(t, out,
 			`store sqlite .*: ok \(schema version \d+, current\)`,
 			`provider edge: FAIL \(network error: dial tcp 127\.0\.0\.1:\d+: connect: connection refused\)`,
-			`provider voip: FAIL \(no answer within 500ms: timeout: context deadline exceeded\)`,
+			`provider voip: FAIL \(no answer within 500ms: timeout\)`,
 			`provider crm: ok \(.*\)`,
 			`provider console: skip \(.*\)`,
 			`smarthost `+q(cfg.smarthost)+`: FAIL \(connecting: dial tcp `+q(cfg.smarthost)+`: connect: connection refused\)`,

@@ -128,7 +128,11 @@ func run(ctx context.Context, it Item, timeout time.Duration) Result {
 	default:
 		r.Verdict, r.Detail = Fail, own(it.Name, a.err.Error())
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) && errors.Is(a.err, context.DeadlineExceeded) {
-			r.Detail = fmt.Sprintf("no answer within %s: %s", timeout, r.Detail)
+			// What was cut off stays; the cause is said once.
+			r.Detail = fmt.Sprintf("no answer within %s", timeout)
+			if where := strings.TrimSuffix(own(it.Name, a.err.Error()), context.DeadlineExceeded.Error()); where != "" {
+				r.Detail += ": " + strings.TrimSuffix(where, ": ")
+			}
 		}
 	}
 	return r

@@ -3,6 +3,7 @@ package selfcheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +28,10 @@ func TestRun(t *testing.T) {
 				<-ctx.Done()
 				return "", ctx.Err()
 			})},
+			{Name: "smarthost h:26", Checker: CheckFunc(func(ctx context.Context) (string, error) {
+				<-ctx.Done()
+				return "", fmt.Errorf("smarthost h:26: EHLO: timed out: %w", ctx.Err())
+			})},
 			{Name: "provider deaf", Checker: CheckFunc(func(context.Context) (string, error) {
 				<-stuck
 				return "late", nil
@@ -48,7 +53,8 @@ func TestRun(t *testing.T) {
 			"smarthost h:25: FAIL (connecting: connection refused)",
 			"provider c: skip (nothing to check)",
 			"listener smtp :25: skip (in use)",
-			"provider slow: FAIL (no answer within 10s: context deadline exceeded)",
+			"provider slow: FAIL (no answer within 10s)",
+			"smarthost h:26: FAIL (no answer within 10s: EHLO: timed out)",
 			"provider deaf: FAIL (no answer within 10s)",
 		}
 		if !slices.Equal(lines, want) {

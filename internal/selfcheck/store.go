@@ -74,7 +74,9 @@ func wrapf(what string, err error) error {
 
 // writable says whether the one running the check may write path.
 func writable(path string) error {
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return errors.New("does not exist")
+	} else if err != nil {
 		return err
 	}
 	if err := unix.Access(path, unix.W_OK); err != nil {

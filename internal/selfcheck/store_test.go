@@ -72,7 +72,7 @@ func TestSQLiteStore(t *testing.T) {
 	wantResult(t, check(t, it), Fail, `^schema version 999 is newer than this smsbridge knows \(\d+\): serve refuses it; upgrade smsbridge$`)
 
 	wantResult(t, check(t, storeItem(config.Store{Path: filepath.Join(dir, "missing", "x.db")})), Fail,
-		`^directory .*/missing: stat .*: no such file or directory$`)
+		`^directory .*/missing: does not exist$`)
 
 	if os.Geteuid() != 0 { // root may write anything
 		ro := filepath.Join(dir, "ro")

@@ -51,8 +51,8 @@ func TestSchemaVersion(t *testing.T) {
 func TestWhere(t *testing.T) {
 	for url, want := range map[string]string{
 		"postgres://bridge:secret@db.example.com/smsbridge?sslmode=verify-full": "db.example.com:5432/smsbridge",
-		"host=/run/postgresql dbname=sms user=bridge password=secret port=5433":  "/run/postgresql:5433/sms",
-		"postgres://[::1]:6000/x?pool_max_conns=4":                               "[::1]:6000/x",
+		"host=/run/postgresql dbname=sms user=bridge password=secret port=5433": "/run/postgresql:5433/sms",
+		"postgres://[::1]:6000/x?pool_max_conns=4":                              "[::1]:6000/x",
 	} {
 		if got := Where(url); got != want {
 			t.Errorf("Where(%q) = %q, want %q", url, got, want)
