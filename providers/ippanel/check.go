@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/providers"
 )
 
 // Check proves the token without sending anything: it reads the account's
@@ -19,12 +20,18 @@ func (p *Provider) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return credit(p.name, p.token, resp, env)
+}
+
+// credit reads data of a successful credit answer: {"credit": 6084722932.7,
+// "gift": 0, ...} as IPPanel's Edge documentation shows it.
+func credit(provider, secret string, r *providers.Response, env envelope) (string, error) {
 	var d struct {
 		Credit *float64 `json:"credit"`
 		Gift   float64  `json:"gift"`
 	}
 	if err := json.Unmarshal(env.Data, &d); err != nil || d.Credit == nil {
-		return "", garbage(p.name, resp, p.token)
+		return "", garbage(provider, r, secret)
 	}
 	what := "credit " + strconv.FormatFloat(*d.Credit, 'f', -1, 64)
 	if d.Gift != 0 {
@@ -32,7 +39,7 @@ func (p *Provider) Check(ctx context.Context) (string, error) {
 	}
 	if *d.Credit <= 0 && d.Gift <= 0 {
 		return "", bridge.Permanent(bridge.ReasonProviderRejected, "",
-			"%s: %s: no credit left, sends would fail for insufficient credit", p.name, what)
+			"%s: %s: no credit left, sends would fail for insufficient credit", provider, what)
 	}
 	return what, nil
 }

@@ -73,3 +73,50 @@ func FuzzInterpret(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCredit feeds arbitrary answers to the credit check's parser: no
+// panic; failures are *bridge.Error without the secret; success needs a
+// 2xx with meta.status true and some credit or gift credit, and says so.
+func FuzzCredit(f *testing.F) {
+	const secret = "FUZZ-SECRET-tok"
+	for _, seed := range []struct {
+		status int
+		body   string
+	}{
+		{200, `{"data":{"credit":6084722932.705052,"yesterday_credit":195251925510.55,"gift":0,"gift_expires_at":null,"updated_at":"2025-06-30 18:07:06"},"meta":{"status":true,"message":"انجام شد","message_code":"200-1"}}`},
+		{200, `{"data":{"credit":0,"gift":5},"meta":{"status":true}}`},
+		{200, `{"data":{"credit":"12"},"meta":{"status":true}}`},
+		{200, `{"data":{"credit":-3,"gift":-1},"meta":{"status":true}}`},
+		{200, `{"data":{"credit":1e308,"gift":1e308},"meta":{"status":true}}`},
+		{200, `{"data":null,"meta":{"status":true}}`},
+		{401, `{"data":null,"meta":{"status":false,"message":"اطلاعات وارد شده صحیح نمی باشد","message_parameters":[],"message_code":"400-1","errors":{}}}`},
+		{200, `<html>FUZZ-SECRET-tok</html>`},
+	} {
+		f.Add(seed.status, []byte(seed.body))
+	}
+	now := time.Date(2025, 6, 30, 18, 7, 6, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			return
+		}
+		r := &providers.Response{Status: status, Header: http.Header{}, Body: body}
+		env, err := interpret("ippanel", secret, r, now)
+		var what string
+		if err == nil {
+			what, err = credit("ippanel", secret, r, env)
+		}
+		if err == nil {
+			if status < 200 || status > 299 || !*env.Meta.Status || !strings.HasPrefix(what, "credit ") {
+				t.Fatalf("success %q for HTTP %d %q", what, status, body)
+			}
+			return
+		}
+		var be *bridge.Error
+		if !errors.As(err, &be) {
+			t.Fatalf("%T is not a *bridge.Error: %v", err, err)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("secret in %q", err)
+		}
+	})
+}

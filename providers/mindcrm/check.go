@@ -27,6 +27,11 @@ func (p *Provider) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return p.probe(resp)
+}
+
+// probe judges the answer to the call without parameters.
+func (p *Provider) probe(resp *providers.Response) (string, error) {
 	if err := providers.Classify(p.name, resp, p.detail(resp.Body), p.now()); err != nil {
 		return "", err
 	}

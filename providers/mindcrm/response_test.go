@@ -3,9 +3,12 @@ package mindcrm
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/providers"
 )
 
 // FuzzVerdict checks that any 2xx body yields a well-formed outcome:
@@ -93,4 +96,36 @@ func TestVerdict(t *testing.T) {
 	if _, err := p.verdict([]byte(`{"stat_code": 77}`)); err == nil || err.Error() != "mindcrm: stat_code 77: undocumented error" {
 		t.Errorf("unknown code without description: %v", err)
 	}
+}
+
+// FuzzProbe feeds arbitrary answers to the live check's judge: no panic;
+// success only for a 2xx whose JSON has stat_code 1; every failure a
+// *bridge.Error.
+func FuzzProbe(f *testing.F) {
+	f.Add(200, []byte(`{"stat_code": 1, "description": "Missing mandatory parameter", "data": "Missing mandatory parameter"}`))
+	f.Add(200, []byte(`{"stat_code": 0, "description": "SMS sent successfully"}`))
+	f.Add(200, []byte(`{"stat_code": "1"}`))
+	f.Add(200, []byte(`<html>login</html>`))
+	f.Add(404, []byte(`not found`))
+	f.Add(503, []byte(`{"stat_code": 1}`))
+	p := &Provider{name: "mindcrm", now: time.Now}
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			return
+		}
+		what, err := p.probe(&providers.Response{Status: status, Header: http.Header{}, Body: body})
+		if err == nil {
+			var r struct {
+				StatCode int64 `json:"stat_code"`
+			}
+			if status < 200 || status > 299 || json.Unmarshal(body, &r) != nil || r.StatCode != 1 || what == "" {
+				t.Fatalf("success %q for HTTP %d %q", what, status, body)
+			}
+			return
+		}
+		var be *bridge.Error
+		if !errors.As(err, &be) {
+			t.Fatalf("%T is not a *bridge.Error: %v", err, err)
+		}
+	})
 }

@@ -23,6 +23,12 @@ func (p *Provider) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return p.summary(resp)
+}
+
+// summary judges the answer to sms/summary: {"summary": [...]} as the
+// provider's app reads it.
+func (p *Provider) summary(resp *providers.Response) (string, error) {
 	switch {
 	case resp.Status == http.StatusUnauthorized:
 		return "", p.credentialsRefused()

@@ -2,10 +2,14 @@ package voipcom
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/providers"
 	"github.com/smsbridge/smsbridge/providers/providertest"
 )
 
@@ -60,6 +64,50 @@ func TestLiveCheckFailures(t *testing.T) {
 		f.Faults.Push(providertest.Fault{Status: 502})
 		if _, err := p.Check(context.Background()); !bridge.IsTemporary(err) || !strings.Contains(err.Error(), "HTTP 502") {
 			t.Errorf("err %v", err)
+		}
+	})
+}
+
+// FuzzSummary feeds arbitrary answers to the check's judge: no panic;
+// failures are *bridge.Error without a credential; success needs a 2xx
+// with a summary list and no error flag; 401 is an authentication error.
+func FuzzSummary(f *testing.F) {
+	f.Add(200, []byte(`{"summary":[{"sms_id":"1","sms_external":"12812345678","sms_msg":"hi","sms_sale":"0.01"}]}`))
+	f.Add(200, []byte(`{"summary":[]}`))
+	f.Add(200, []byte(`{"error": true, "error_message": "Invalid api credentials key-test"}`))
+	f.Add(200, []byte(`{"error": "1", "summary": []}`))
+	f.Add(200, []byte(`{"summary": null}`))
+	f.Add(401, []byte(`{"error": true, "error_message": "Invalid api credentials"}`))
+	f.Add(500, []byte(`<html>pw-test</html>`))
+	p, err := New("voip", &Config{APIKey: testKey, APIPassword: testPassword}, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			return
+		}
+		what, err := p.summary(&providers.Response{Status: status, Header: http.Header{}, Body: body})
+		if err == nil {
+			var v struct {
+				Summary []json.RawMessage `json:"summary"`
+			}
+			if status < 200 || status > 299 || json.Unmarshal(body, &v) != nil || v.Summary == nil || what == "" {
+				t.Fatalf("success %q for HTTP %d %q", what, status, body)
+			}
+			return
+		}
+		var be *bridge.Error
+		if !errors.As(err, &be) {
+			t.Fatalf("%T is not a *bridge.Error: %v", err, err)
+		}
+		if status == http.StatusUnauthorized && be.Reason != bridge.ReasonProviderAuth {
+			t.Fatalf("401 gave %q", be.Reason)
+		}
+		for _, secret := range []string{testKey, testPassword} {
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("credential in %q", err)
+			}
 		}
 	})
 }
