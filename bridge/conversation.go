@@ -172,6 +172,15 @@ type ConversationFilter struct {
 	Phone   string    // E.164, or "" for all
 	Account string    // the account that last wrote, or ""
 	Since   time.Time // updated at or after; zero for all
+	// Provider keeps the conversations of one provider (Conversation.
+	// Provider: the one the phone's SMS come through), "" all.
+	Provider string
+	// State keeps the conversations whose newest SMS, either way, is in
+	// that state: StateReceived when the phone wrote last, else the
+	// state of our SMS (one of ConversationStates). With Account set,
+	// only that account's SMS count on our side, as its view of the
+	// thread shows only those. "" keeps all.
+	State State
 	// Before and BeforeID page: only conversations after the last one of
 	// the previous page in the list's order (Updated, then ID, both
 	// descending); zero for the first page. Without BeforeID, those
@@ -181,6 +190,15 @@ type ConversationFilter struct {
 	BeforeID string
 	Limit    int
 }
+
+// StateReceived is the state of a conversation whose newest SMS is the
+// phone's (ConversationFilter.State); no recipient is ever in it.
+const StateReceived State = "received"
+
+// ConversationStates are the states a conversation's newest SMS can be
+// in, the values ConversationFilter.State takes. StateQueued is not one:
+// a recipient is filed under its conversation with its first outcome.
+var ConversationStates = []State{StateReceived, StateSent, StateDelivered, StateUndelivered, StateFailed, StateCancelled}
 
 // DeliveryReport is a provider's word on one sent SMS.
 type DeliveryReport struct {

@@ -395,13 +395,40 @@ func (b *Bridge) Conversations(ctx context.Context, acct *Account, f Conversatio
 			return nil, Permanent(ReasonBadNumber, "phone", "%q is not a phone number", f.Phone)
 		}
 	}
+	if f.State != "" && !slices.Contains(ConversationStates, f.State) {
+		return nil, Permanent(ReasonInvalid, "state", "%q is not a conversation state (%s)", clipReason(string(f.State)), stateList(ConversationStates))
+	}
 	if !acct.Admin {
 		if f.Account != "" && f.Account != acct.Name {
 			return nil, nil // another account's conversations do not exist for you
 		}
 		f.Account = acct.Name
 	}
-	return b.store.ListConversations(ctx, f)
+	if f.State == "" {
+		return b.store.ListConversations(ctx, f)
+	}
+	// The state is each conversation's newest SMS, looked up one by one
+	// until a page is full: a state few have reads every conversation
+	// the other filters leave (some 10µs each), so it gets a deadline.
+	sctx, cancel := context.WithTimeout(ctx, StateListTimeout)
+	defer cancel()
+	list, err := b.store.ListConversations(sctx, f)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		return nil, Permanent(ReasonInvalid, "state", "listing by state took longer than %v: narrow the search by phone or provider", StateListTimeout)
+	}
+	return list, err
+}
+
+// StateListTimeout bounds a conversation listing by state (see
+// Bridge.Conversations).
+const StateListTimeout = 5 * time.Second
+
+func stateList(states []State) string {
+	s := make([]string, len(states))
+	for i, x := range states {
+		s[i] = string(x)
+	}
+	return strings.Join(s, ", ")
 }
 
 // ConversationLog returns one conversation and its log, if acct may read it.

@@ -396,9 +396,10 @@ func FuzzParseTime(f *testing.F) {
 func TestParseConversationFilter(t *testing.T) {
 	since := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	before := time.Date(2025, 3, 12, 21, 20, 2, 123456789, time.UTC)
-	q, _ := url.ParseQuery("phone=%2B972501234567&account=ops&since=2025-03-01T00:00:00Z&before=2025-03-12T21:20:02.123456789Z&limit=20")
+	q, _ := url.ParseQuery("phone=%2B972501234567&account=ops&provider=voip&state=failed&since=2025-03-01T00:00:00Z&before=2025-03-12T21:20:02.123456789Z&limit=20")
 	f, err := parseConversationFilter(q)
-	want := bridge.ConversationFilter{Phone: "+972501234567", Account: "ops", Since: since, Before: before, Limit: 20}
+	want := bridge.ConversationFilter{Phone: "+972501234567", Account: "ops", Provider: "voip", State: bridge.StateFailed,
+		Since: since, Before: before, Limit: 20}
 	if err != nil || !reflect.DeepEqual(f, want) {
 		t.Errorf("got %+v, %v; want %+v", f, err, want)
 	}

@@ -27,6 +27,7 @@ type conversationView struct {
 	ID            string    `json:"id"`
 	Phone         string    `json:"phone"`
 	Our           string    `json:"our,omitempty"`
+	Provider      string    `json:"provider,omitempty"` // the provider the phone's SMS come through
 	Account       string    `json:"account,omitempty"`
 	ReplyTo       string    `json:"reply_to,omitempty"`
 	MailMessageID string    `json:"mail_message_id,omitempty"`
@@ -37,7 +38,7 @@ type conversationView struct {
 }
 
 func conversation(c *bridge.Conversation) conversationView {
-	return conversationView{ID: c.ID, Phone: c.Phone, Our: c.Our, Account: c.Account, ReplyTo: c.ReplyTo,
+	return conversationView{ID: c.ID, Phone: c.Phone, Our: c.Our, Provider: c.Provider, Account: c.Account, ReplyTo: c.ReplyTo,
 		MailMessageID: c.MailMessageID, Subject: c.Subject, LastOut: c.LastOut, Created: c.Created, Updated: c.Updated}
 }
 
@@ -86,11 +87,13 @@ func logEntry(e bridge.LogEntry) logEntryView {
 // silently list everything.
 func parseConversationFilter(q url.Values) (bridge.ConversationFilter, error) {
 	f := bridge.ConversationFilter{Limit: defaultConversations}
-	if err := onlyParams(q, "phone", "account", "since", "before", "before_id", "limit"); err != nil {
+	if err := onlyParams(q, "phone", "account", "provider", "state", "since", "before", "before_id", "limit"); err != nil {
 		return f, err
 	}
 	f.Phone = strings.TrimSpace(q.Get("phone"))
 	f.Account = strings.TrimSpace(q.Get("account"))
+	f.Provider = strings.TrimSpace(q.Get("provider"))
+	f.State = bridge.State(strings.TrimSpace(q.Get("state")))
 	var err error
 	if f.Since, err = queryTime(q, "since"); err != nil {
 		return f, err
@@ -173,8 +176,13 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.bridge.Conversations(r.Context(), account(r), f)
 	if err != nil {
-		// The phone is the only value the bridge parses further.
-		s.queryError(w, r, "phone", err)
+		// The bridge parses the phone and checks the state further.
+		field := "phone"
+		var be *bridge.Error
+		if errors.As(err, &be) && be.Field == "state" {
+			field = "state"
+		}
+		s.queryError(w, r, field, err)
 		return
 	}
 	page := conversationPage{Conversations: make([]conversationView, 0, len(list))}

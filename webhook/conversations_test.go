@@ -132,6 +132,12 @@ func TestListConversationsBadQuery(t *testing.T) {
 	if a.status != http.StatusBadRequest || a.body["field"] != "phone" || a.body["reason"] != "bad_number" {
 		t.Errorf("bad phone: HTTP %d %s", a.status, a.raw)
 	}
+	// So does its refusal of a state.
+	b.failList(bridge.Permanent(bridge.ReasonInvalid, "state", "%q is not a conversation state", "stuck"))
+	a = do(t, "GET", base+"/v1/conversations?state=stuck", "", "", "Authorization", "Bearer "+opsToken)
+	if a.status != http.StatusBadRequest || a.body["field"] != "state" || a.body["reason"] != "invalid" {
+		t.Errorf("bad state: HTTP %d %s", a.status, a.raw)
+	}
 }
 
 func TestGetConversation(t *testing.T) {

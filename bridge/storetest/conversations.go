@@ -27,7 +27,8 @@ type Full interface {
 // of conversations and their log; complete.go what Complete files with
 // an outcome; inbound.go RecordInbound and its dedupe; provider_scope.go
 // what one provider may see and change; reports.go delivery reports and
-// the ids still outstanding; cursors_leases.go pollers' cursors and
+// the ids still outstanding; conversation_filters.go the list's provider
+// and state filters; cursors_leases.go pollers' cursors and
 // leases; outbox.go the mail queue; sender_claims.go sticky senders' claims. A new case is a function there (or
 // in a new file) and a row in the table below.
 func RunConversations(t *testing.T, open func(t *testing.T) Full) {
@@ -47,6 +48,7 @@ func RunConversations(t *testing.T, open func(t *testing.T) Full) {
 		{"ListConversations", testListConversations},
 		{"PageSameInstant", testPageSameInstant},
 		{"ListConversationsLimit", testListConversationsLimit},
+		{"ListConversationsByProviderAndState", testListConversationsByProviderAndState},
 		{"RecordInbound", testRecordInbound},
 		{"RecordInboundDuplicate", testRecordInboundDuplicate},
 		{"RecordInboundConcurrent", testRecordInboundConcurrent},

@@ -190,6 +190,17 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 	if !f.Since.IsZero() {
 		cond("c.updated >=", storeutil.Millis(f.Since))
 	}
+	if f.Provider != "" {
+		cond("c.provider =", f.Provider)
+	}
+	if f.State != "" {
+		mine := ""
+		if f.Account != "" {
+			args = append(args, f.Account)
+			mine = "$" + strconv.Itoa(len(args))
+		}
+		cond(storeutil.LastState(mine)+" =", string(f.State))
+	}
 	switch {
 	case !f.Before.IsZero() && f.BeforeID != "":
 		// A row comparison: the (updated, id) order the list is sorted in.

@@ -208,3 +208,47 @@ func BenchmarkStats1M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListByState100k lists conversations by the state of their
+// newest SMS among 100,000 (one sent SMS and one inbound SMS each, every
+// tenth answered): the worst case, a state none has, reads all of them.
+func BenchmarkListByState100k(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "q.db"))
+	const n = 100_000
+	now := time.Now().UnixMilli()
+	for _, q := range []string{
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (id, channel, account, text, created) SELECT 'm' || i, 'smtp', 'acme', 'hi', ? + 2 * i FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO conversations (id, phone, our, provider, account, created, updated)
+		SELECT 'c' || i, '+1555' || i, 'Acme', 'p', 'acme', ? + 2 * i, ? + 2 * i + 1 FROM n`,
+		`INSERT INTO recipients (message_id, to_addr, provider, provider_id, state, next_attempt, conversation_id)
+		SELECT id, '+1555' || substr(id, 2), 'p', id, 'sent', created, 'c' || substr(id, 2) FROM messages`,
+		`INSERT INTO inbound (id, provider, dedupe_key, conversation_id, from_addr, received, created)
+		SELECT 'i' || substr(id, 2), 'p', id, id, phone, updated, updated FROM conversations WHERE substr(id, 2) % 10 = 0`,
+	} {
+		var args []any
+		switch strings.Count(q, "?") {
+		case 2:
+			args = []any{n, now}
+		case 3:
+			args = []any{n, now, now}
+		}
+		if _, err := s.wdb.Exec(q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		state bridge.State
+		want  int
+	}{{bridge.StateReceived, 50}, {bridge.StateSent, 50}, {bridge.StateFailed, 0}} {
+		b.Run(string(tt.state), func(b *testing.B) {
+			for b.Loop() {
+				list, err := s.ListConversations(context.Background(), bridge.ConversationFilter{State: tt.state})
+				if err != nil || len(list) != tt.want {
+					b.Fatalf("ListConversations(%s) = %d, %v", tt.state, len(list), err)
+				}
+			}
+		})
+	}
+}

@@ -177,6 +177,16 @@ func (s *Store) ListConversations(ctx context.Context, f bridge.ConversationFilt
 	if !f.Since.IsZero() {
 		where, args = append(where, "c.updated >= ?"), append(args, storeutil.Millis(f.Since))
 	}
+	if f.Provider != "" {
+		where, args = append(where, "c.provider = ?"), append(args, f.Provider)
+	}
+	if f.State != "" {
+		mine := ""
+		if f.Account != "" {
+			mine, args = "?", append(args, f.Account)
+		}
+		where, args = append(where, storeutil.LastState(mine)+" = ?"), append(args, string(f.State))
+	}
 	switch {
 	case !f.Before.IsZero() && f.BeforeID != "":
 		where = append(where, "(c.updated < ? OR (c.updated = ? AND c.id < ?))")

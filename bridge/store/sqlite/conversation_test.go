@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/smsbridge/smsbridge/bridge"
+	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
 
 // queryPlan returns SQLite's plan for query, one step a line.
@@ -48,6 +49,14 @@ func TestConversationQueryPlans(t *testing.T) {
 		{"ClaimMail", selectDueMail, "outbox_due", []any{0, 10}},
 		{"ListConversations", `SELECT c.id FROM conversations c WHERE c.account = ? ORDER BY c.updated DESC, c.id DESC LIMIT ?`,
 			"conversations_account", []any{"a", 10}},
+		{"ListConversations by provider", `SELECT c.id FROM conversations c WHERE c.provider = ? ORDER BY c.updated DESC, c.id DESC LIMIT ?`,
+			"conversations_provider", []any{"p", 10}},
+		// The state of each conversation's newest SMS: its recipients
+		// and its inbound SMS through their indexes, not a table scan.
+		{"ListConversations by state", `SELECT c.id FROM conversations c WHERE ` + storeutil.LastState("?") +
+			` = ? ORDER BY c.updated DESC, c.id DESC LIMIT ?`, "recipients_conversation", []any{"a", "failed", 10}},
+		{"ListConversations by state (inbound)", `SELECT c.id FROM conversations c WHERE ` + storeutil.LastState("") +
+			` = ? ORDER BY c.updated DESC, c.id DESC LIMIT ?`, "inbound_conversation", []any{"received", 10}},
 	} {
 		plan := queryPlan(t, s, tt.query, tt.args...)
 		if !strings.Contains(plan, tt.index) {

@@ -31,6 +31,26 @@ func ListLimit(limit int) int {
 	return min(limit, MaxListLimit)
 }
 
+// LastState is the SQL of the state of conversation c's newest SMS
+// either way (bridge.ConversationFilter.State), in both dialects: the
+// state of our newest recipient filed under it, unless an inbound SMS is
+// as new or newer (MergeLog's order), then 'received'; NULL for a
+// conversation with neither. account, if not "", is the placeholder of
+// the account whose recipients alone count.
+func LastState(account string) string {
+	mine := ""
+	if account != "" {
+		mine = " AND m.account = " + account
+	}
+	return `coalesce(
+		(SELECT CASE WHEN EXISTS (SELECT 1 FROM inbound i WHERE i.conversation_id = c.id AND i.received >= m.created)
+			THEN 'received' ELSE r.state END
+			FROM recipients r JOIN messages m ON m.id = r.message_id
+			WHERE r.conversation_id = c.id` + mine + `
+			ORDER BY m.created DESC, r.id DESC LIMIT 1),
+		CASE WHEN EXISTS (SELECT 1 FROM inbound i WHERE i.conversation_id = c.id) THEN 'received' END)`
+}
+
 // LogText is what the log shows as the text of an outbound message: a
 // template send without an explicit text is named by its template.
 func LogText(text, template string) string {
