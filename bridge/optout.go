@@ -592,8 +592,10 @@ func (b *Bridge) change(acct *Account, account, phone, sender, reason, source st
 	ch := SuppressionChange{Suppression: Suppression{Phone: n, Account: account, Reason: reason, Source: source,
 		By: acct.Name, Created: now}, At: now}
 	if sender != "" {
+		owner := b.pol().accounts.ByName(account)
+		sender = b.senderID(owner, sender)
 		// A number nobody sends from would stop nothing.
-		if owner := b.pol().accounts.ByName(account); owner != nil && !owner.MaySend(sender) {
+		if owner != nil && !owner.MaySend(sender) {
 			return SuppressionChange{}, Permanent(ReasonSenderNotAllowed, "number", "%q is not one of account %s's sender IDs", clipReason(sender), owner.Name)
 		}
 		if _, ok := b.pol().ourKeys[sender]; !ok {
@@ -603,6 +605,31 @@ func (b *Bridge) change(acct *Account, account, phone, sender, reason, source st
 		ch.Senders = b.sendersOf(ch.Our)
 	}
 	return ch, nil
+}
+
+// senderID is the configured sender ID that sender names: itself, or,
+// for a number written another way (E.164, as a listing shows our
+// numbers), the one of owner's (of anyone's, owner nil) with its OurKey.
+func (b *Bridge) senderID(owner *Account, sender string) string {
+	pol := b.pol()
+	if _, ok := pol.ourKeys[sender]; ok && (owner == nil || owner.MaySend(sender)) {
+		return sender
+	}
+	key := b.OurKey(sender)
+	if owner != nil {
+		for _, id := range owner.SenderIDs {
+			if pol.ourKeys[id] == key {
+				return id
+			}
+		}
+		return sender
+	}
+	for id, k := range pol.ourKeys {
+		if k == key {
+			return id // any of them: they share the key Suppress stores
+		}
+	}
+	return sender
 }
 
 // ListSuppressions returns the suppressions acct may see: an admin's, all

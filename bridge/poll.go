@@ -3,7 +3,9 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -43,6 +45,39 @@ type Poller struct {
 	provider string
 	opt      PollOptions
 	started  time.Time
+
+	mu   sync.Mutex
+	last PollStatus // what the last round did (Status)
+}
+
+// PollStatus is what a poller's last round did, as this instance saw it.
+type PollStatus struct {
+	Provider string
+	Interval time.Duration
+	// Ran is when the last round ended; zero before the first.
+	Ran time.Time
+	// Elsewhere is set when another instance holds the job's lease, so
+	// this one did not poll.
+	Elsewhere bool
+	// Err is why the round, or part of it, failed; "" when it went well.
+	Err string
+}
+
+// Status reports the poller's last round.
+func (p *Poller) Status() PollStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *Poller) ran(elsewhere bool, errs ...error) {
+	st := PollStatus{Provider: p.provider, Interval: p.opt.Interval, Ran: p.opt.Now(), Elsewhere: elsewhere}
+	if err := errors.Join(errs...); err != nil {
+		st.Err = err.Error()
+	}
+	p.mu.Lock()
+	p.last = st
+	p.mu.Unlock()
 }
 
 // NewPoller returns a poller for the provider named name, which must be
@@ -67,7 +102,8 @@ func (b *Bridge) NewPoller(name string, opt PollOptions) (*Poller, error) {
 	if opt.Log == nil {
 		opt.Log = b.opt.Log
 	}
-	return &Poller{b: b, provider: name, opt: opt, started: opt.Now()}, nil
+	return &Poller{b: b, provider: name, opt: opt, started: opt.Now(),
+		last: PollStatus{Provider: name, Interval: opt.Interval}}, nil
 }
 
 // Run polls every interval until ctx ends.
@@ -91,24 +127,30 @@ func (p *Poller) Poll(ctx context.Context) {
 	ok, err := p.b.store.Lease(ctx, job, p.opt.Holder, p.opt.Now(), 3*p.opt.Interval)
 	if err != nil {
 		p.opt.Log.WarnContext(ctx, "taking the poll lease", "provider", p.provider, "err", err)
+		p.ran(false, fmt.Errorf("taking the poll lease: %w", err))
 		return
 	}
 	if !ok {
-		return // another instance polls
+		p.ran(true) // another instance polls
+		return
 	}
 	// The provider as currently configured: a reload may have replaced it
 	// (or removed it).
 	prov := p.b.pol().providers[p.provider]
+	var inErr, reportErr error
 	if ip, ok := prov.(InboxPoller); ok {
 		if err := p.pollInbox(ctx, ip); err != nil && ctx.Err() == nil {
 			p.opt.Log.WarnContext(ctx, "polling inbound SMS", "provider", p.provider, "err", err)
+			inErr = fmt.Errorf("inbound SMS: %w", err)
 		}
 	}
 	if rp, ok := prov.(ReportPoller); ok {
 		if err := p.pollReports(ctx, rp); err != nil && ctx.Err() == nil {
 			p.opt.Log.WarnContext(ctx, "polling delivery reports", "provider", p.provider, "err", err)
+			reportErr = fmt.Errorf("delivery reports: %w", err)
 		}
 	}
+	p.ran(false, inErr, reportErr)
 }
 
 func (p *Poller) pollInbox(ctx context.Context, inbox InboxPoller) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -193,4 +194,44 @@ func TestPollerRun(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// TestPollerStatus: Status says when the last round ended and why it
+// failed, and that another instance polls while it holds the lease.
+func TestPollerStatus(t *testing.T) {
+	now := time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+	s := newPollSetup(t, func() time.Time { return now })
+	s.sent(t, now, "stuck-1")
+	clock := func() time.Time { return now }
+	p, err := s.b.NewPoller("p", bridge.PollOptions{Interval: time.Minute, Holder: "a", Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); st != (bridge.PollStatus{Provider: "p", Interval: time.Minute}) {
+		t.Fatalf("before the first round: %+v", st)
+	}
+	now = now.Add(time.Minute)
+	p.Poll(t.Context())
+	if st := p.Status(); !st.Ran.Equal(now) || st.Err != "" || st.Elsewhere {
+		t.Fatalf("after a good round at %v: %+v", now, st)
+	}
+
+	s.prov.down = true
+	now = now.Add(time.Minute)
+	p.Poll(t.Context())
+	if st := p.Status(); !st.Ran.Equal(now) || !strings.Contains(st.Err, "delivery reports: provider unavailable") {
+		t.Fatalf("after a round with the provider down: %+v", st)
+	}
+	s.prov.down = false
+
+	// Another instance, while a holds the lease, does not poll.
+	b, err := s.b.NewPoller("p", bridge.PollOptions{Interval: time.Minute, Holder: "b", Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := len(s.prov.at)
+	b.Poll(t.Context())
+	if st := b.Status(); !st.Elsewhere || st.Err != "" || !st.Ran.Equal(now) || len(s.prov.at) != calls {
+		t.Fatalf("instance b while a holds the lease: %+v, %d calls", st, len(s.prov.at)-calls)
+	}
 }
