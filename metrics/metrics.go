@@ -33,6 +33,7 @@ type Metrics struct {
 	cost     *prometheus.CounterVec
 	saved    *prometheus.CounterVec
 	consent  *prometheus.CounterVec
+	recent   *recent // the last hour of sends, for the console
 
 	provMu    sync.Mutex
 	providers map[string]bool // the names Providers was last given
@@ -46,7 +47,8 @@ type StatsFunc func(ctx context.Context) (bridge.QueueStats, error)
 // New registers the metrics. stats is called at each scrape.
 func New(stats StatsFunc) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:    prometheus.NewRegistry(),
+		recent: newRecent(),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsbridge_messages_accepted_total", Help: "Messages accepted (stored), by channel.",
 		}, []string{"channel"}),
@@ -122,6 +124,7 @@ func (m *Metrics) Attempt(provider string, took time.Duration, outcomes []bridge
 		}
 		m.sends.WithLabelValues(provider, outcome).Inc()
 	}
+	m.recent.add(provider, outcomes)
 }
 
 // Inbound counts an SMS received from a phone.
