@@ -29,6 +29,7 @@ const (
 	deskToken    = "desk-console-token-0001"
 	otherToken   = "other-console-token-0002"
 	inboundToken = "voip-inbound-secret-0003"
+	adminToken   = "admin-console-token-0004"
 )
 
 // browser finds Debian's chromium (or another Chrome). Without one the
@@ -102,9 +103,10 @@ func (e *env) open() chan struct{} {
 
 func sha(s string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(s))) }
 
-// startDaemon runs the whole daemon: accounts desk and other, +972 routed
-// to a voip-communications fake behind a gate the test opens, so that a
-// send is seen queued before it is seen sent.
+// startDaemon runs the whole daemon: accounts desk, other and admin (an
+// admin), +972 routed to a voip-communications fake behind a gate the
+// test opens, so that a send is seen queued before it is seen sent, and
+// +1 to a console provider, "held".
 func startDaemon(t *testing.T) *env {
 	voip := voipcomtest.NewServer(t, "k", "p", "972500000001")
 	e := &env{voip: voip, gate: make(chan struct{})}
@@ -133,6 +135,11 @@ name = "other"
 emails = ["x@other.example"]
 sender_ids = ["Other"]
 api_token_sha256 = %q
+[[accounts]]
+name = "admin"
+emails = ["admin@example.com"]
+admin = true
+api_token_sha256 = %q
 [[providers]]
 name = "voip"
 type = "voipcom"
@@ -150,7 +157,7 @@ provider = "voip"
 [[routes]]
 prefix = "+1"
 provider = "held"
-`, sha(deskToken), sha(otherToken), gate.URL, inboundToken)
+`, sha(deskToken), sha(otherToken), sha(adminToken), gate.URL, inboundToken)
 	cfg, err := config.Parse(cfgText, daemon.Kinds)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 // Package console is the daemon's web console at /ui/: sign-in with an
 // account's API token or SMTP password, the conversation log as chat
-// threads with a compose box, message detail with cancel. It is served
+// threads with a compose box, message detail with cancel, the suppression
+// list, and an operations page for admins. It is served
 // from templates and assets embedded in the binary and calls the same
 // bridge methods as the JSON API, so it can show or do nothing the
 // account could not through the API.
@@ -40,6 +41,9 @@ type Bridge interface {
 	Cancel(ctx context.Context, acct *bridge.Account, id string) (*bridge.Message, error)
 	Conversations(ctx context.Context, acct *bridge.Account, f bridge.ConversationFilter) ([]bridge.Conversation, error)
 	ConversationLog(ctx context.Context, acct *bridge.Account, id string, limit int) (*bridge.Conversation, []bridge.LogEntry, error)
+	Suppress(ctx context.Context, acct *bridge.Account, account, phone, sender, reason, source string) (*bridge.Suppression, int, error)
+	Unsuppress(ctx context.Context, acct *bridge.Account, account, phone, sender, reason, source string) error
+	ListSuppressions(ctx context.Context, acct *bridge.Account, f bridge.SuppressionFilter) ([]bridge.Suppression, error)
 }
 
 // Config configures the console; zero fields take the defaults noted.
@@ -61,6 +65,11 @@ type Config struct {
 	// Broker feeds the pages' live updates; nil: one of the console's
 	// own, which nothing wakes.
 	Broker *Broker
+	// Ops reads the operations page's figures; nil: no such page.
+	Ops Operations
+	// Providers lists the configured providers, for the conversation
+	// list's provider filter; nil: no such filter.
+	Providers func() []string
 }
 
 // Prefix is where the daemon mounts the console.
@@ -118,10 +127,30 @@ func New(b Bridge, cfg Config, log *slog.Logger) *Console {
 	m.HandleFunc("GET /ui/events", c.authed(c.events))
 	m.HandleFunc("GET /ui/m/{id}", c.authed(c.message))
 	m.HandleFunc("POST /ui/m/{id}/cancel", c.authed(c.cancel))
-	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
-		c.render(w, r, http.StatusNotFound, "error", nil, page{Title: "Not found", Error: "There is no such page."})
-	})
+	m.HandleFunc("GET /ui/ops", c.authed(c.adminOnly(c.ops)))
+	m.HandleFunc("GET /ui/suppressions", c.authed(c.suppressions))
+	m.HandleFunc("POST /ui/suppressions", c.authed(c.suppress))
+	m.HandleFunc("POST /ui/suppressions/remove", c.authed(c.unsuppress))
+	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) { c.notFound(w, r, nil) })
 	return c
+}
+
+// notFound is the answer for a page that does not exist, and for one
+// that exists only for admins to anyone else: the same 404, so that a
+// page is no more confirmed than another account's data is.
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	c.render(w, r, http.StatusNotFound, "error", s, page{Title: "Not found", Error: "There is no such page."})
+}
+
+// adminOnly passes admin accounts' sessions; others get notFound.
+func (c *Console) adminOnly(next func(http.ResponseWriter, *http.Request, *session)) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		if !s.acct.Admin {
+			c.notFound(w, r, s)
+			return
+		}
+		next(w, r, s)
+	}
 }
 
 // Close ends the live-update streams, so that the HTTP server's

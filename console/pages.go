@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,13 +32,25 @@ func parseTemplates() map[string]*template.Template {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"stateLabel": func(st bridge.State) string {
+			if st == bridge.StateReceived {
+				return "received (the phone wrote last)"
+			}
+			return string(st)
+		},
+		"age": func(t, now time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return now.Sub(t).Round(time.Second).String()
+		},
 		"cost": func(s string) string {
 			c, _ := bridge.ParseCost(s)
 			return c
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"login", "conversations", "thread", "message", "error"} {
+	for _, name := range []string{"login", "conversations", "thread", "message", "error", "ops", "suppressions"} {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -88,14 +101,27 @@ func explain(err error) (int, string) {
 
 type conversationsData struct {
 	Phone, AccountFilter string
+	Provider             string
+	State                bridge.State
+	Providers            []string       // the provider filter's choices; none: no filter
+	States               []bridge.State // the state filter's choices
 	Conversations        []bridge.Conversation
 	Next                 string // query of the next page, "" on the last
 }
 
 func (c *Console) conversations(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
-	d := conversationsData{Phone: strings.TrimSpace(q.Get("phone")), AccountFilter: strings.TrimSpace(q.Get("account"))}
-	f := bridge.ConversationFilter{Phone: d.Phone, Limit: pageSize, BeforeID: q.Get("before_id")}
+	d := conversationsData{Phone: strings.TrimSpace(q.Get("phone")), AccountFilter: strings.TrimSpace(q.Get("account")),
+		Provider: strings.TrimSpace(q.Get("provider")), State: bridge.State(strings.TrimSpace(q.Get("state"))),
+		States: bridge.ConversationStates}
+	if c.cfg.Providers != nil {
+		d.Providers = c.cfg.Providers()
+		if d.Provider != "" && !slices.Contains(d.Providers, d.Provider) {
+			// A provider no longer configured still has its conversations.
+			d.Providers = append(slices.Clip(d.Providers), d.Provider)
+		}
+	}
+	f := bridge.ConversationFilter{Phone: d.Phone, Provider: d.Provider, State: d.State, Limit: pageSize, BeforeID: q.Get("before_id")}
 	if s.acct.Admin {
 		f.Account = d.AccountFilter
 	}
@@ -113,7 +139,8 @@ func (c *Console) conversations(w http.ResponseWriter, r *http.Request, s *sessi
 	list, err := c.bridge.Conversations(r.Context(), s.acct, f)
 	if err != nil {
 		if bridge.ReasonOf(err) == bridge.ReasonBadNumber || bridge.ReasonOf(err) == bridge.ReasonInvalid {
-			// A search that is no phone number: said beside the box.
+			// A search that is no phone number, a state that is none, a
+			// listing by state that took too long: said beside the box.
 			_, msg := explain(err)
 			c.render(w, r, http.StatusUnprocessableEntity, "conversations", s, page{Title: "Conversations", Error: msg, Data: d})
 			return
@@ -128,8 +155,10 @@ func (c *Console) conversations(w http.ResponseWriter, r *http.Request, s *sessi
 		if d.Phone != "" {
 			nq.Set("phone", d.Phone)
 		}
-		if f.Account != "" {
-			nq.Set("account", f.Account)
+		for k, v := range map[string]string{"account": f.Account, "provider": f.Provider, "state": string(f.State)} {
+			if v != "" {
+				nq.Set(k, v)
+			}
 		}
 		d.Next = nq.Encode()
 	}

@@ -16,7 +16,7 @@ document.addEventListener("DOMContentLoaded", function () {
 // what is being typed alone.
 (function () {
   if (!window.EventSource || !window.fetch) { return; }
-  var live = ["thread", "conversations", "recipients"];
+  var live = ["thread", "conversations", "recipients", "ops", "suppressions"];
   var pending = false;
   function refresh() {
     pending = false;

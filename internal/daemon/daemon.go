@@ -174,8 +174,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 			m.Attempt(provider, took, outcomes)
 			d.changes.Changed()
 		},
-		BreakerChanged: m.Circuit,
-		Log:            log.With("component", "dispatcher"),
+		BreakerChanged: func(provider string, open bool) {
+			m.Circuit(provider, open)
+			d.changes.Changed() // the operations page shows it
+		},
+		Log: log.With("component", "dispatcher"),
 	}
 	dopt.Final = func(_ context.Context, msg *bridge.Message, o bridge.Outcome) {
 		m.Sent(msg, o)
@@ -268,7 +271,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	handler := d.api.Handler()
 	if cfg.HTTP.ConsoleEnabled() {
 		ui := console.New(d.bridge, console.Config{Throttle: authThrottle, Broker: d.changes,
-			Secure: strings.HasPrefix(strings.ToLower(cfg.HTTP.PublicURL), "https:")}, log.With("component", "console"))
+			Secure: strings.HasPrefix(strings.ToLower(cfg.HTTP.PublicURL), "https:"),
+			Ops:    operations{d: d, m: m}, Providers: d.providerNames}, log.With("component", "console"))
 		handler = mountConsole(ui, handler)
 		d.console = ui
 	}
