@@ -224,3 +224,206 @@ func TestBrowserFilters(t *testing.T) {
 		t.Errorf("state=stuck: %q, %v", msg, err)
 	}
 }
+
+// cells returns the text of each cell of the rows of the table's body.
+func cells(t *testing.T, ctx context.Context, table string) [][]string {
+	t.Helper()
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`Array.from(document.querySelectorAll("#`+table+` tbody tr"),
+		r => Array.from(r.cells, c => c.textContent.replace(/\s+/g, " ").trim()))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestBrowserOps: an admin reaches the operations page from the menu and
+// sees the queue, the mail queue, each provider's circuit and last hour,
+// following sends live; another account has neither the menu entry nor
+// the page.
+func TestBrowserOps(t *testing.T) {
+	ctx := newBrowser(t)
+	e := startDaemon(t)
+	e.sent(t, deskToken, `{"to": "050-111-1111", "text": "Your results are ready"}`, "sent")
+	later := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	e.send(t, deskToken, `{"to": "+1 713 555 0100", "text": "later", "send_at": "`+later+`"}`)
+
+	if err := chromedp.Do(ctx, signIn(e, adminToken,
+		chromedp.Click(`//nav//a[.="Operations"]`),
+		chromedp.WaitVisible(chromedp.ID("providers")),
+	)...); err != nil {
+		t.Fatalf("opening Operations from the menu: %v\n%s", err, pageText(ctx))
+	}
+	depth, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("queue-depth")))
+	if err != nil || depth != "1" {
+		t.Errorf("queue depth %q, %v; want 1 (the scheduled SMS)", depth, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("mail-off"))); err != nil {
+		t.Errorf("no word that there is no smarthost: %v", err)
+	}
+	want := [][]string{{"voip", "closed", "1", "0", "0"}, {"held", "closed", "0", "0", "0"}}
+	if got := cells(t, ctx, "providers"); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("providers: %v, want %v", got, want)
+	}
+	if got := cells(t, ctx, "pollers"); len(got) != 1 || got[0][0] != "No provider is polled." {
+		t.Errorf("pollers: %v", got)
+	}
+	// Another send: the page follows without a reload.
+	e.send(t, deskToken, `{"to": "050-222-2222", "text": "Reminder: 9:00"}`)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//table[@id="providers"]//tr[th="voip"]/td[2][.="2"]`)); err != nil {
+		t.Fatalf("the second send did not show: %v; providers %v", err, cells(t, ctx, "providers"))
+	}
+
+	desk := newBrowser(t)
+	if err := chromedp.Do(desk, signIn(e, deskToken)...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := chromedp.Run(desk, chromedp.Evaluate[int](`document.querySelectorAll('a[href="/ui/ops"]').length`)); err != nil || n != 0 {
+		t.Errorf("desk's menu links to Operations %d times, %v", n, err)
+	}
+	if err := chromedp.Do(desk, chromedp.Navigate(e.base+"/ui/ops"), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+		t.Fatal(err)
+	}
+	if h1, err := chromedp.Run(desk, chromedp.Text(chromedp.CSS("h1"))); err != nil || h1 != "Not found" {
+		t.Errorf("desk at /ui/ops sees %q, %v; want Not found", h1, err)
+	}
+	if n, err := chromedp.Run(desk, chromedp.Evaluate[int](`document.querySelectorAll("#providers, #queue-depth").length`)); err != nil || n != 0 {
+		t.Errorf("desk sees %d of the operations figures, %v", n, err)
+	}
+}
+
+// TestBrowserSuppressions: an account adds a phone to its opt-outs (a
+// refusal said beside the form first), a reply to the phone is then
+// refused in the thread, and once removed from the list it goes out.
+func TestBrowserSuppressions(t *testing.T) {
+	ctx := newBrowser(t)
+	e := startDaemon(t)
+	e.sent(t, deskToken, `{"to": "050-123-4567", "text": "Your appointment is at 9", "reply_to": "desk@example.com"}`, "sent")
+	calls := len(e.voip.Requests())
+
+	if err := chromedp.Do(ctx, signIn(e, deskToken,
+		chromedp.Click(`//nav//a[.="Opt-outs"]`),
+		chromedp.WaitVisible(chromedp.ID("s-phone")),
+		chromedp.SendKeys(chromedp.ID("s-phone"), "nonsense"),
+		stale,
+		chromedp.Submit(chromedp.ID("s-phone")),
+		newPage,
+		chromedp.WaitVisible(chromedp.ID("error")),
+	)...); err != nil {
+		t.Fatalf("adding a number that is none: %v\n%s", err, pageText(ctx))
+	}
+	msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("error")))
+	kept, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("s-phone")))
+	invalid, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("s-phone").getAttribute("aria-invalid")`))
+	if !strings.Contains(msg, "not a phone number") || kept != "nonsense" || invalid != "true" {
+		t.Errorf("refusal: %q, box %q, aria-invalid %q", msg, kept, invalid)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("s-phone").value = ""`),
+		chromedp.SendKeys(chromedp.ID("s-phone"), "050-123 4567"),
+		chromedp.SendKeys(chromedp.ID("s-reason"), "asked on the phone"),
+		stale,
+		chromedp.Submit(chromedp.ID("s-phone")),
+		newPage,
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	); err != nil {
+		t.Fatalf("adding: %v\n%s", err, pageText(ctx))
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("notice"))); !strings.HasPrefix(n, "Added +972501234567.") {
+		t.Errorf("notice %q", n)
+	}
+	if rows := cells(t, ctx, "suppressions"); len(rows) != 1 || rows[0][0] != "+972501234567" || rows[0][1] != "from account desk" || rows[0][2] != "asked on the phone" {
+		t.Errorf("list: %v", rows)
+	}
+	if _, body := e.api(t, "GET", "/v1/suppressions", deskToken, ""); !strings.Contains(body, `"phone":"+972501234567"`) || !strings.Contains(body, `"source":"console"`) {
+		t.Errorf("the API does not list it: %s", body)
+	}
+	if _, body := e.api(t, "GET", "/v1/suppressions", otherToken, ""); strings.Contains(body, "+972501234567") {
+		t.Errorf("another account sees desk's: %s", body)
+	}
+
+	// A reply to the phone is refused, in the thread.
+	reply := []chromedp.Action[chromedp.Void]{
+		chromedp.Click(`//nav//a[.="Conversations"]`),
+		chromedp.WaitVisible(`//ul[@id="conversations"]//a[span[@class="phone"]="+972501234567"]`),
+		chromedp.Click(`//ul[@id="conversations"]//a[span[@class="phone"]="+972501234567"]`),
+		chromedp.WaitVisible(chromedp.ID("text")),
+		chromedp.SendKeys(chromedp.ID("text"), "Are you there?"),
+		stale,
+		chromedp.Submit(chromedp.ID("text")),
+		newPage,
+	}
+	if err := chromedp.Do(ctx, append(reply, chromedp.WaitVisible(chromedp.ID("error")))...); err != nil {
+		t.Fatalf("reply to a suppressed phone: %v\n%s", err, pageText(ctx))
+	}
+	if msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("error"))); !strings.Contains(msg, "opted out") {
+		t.Errorf("refusal %q, want it to say the phone opted out", msg)
+	}
+	if n := len(e.voip.Requests()); n != calls {
+		t.Fatalf("the provider was called %d times for a suppressed phone", n-calls)
+	}
+
+	// Removed, the reply goes out.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`//nav//a[.="Opt-outs"]`),
+		chromedp.WaitVisible(`//table[@id="suppressions"]//button[.="Remove"]`),
+		stale,
+		chromedp.Click(`//table[@id="suppressions"]//tr[th="+972501234567"]//button[.="Remove"]`),
+		newPage,
+		chromedp.WaitVisible(chromedp.ID("notice")),
+	); err != nil {
+		t.Fatalf("removing: %v\n%s", err, pageText(ctx))
+	}
+	if rows := cells(t, ctx, "suppressions"); len(rows) != 1 || !strings.HasPrefix(rows[0][0], "No phone is on the list") {
+		t.Errorf("list after removal: %v", rows)
+	}
+	if err := chromedp.Do(ctx, append(reply, chromedp.WaitVisible(bubble("out", "Are you there?", "sent")))...); err != nil {
+		t.Fatalf("reply after the removal: %v\n%s", err, pageText(ctx))
+	}
+}
+
+// TestBrowserCSRFMissing: a form sent without its CSRF token is refused
+// and changes nothing, whichever form it is.
+func TestBrowserCSRFMissing(t *testing.T) {
+	ctx := newBrowser(t)
+	e := startDaemon(t)
+	e.sent(t, deskToken, `{"to": "050-123-4567", "text": "Your appointment is at 9", "reply_to": "desk@example.com"}`, "sent")
+	calls := len(e.voip.Requests())
+	dropToken := chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('input[name="csrf"]').forEach(e => e.remove())`)
+	refused := func(what string) {
+		t.Helper()
+		if h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1"))); err != nil || h1 != "Refused" {
+			t.Errorf("%s without a CSRF token: %q, %v; want Refused", what, h1, err)
+		}
+	}
+
+	if err := chromedp.Do(ctx, signIn(e, deskToken,
+		chromedp.Click(`//ul[@id="conversations"]//a[span[@class="phone"]="+972501234567"]`),
+		chromedp.WaitVisible(chromedp.ID("text")),
+		chromedp.SendKeys(chromedp.ID("text"), "forged"),
+		dropToken, stale,
+		chromedp.Submit(chromedp.ID("text")),
+		newPage,
+	)...); err != nil {
+		t.Fatal(err)
+	}
+	refused("a reply")
+	if _, body := e.api(t, "GET", "/v1/conversations?phone=%2B972501234567", deskToken, ""); e.conversationCount(t) != 1 || len(e.voip.Requests()) != calls {
+		t.Errorf("the reply went out: %s", body)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/ui/suppressions"),
+		chromedp.WaitVisible(chromedp.ID("s-phone")),
+		chromedp.SendKeys(chromedp.ID("s-phone"), "0501234567"),
+		dropToken, stale,
+		chromedp.Submit(chromedp.ID("s-phone")),
+		newPage,
+	); err != nil {
+		t.Fatal(err)
+	}
+	refused("an opt-out")
+	if _, body := e.api(t, "GET", "/v1/suppressions", deskToken, ""); strings.Contains(body, "+972501234567") {
+		t.Errorf("the suppression was added: %s", body)
+	}
+}

@@ -37,8 +37,12 @@ document.addEventListener("DOMContentLoaded", function () {
   document.addEventListener("DOMContentLoaded", function () {
     if (!live.some(function (id) { return document.getElementById(id); })) { return; }
     var es = new EventSource("/ui/events");
-    es.addEventListener("changed", function () {
+    function soon() {
       if (!pending) { pending = true; setTimeout(refresh, 150); }
-    });
+    }
+    es.addEventListener("changed", soon);
+    // What changed between the page being rendered and the stream being
+    // open (or while it was reconnecting) sent no event to this page.
+    es.addEventListener("open", soon);
   });
 })();
