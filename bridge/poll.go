@@ -37,6 +37,8 @@ type PollOptions struct {
 	ReportsFor time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
+	// Ran, if set, is called after each round, when Status has its news.
+	Ran func()
 }
 
 // Poller fetches one provider's inbound SMS and delivery reports.
@@ -78,6 +80,9 @@ func (p *Poller) ran(elsewhere bool, errs ...error) {
 	p.mu.Lock()
 	p.last = st
 	p.mu.Unlock()
+	if p.opt.Ran != nil {
+		p.opt.Ran()
+	}
 }
 
 // NewPoller returns a poller for the provider named name, which must be

@@ -203,7 +203,8 @@ func TestPollerStatus(t *testing.T) {
 	s := newPollSetup(t, func() time.Time { return now })
 	s.sent(t, now, "stuck-1")
 	clock := func() time.Time { return now }
-	p, err := s.b.NewPoller("p", bridge.PollOptions{Interval: time.Minute, Holder: "a", Now: clock})
+	rounds := 0
+	p, err := s.b.NewPoller("p", bridge.PollOptions{Interval: time.Minute, Holder: "a", Now: clock, Ran: func() { rounds++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,8 +213,8 @@ func TestPollerStatus(t *testing.T) {
 	}
 	now = now.Add(time.Minute)
 	p.Poll(t.Context())
-	if st := p.Status(); !st.Ran.Equal(now) || st.Err != "" || st.Elsewhere {
-		t.Fatalf("after a good round at %v: %+v", now, st)
+	if st := p.Status(); !st.Ran.Equal(now) || st.Err != "" || st.Elsewhere || rounds != 1 {
+		t.Fatalf("after a good round at %v: %+v, Ran called %d times", now, st, rounds)
 	}
 
 	s.prov.down = true

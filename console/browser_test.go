@@ -22,6 +22,7 @@ import (
 
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/internal/daemon"
+	"github.com/smsbridge/smsbridge/providers/ippanel/ippaneltest"
 	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
@@ -105,10 +106,11 @@ func sha(s string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(s))) }
 
 // startDaemon runs the whole daemon: accounts desk, other and admin (an
 // admin), +972 routed to a voip-communications fake behind a gate the
-// test opens, so that a send is seen queued before it is seen sent, and
-// +1 to a console provider, "held".
+// test opens, so that a send is seen queued before it is seen sent, +1 to
+// a console provider, "held", and +98 to an IPPanel fake, "edge", polled.
 func startDaemon(t *testing.T) *env {
 	voip := voipcomtest.NewServer(t, "k", "p", "972500000001")
+	edge := ippaneltest.NewServer(t, "edge-token", "+983000505")
 	e := &env{voip: voip, gate: make(chan struct{})}
 	close(e.gate) // open until a test holds it
 	target, _ := url.Parse(voip.URL)
@@ -151,13 +153,23 @@ inbound_secret = %q
 [[providers]]
 name = "held"
 type = "console"
+[[providers]]
+name = "edge"
+type = "ippanel"
+base_url = %q
+token = "edge-token"
+numbers = ["+983000505"]
+poll_interval = "1h"
 [[routes]]
 prefix = "+972"
 provider = "voip"
 [[routes]]
 prefix = "+1"
 provider = "held"
-`, sha(deskToken), sha(otherToken), sha(adminToken), gate.URL, inboundToken)
+[[routes]]
+prefix = "+98"
+provider = "edge"
+`, sha(deskToken), sha(otherToken), sha(adminToken), gate.URL, inboundToken, edge.URL)
 	cfg, err := config.Parse(cfgText, daemon.Kinds)
 	if err != nil {
 		t.Fatal(err)

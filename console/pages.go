@@ -42,8 +42,9 @@ func parseTemplates() map[string]*template.Template {
 			if t.IsZero() {
 				return ""
 			}
-			return now.Sub(t).Round(time.Second).String()
+			return span(now.Sub(t))
 		},
+		"span": span,
 		"cost": func(s string) string {
 			c, _ := bridge.ParseCost(s)
 			return c
@@ -54,6 +55,18 @@ func parseTemplates() map[string]*template.Template {
 		out[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
+}
+
+// span writes d to the second, without zero tails: 1h, 1h30m, 45s.
+func span(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, s *session, p page) {

@@ -260,16 +260,17 @@ func TestBrowserOps(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("mail-off"))); err != nil {
 		t.Errorf("no word that there is no smarthost: %v", err)
 	}
-	want := [][]string{{"voip", "closed", "1", "0", "0"}, {"held", "closed", "0", "0", "0"}}
+	want := [][]string{{"voip", "closed", "1", "0", "0"}, {"held", "closed", "0", "0", "0"}, {"edge", "closed", "0", "0", "0"}}
 	if got := cells(t, ctx, "providers"); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("providers: %v, want %v", got, want)
 	}
-	if got := cells(t, ctx, "pollers"); len(got) != 1 || got[0][0] != "No provider is polled." {
-		t.Errorf("pollers: %v", got)
+	// edge is polled from the start: its round shows when it is over.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//table[@id="pollers"]//tr[th="edge"]/td[@data-label="Result"][.="ok"]`)); err != nil {
+		t.Errorf("edge's poll round: %v; pollers %v", err, cells(t, ctx, "pollers"))
 	}
 	// Another send: the page follows without a reload.
 	e.send(t, deskToken, `{"to": "050-222-2222", "text": "Reminder: 9:00"}`)
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//table[@id="providers"]//tr[th="voip"]/td[2][.="2"]`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`//table[@id="providers"]//tr[th="voip"]/td[@data-label="Sent"][.="2"]`)); err != nil {
 		t.Fatalf("the second send did not show: %v; providers %v", err, cells(t, ctx, "providers"))
 	}
 

@@ -28,7 +28,7 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-var providerRow = regexp.MustCompile(`(?s)<tr><th scope="row">voip</th>\s*<td>(.*?)</td>\s*<td class="num">(\d+)</td><td class="num">(\d+)</td>`)
+var providerRow = regexp.MustCompile(`(?s)<tr><th scope="row">voip</th>\s*<td[^>]*>(.*?)</td>\s*<td class="num"[^>]*>(\d+)</td><td class="num"[^>]*>(\d+)</td>`)
 
 // The operations page, for an admin: the circuit of a provider that is
 // down opens, a poller that cannot reach its provider says why, and a
@@ -93,7 +93,7 @@ provider = "voip"
 	// The poller ran at start and failed.
 	eventually(t, 10*time.Second, "the poller's failed round", func() bool {
 		p := root.get("/ui/ops")
-		return p.Status == 200 && strings.Contains(p.Body, `<tr><th scope="row">edge</th><td>1h0m0s</td>`) &&
+		return p.Status == 200 && strings.Contains(p.Body, `<tr><th scope="row">edge</th><td data-label="Every">1h</td>`) &&
 			strings.Contains(p.Body, `state-failed">failed</span> <span class="reason">(`)
 	})
 

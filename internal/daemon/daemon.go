@@ -201,7 +201,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 			continue
 		}
 		p, err := d.bridge.NewPoller(pc.Name, bridge.PollOptions{Interval: pc.PollInterval, Holder: holder,
-			Log: log.With("component", "poller", "provider", pc.Name)})
+			Log: log.With("component", "poller", "provider", pc.Name), Ran: d.changes.Changed})
 		if err != nil {
 			return nil, fmt.Errorf("providers: %s.poll_interval: %w", pc.Name, err)
 		}
