@@ -154,7 +154,7 @@ type Suppression struct {
 	Our     string // OurKey of our number or sender ID, or ""
 	Account string
 	Reason  string // why: the keyword received, or what an operator said
-	Source  string // "sms", "api" or "cli"
+	Source  string // "sms", "api", "cli" or "console"
 	By      string // who: the phone, an account, a system user
 	Created time.Time
 }

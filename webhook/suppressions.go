@@ -33,7 +33,7 @@ type suppressionView struct {
 	Number  string    `json:"number,omitempty"` // our number (E.164) or sender ID
 	Account string    `json:"account,omitempty"`
 	Reason  string    `json:"reason"`
-	Source  string    `json:"source"` // sms, api, cli
+	Source  string    `json:"source"` // sms, api, cli, console
 	By      string    `json:"by"`
 	Created time.Time `json:"created"`
 	// Cancelled, in the answer to an add, is how many queued SMS to the
