@@ -216,25 +216,22 @@ func BenchmarkListByState100k(b *testing.B) {
 	s := openTest(b, filepath.Join(b.TempDir(), "q.db"))
 	const n = 100_000
 	now := time.Now().UnixMilli()
-	for _, q := range []string{
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 		INSERT INTO messages (id, channel, account, text, created) SELECT 'm' || i, 'smtp', 'acme', 'hi', ? + 2 * i FROM n`,
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			[]any{n, now}},
+		{`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 		INSERT INTO conversations (id, phone, our, provider, account, created, updated)
-		SELECT 'c' || i, '+1555' || i, 'Acme', 'p', 'acme', ? + 2 * i, ? + 2 * i + 1 FROM n`,
-		`INSERT INTO recipients (message_id, to_addr, provider, provider_id, state, next_attempt, conversation_id)
-		SELECT id, '+1555' || substr(id, 2), 'p', id, 'sent', created, 'c' || substr(id, 2) FROM messages`,
-		`INSERT INTO inbound (id, provider, dedupe_key, conversation_id, from_addr, received, created)
-		SELECT 'i' || substr(id, 2), 'p', id, id, phone, updated, updated FROM conversations WHERE substr(id, 2) % 10 = 0`,
+		SELECT 'c' || i, '+1555' || i, 'Acme', 'p', 'acme', ? + 2 * i, ? + 2 * i + 1 FROM n`, []any{n, now, now}},
+		{`INSERT INTO recipients (message_id, to_addr, provider, provider_id, state, next_attempt, conversation_id)
+		SELECT id, '+1555' || substr(id, 2), 'p', id, 'sent', created, 'c' || substr(id, 2) FROM messages`, nil},
+		{`INSERT INTO inbound (id, provider, dedupe_key, conversation_id, from_addr, received, created)
+		SELECT 'i' || substr(id, 2), 'p', id, id, phone, updated, updated FROM conversations WHERE substr(id, 2) % 10 = 0`, nil},
 	} {
-		var args []any
-		switch strings.Count(q, "?") {
-		case 2:
-			args = []any{n, now}
-		case 3:
-			args = []any{n, now, now}
-		}
-		if _, err := s.wdb.Exec(q, args...); err != nil {
+		if _, err := s.wdb.Exec(q.sql, q.args...); err != nil {
 			b.Fatal(err)
 		}
 	}
