@@ -272,7 +272,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	if cfg.HTTP.ConsoleEnabled() {
 		ui := console.New(d.bridge, console.Config{Throttle: authThrottle, Broker: d.changes,
 			Secure: strings.HasPrefix(strings.ToLower(cfg.HTTP.PublicURL), "https:"),
-			Ops:    operations{d: d, m: m}, Providers: d.providerNames}, log.With("component", "console"))
+			Ops:    operations{d: d}, Providers: d.configuredProviders}, log.With("component", "console"))
 		handler = mountConsole(ui, handler)
 		d.console = ui
 	}

@@ -11,10 +11,7 @@ import (
 // operations reads the console's operations page: the queues from the
 // store's counters (what the queue gauges read), the providers' circuits
 // and last hour from the metrics, the pollers' last rounds.
-type operations struct {
-	d *Daemon
-	m *metrics.Metrics
-}
+type operations struct{ d *Daemon }
 
 func (o operations) Operations(ctx context.Context) (*console.Ops, error) {
 	d := o.d
@@ -26,8 +23,8 @@ func (o operations) Operations(ctx context.Context) (*console.Ops, error) {
 	if out.Mail, err = d.store.MailStats(ctx); err != nil {
 		return nil, err
 	}
-	open, sends := o.m.OpenCircuits(), o.m.SendsLastHour()
-	for _, name := range d.providerNames() {
+	open, sends := d.metrics.OpenCircuits(), d.metrics.SendsLastHour()
+	for _, name := range d.configuredProviders() {
 		c := sends[name]
 		out.Providers = append(out.Providers, console.ProviderOps{Name: name, CircuitOpen: open[name],
 			Sent: c.Sent, Retried: c.Retried, Failed: c.Failed})
@@ -38,16 +35,12 @@ func (o operations) Operations(ctx context.Context) (*console.Ops, error) {
 	return out, nil
 }
 
-// providerNames are the providers of the configuration in force, in its
-// order.
-func (d *Daemon) providerNames() []string {
+// configuredProviders are the providers of the configuration in force,
+// in its order.
+func (d *Daemon) configuredProviders() []string {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	names := make([]string, 0, len(d.loaded.Providers))
-	for _, p := range d.loaded.Providers {
-		names = append(names, p.Name)
-	}
-	return names
+	return providerNames(d.loaded)
 }
 
 var _ console.Operations = operations{}
