@@ -99,25 +99,21 @@ receivers:
 	})
 	// Ready when its API answers; a process that exits (port taken,
 	// bad flag) fails at once with its log.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, "alertmanager's API", func() bool {
 		select {
 		case err := <-exited:
 			exited <- err
 			t.Fatalf("alertmanager exited: %v\n%s", err, p.log)
 		default:
 		}
-		if resp, err := http.Get(p.URL + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
+		resp, err := http.Get(p.URL + "/-/ready")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready after 30s:\n%s", p.log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return p
 }
 
 // do calls Alertmanager's API and decodes the JSON answer into out.
