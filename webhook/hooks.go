@@ -134,14 +134,7 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request, source string) {
 		return
 	}
 	if refs == nil {
-		m, ok := s.accept(w, r, sub)
-		if !ok {
-			return
-		}
-		w.Header().Set("Location", "/v1/messages/"+m.ID)
-		v := view(m)
-		v.Skipped = skipped
-		writeJSON(w, http.StatusAccepted, v)
+		s.acceptOne(w, r, sub, skipped)
 		return
 	}
 	// One message per reference: on-call phones paged alike share one.

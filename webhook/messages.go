@@ -280,6 +280,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, sub *bridge.Subm
 	if !s.resolve(w, r, sub, to) {
 		return
 	}
+	s.acceptOne(w, r, sub, skipped)
+}
+
+// acceptOne submits sub and answers 202 with the message, or the refusal.
+func (s *Server) acceptOne(w http.ResponseWriter, r *http.Request, sub *bridge.Submission, skipped []fieldError) {
 	m, ok := s.accept(w, r, sub)
 	if !ok {
 		return
