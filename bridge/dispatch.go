@@ -19,14 +19,14 @@ type DispatchOptions struct {
 	// FailoverAfter is how many temporary failures a recipient takes at
 	// one provider before it moves to the route's next provider.
 	FailoverAfter int
-	// Concurrency limits simultaneous calls per provider name (default
-	// 4). It is the only limit on calls: a provider's calls never wait for
-	// another provider's (see Run).
-	Concurrency map[string]int
-	// Rates paces the sends per provider name (see Rate; none: unpaced).
-	// Paced recipients wait in the store: the dispatcher claims no more of
-	// a provider's than its pace lets start now.
-	Rates map[string]Rate
+	// Concurrency, MaxConcurrency and Rates limit the calls to each
+	// provider (see Limits).
+	Concurrency    map[string]int
+	MaxConcurrency map[string]int
+	Rates          map[string]Rate
+	// LimitChanged, if set, is told each provider's concurrency limit
+	// when it is set up and whenever it moves (for metrics).
+	LimitChanged func(provider string, limit int)
 	// Touch, if set, names the conversation each recorded outcome files its
 	// recipient under (Bridge.Touch); it is stored with the outcome.
 	Touch func(m *Message, r Recipient, o Outcome) *ConversationTouch
@@ -117,11 +117,26 @@ const claimGap = 20 * time.Millisecond
 // instance (or a tool) queued without waking it.
 const maxIdle = 5 * time.Second
 
+// Limits limit the calls to each provider, by provider name. Concurrency
+// and pacing are the only limits on calls: a provider's calls never wait
+// for another provider's (see Run).
+type Limits struct {
+	// Concurrency is a fixed limit on simultaneous calls. Absent (or 0),
+	// the limit adapts to how the provider answers (see limiter), up to
+	// MaxConcurrency (absent or 0: DefaultMaxConcurrency).
+	Concurrency    map[string]int
+	MaxConcurrency map[string]int
+	// Rates paces the sends (see Rate; absent: unpaced), whatever the
+	// concurrency. Paced recipients wait in the store: the dispatcher
+	// claims no more of a provider's than its pace lets start now.
+	Rates map[string]Rate
+}
+
 // providerSet is the providers a dispatcher sends through, with each one's
-// concurrency slots, circuit breaker and, if paced, pacer.
+// concurrency limit, circuit breaker and, if paced, pacer.
 type providerSet struct {
 	providers map[string]Provider
-	sem       map[string]chan struct{}
+	limits    map[string]*limiter
 	breakers  map[string]*breaker
 	pacers    map[string]*pacer
 }
@@ -159,36 +174,41 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		recovered:     make(chan string, 16),
 		recordBackoff: 100 * time.Millisecond,
 	}
-	d.SetProviders(providers, opt.Concurrency, opt.Rates)
+	d.SetProviders(providers, Limits{Concurrency: opt.Concurrency, MaxConcurrency: opt.MaxConcurrency, Rates: opt.Rates})
 	return d
 }
 
 // SetProviders replaces the providers (on a configuration reload). A
-// provider that stays keeps its circuit breaker, and its concurrency slots
-// and pacer if its limit and rate are unchanged; sends under way finish
-// with what they started with.
-func (d *Dispatcher) SetProviders(providers []Provider, concurrency map[string]int, rates map[string]Rate) {
+// provider that stays keeps its circuit breaker, and its concurrency limit
+// (adapted so far) and pacer if their settings are unchanged; sends under
+// way finish with what they started with.
+func (d *Dispatcher) SetProviders(providers []Provider, limits Limits) {
 	old := d.set.Load()
-	set := &providerSet{providers: map[string]Provider{}, sem: map[string]chan struct{}{}, breakers: map[string]*breaker{},
+	set := &providerSet{providers: map[string]Provider{}, limits: map[string]*limiter{}, breakers: map[string]*breaker{},
 		pacers: map[string]*pacer{}}
 	for _, p := range providers {
 		name := p.Name()
-		if r := rates[name]; r.PerSecond > 0 {
+		if r := limits.Rates[name]; r.PerSecond > 0 {
 			if old != nil && old.pacers[name] != nil && old.pacers[name].rate == r {
 				set.pacers[name] = old.pacers[name]
 			} else {
 				set.pacers[name] = newPacer(r)
 			}
 		}
-		n := concurrency[name]
-		if n <= 0 {
-			n = 4
-		}
 		set.providers[name] = p
-		if old != nil && old.sem[name] != nil && cap(old.sem[name]) == n {
-			set.sem[name] = old.sem[name]
+		n, most := limits.Concurrency[name], limits.MaxConcurrency[name]
+		if old != nil && old.limits[name] != nil && old.limits[name].same(n, most) {
+			set.limits[name] = old.limits[name]
 		} else {
-			set.sem[name] = make(chan struct{}, n)
+			var changed func(int)
+			if d.opt.LimitChanged != nil {
+				changed = func(limit int) { d.opt.LimitChanged(name, limit) }
+			}
+			if n > 0 {
+				set.limits[name] = newFixedLimiter(n, changed)
+			} else {
+				set.limits[name] = newAdaptiveLimiter(most, changed)
+			}
 		}
 		if old != nil && old.breakers[name] != nil {
 			set.breakers[name] = old.breakers[name]
@@ -225,17 +245,23 @@ type batch struct {
 	msg      *Message
 	provider string
 	jobs     []Job
-	slot     chan struct{} // the concurrency slots it holds one of (nil: none)
-	pacer    *pacer        // the pacer it was counted by at pacedAt (nil: none)
-	pacedAt  time.Time
+	slot     *limiter // the concurrency limit it holds a slot of (nil: none)
+	// floor is its provider's concurrency limit when it was claimed: it
+	// is started under that limit even if the limit was cut since (see
+	// lease).
+	floor   int
+	pacer   *pacer // the pacer it was counted by at pacedAt (nil: none)
+	pacedAt time.Time
 }
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
 // outlast the wait for a slot of its provider plus the provider call, or a
 // slow send would be claimed twice; it is also the retry delay after a
 // crash. A provider holds at most backlogPerSlot recipients claimed per
-// slot, at most one call's worth per slot at a time, so a recipient waits
-// at most backlogPerSlot calls before its own.
+// slot of its limit at the claim, at most one call's worth per slot at a
+// time, and what it holds is started under that limit at least (however
+// the limit is cut meanwhile: see batch.floor), so a recipient waits at
+// most backlogPerSlot calls before its own.
 func (d *Dispatcher) lease(attempts int) time.Duration {
 	min := time.Duration(backlogPerSlot+1)*d.opt.SendTimeout + 5*time.Second
 	if b := d.backoff(attempts); b > min {
@@ -270,7 +296,8 @@ type finished struct {
 // load is the longest wait of all; the slot is given back before it, and
 // the store groups the recorders' writes into its commits.
 //
-// What is claimed is bounded per provider (backlogPerSlot per slot): a
+// What is claimed is bounded per provider (backlogPerSlot per slot of its
+// current concurrency limit): a
 // provider whose calls hang stops being claimed for once its share is
 // full, and its due backlog does not keep other providers' recipients in
 // the store.
@@ -329,8 +356,12 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		// its pace, goes now (or its first recipients, as many as the pace
 		// lets go).
 		for p, q := range waiting {
+			floor := 0
+			for _, b := range q {
+				floor = max(floor, b.floor)
+			}
 			for len(q) > 0 {
-				b, ok := d.acquire(&q[0])
+				b, ok := d.acquire(&q[0], floor)
 				if !ok {
 					break
 				}
@@ -393,21 +424,22 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 }
 
 // quota is what the next claim may take: for each configured provider,
-// backlogPerSlot per concurrency slot less what it holds, and for a paced
+// backlogPerSlot per slot of its concurrency limit now less what it holds,
+// and for a paced
 // one no more than its room (see room); for providers no longer
 // configured, othersQuota less what they hold. limit is the sum.
 func (d *Dispatcher) quota(held, room map[string]int) (quota map[string]int, limit int) {
 	set := d.set.Load()
-	quota = make(map[string]int, len(set.sem))
+	quota = make(map[string]int, len(set.limits))
 	others := othersQuota
 	for p, n := range held {
-		if set.sem[p] == nil {
+		if set.limits[p] == nil {
 			others -= n
 		}
 	}
 	limit = max(others, 0)
-	for p, sem := range set.sem {
-		q := max(cap(sem)*backlogPerSlot-held[p], 0)
+	for p, l := range set.limits {
+		q := max(l.current()*backlogPerSlot-held[p], 0)
 		if r, paced := room[p]; paced {
 			q = max(min(q, r), 0)
 		}
@@ -431,31 +463,27 @@ func (d *Dispatcher) fullAfter(held, room map[string]int) []string {
 	return full
 }
 
-// acquire takes a slot of b's provider's concurrency limit if one is free,
-// and if the provider is paced, counts b's recipients by its pacer: it
-// returns the batch to start, b whole or, if the pace lets only some go
-// now, its first recipients (leaving the others in b). A provider no
-// longer configured has no limit. The batch keeps the slots and the pacer
-// it took from, so a reload that changes them meanwhile gets back what
-// it gives to the right place.
-func (d *Dispatcher) acquire(b *batch) (batch, bool) {
+// acquire takes a slot of b's provider's concurrency limit (or of floor,
+// if higher) if one is free, and if the provider is paced, counts b's
+// recipients by its pacer: it returns the batch to start, b whole or, if
+// the pace lets only some go now, its first recipients (leaving the others
+// in b). A provider no longer configured has no limit. The batch keeps the
+// limit and the pacer it took from, so a reload that changes them
+// meanwhile gets back what it gives to the right place.
+func (d *Dispatcher) acquire(b *batch, floor int) (batch, bool) {
 	set := d.set.Load()
-	sem := set.sem[b.provider]
-	if sem != nil {
-		select {
-		case sem <- struct{}{}:
-		default:
-			return batch{}, false
-		}
+	lim := set.limits[b.provider]
+	if lim != nil && !lim.acquire(floor) {
+		return batch{}, false
 	}
 	out := *b
-	out.slot = sem
+	out.slot = lim
 	if pc := set.pacers[b.provider]; pc != nil {
 		now := time.Now() // the clock the pacer's timers run on
 		n := pc.take(now, len(b.jobs))
 		if n == 0 {
-			if sem != nil {
-				<-sem
+			if lim != nil {
+				lim.release(callSample{})
 			}
 			return batch{}, false
 		}
@@ -465,9 +493,10 @@ func (d *Dispatcher) acquire(b *batch) (batch, bool) {
 	return out, true
 }
 
-func release(b batch) {
+// release gives back b's slot, with what its call said of the provider.
+func release(b batch, s callSample) {
 	if b.slot != nil {
-		<-b.slot
+		b.slot.release(s)
 	}
 }
 
@@ -522,7 +551,11 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int, quota 
 		}
 		i, ok := index[key]
 		if !ok || len(out[i].jobs) >= max {
-			out = append(out, batch{msg: j.Message, provider: j.Recipient.Provider})
+			nb := batch{msg: j.Message, provider: j.Recipient.Provider}
+			if l := set.limits[nb.provider]; l != nil {
+				nb.floor = l.current()
+			}
+			out = append(out, nb)
 			i = len(out) - 1
 			index[key] = i
 		}
@@ -533,10 +566,12 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int, quota 
 
 // send makes one provider call for sb's batch and puts every outcome in
 // sb, for record. The batch holds a slot of its provider's concurrency
-// limit (see Run), which send gives back once the call is over.
+// limit (see Run), which send gives back once the call is over, telling
+// the limit how the call went.
 func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 	b := sb.batch
-	defer release(b)
+	var sample callSample
+	defer func() { release(b, sample) }()
 	var called int // recipients the provider was asked to send to
 	if b.pacer != nil {
 		// Those that expired, opted out, or met an open circuit were not
@@ -589,8 +624,11 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		// reload swap the set meanwhile.
 		sb.br = set.breakers[b.provider]
 		sb.closings = sb.br.closings.Load()
-		results, probeAt, made, err := d.call(ctx, sb.br, p, req)
-		if made {
+		var results []Result
+		var probeAt time.Time
+		var err error
+		results, probeAt, sample, err = d.call(ctx, sb.br, p, req)
+		if sample.result != callNone {
 			called = len(req.To)
 		}
 		now = d.opt.Now()
@@ -812,8 +850,10 @@ func (d *Dispatcher) delayDue(m *Message, r Recipient, now time.Time) bool {
 // call runs one provider call under its timeout and circuit breaker, and
 // checks the provider kept its contract. If the recipients are to carry
 // the circuit's next probe (see breaker), probeAt is when to retry them.
-// made is false if the circuit let no call through.
-func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) (results []Result, probeAt time.Time, made bool, err error) {
+// The sample is what the call says of the provider's load, for its
+// concurrency limit; its result is callNone if the circuit let no call
+// through, callCutOff if our shutdown cut the call short.
+func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *SendRequest) (results []Result, probeAt time.Time, sample callSample, err error) {
 	now := d.opt.Now()
 	ok, next, probe := br.allow(now)
 	if !ok {
@@ -822,7 +862,7 @@ func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *Sen
 		if probe {
 			probeAt = next
 		}
-		return nil, probeAt, false, err
+		return nil, probeAt, callSample{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.opt.SendTimeout)
 	defer cancel()
@@ -830,14 +870,33 @@ func (d *Dispatcher) call(ctx context.Context, br *breaker, p Provider, req *Sen
 	if err == nil && len(results) != len(req.To) {
 		err = Temporary(ReasonProviderDown, nil, "%s returned %d results for %d recipients", p.Name(), len(results), len(req.To))
 	}
+	end := d.opt.Now()
+	down := err != nil && IsTemporary(err)
 	if ctx.Err() == nil { // a call cut off by our shutdown says nothing of the provider
-		probeAt = br.record(d.opt.Now(), err != nil && IsTemporary(err), probe, RetryAfterOf(err))
-	} else if probe {
-		br.record(d.opt.Now(), false, true, 0) // let the next call probe
+		probeAt = br.record(end, down, probe, RetryAfterOf(err))
+		sample = callSample{start: now, end: end, result: callOK}
+		switch {
+		case down && (cctx.Err() != nil || isTimeout(err)):
+			sample.result = callTimedOut
+		case down:
+			sample.result = callFailed
+		}
+	} else {
+		sample.result = callCutOff
+		if probe {
+			br.record(end, false, true, 0) // let the next call probe
+		}
 	}
 	d.opt.Log.DebugContext(ctx, "provider call", "provider", p.Name(), "message", req.MessageID,
-		"recipients", len(req.To), "took", d.opt.Now().Sub(now), "err", err)
-	return results, probeAt, true, err
+		"recipients", len(req.To), "took", end.Sub(now), "err", err)
+	return results, probeAt, sample, err
+}
+
+// isTimeout reports whether a call's error is a timeout (of our context,
+// or of the provider client's own).
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
 }
 
 // retryOrFail decides what a failed attempt leads to: a retry (maybe at

@@ -97,6 +97,9 @@ type modelWorld struct {
 	rates    map[string]modelRate   // the paced providers
 	claimed  map[string]int         // recipients claimed, by provider, at the check
 	open     map[string]bool        // providers whose circuit is open
+	limit    map[string]int         // each provider's concurrency limit, as the dispatcher reports it
+	most     map[string]int         // the most calls a provider may take at once: its fixed limit or cap
+	over     []string               // calls that went over a provider's most
 }
 
 // modelRate is a provider's pace as the model sees it: at most burst
@@ -164,6 +167,9 @@ func (p *modelProvider) Send(ctx context.Context, req *bridge.SendRequest) ([]br
 	w.calls[to] = append(w.calls[to], modelCall{provider: p.name, at: time.Now(), did: did})
 	w.at[p.name] = append(w.at[p.name], time.Now())
 	w.inflight[p.name]++
+	if n := w.inflight[p.name]; n > w.most[p.name] {
+		w.over = append(w.over, fmt.Sprintf("%s: %d calls at once at %v, at most %d", p.name, n, time.Since(p.start), w.most[p.name]))
+	}
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
@@ -208,7 +214,12 @@ func (p *modelProvider) Send(ctx context.Context, req *bridge.SendRequest) ([]br
 //     crash);
 //   - no paced provider got more calls than its rate allows (burst in any
 //     window), and a due recipient waits for its pace only while the
-//     provider had all the calls it allows.
+//     provider had all the calls it allows;
+//   - no provider had more calls at once than its fixed limit, or the cap
+//     of its adaptive limit, and an adaptive limit stays between 1 and
+//     its cap (the "free slot" above is by the limit as it stands);
+//   - recipients the dispatcher claimed wait for their call only while
+//     their provider has no free slot (or its pace no room).
 //
 // At the end every recipient is final, and sent exactly when a provider
 // accepted it.
@@ -248,7 +259,8 @@ func runModel(t *testing.T, seed uint64) {
 
 	start := time.Now()
 	w := &modelWorld{calls: map[string][]modelCall{}, inflight: map[string]int{}, at: map[string][]time.Time{},
-		ended: map[string]time.Time{}, rates: map[string]modelRate{}, open: map[string]bool{}}
+		ended: map[string]time.Time{}, rates: map[string]modelRate{}, open: map[string]bool{}, limit: map[string]int{},
+		most: map[string]int{}}
 	names := []string{"p0", "p1", "p2"}
 	var provs []bridge.Provider
 	concurrency := map[string]int{}
@@ -277,6 +289,18 @@ func runModel(t *testing.T, seed uint64) {
 		}
 		provs = append(provs, p)
 		concurrency[name] = 1 + r.IntN(3)
+		w.most[name] = concurrency[name]
+	}
+	// A third of the providers adapt their concurrency instead, up to a
+	// cap of 1 to 4 (from a stream of their own, as the paces).
+	maxConcurrency := map[string]int{}
+	ar := rand.New(rand.NewPCG(seed, 0xada9))
+	for _, name := range names {
+		if ar.IntN(3) == 0 {
+			delete(concurrency, name)
+			maxConcurrency[name] = 1 + ar.IntN(4)
+			w.most[name] = maxConcurrency[name]
+		}
 	}
 	// Three prefixes, each with a route of one to three distinct providers.
 	prefixes := []string{"+97250", "+97252", "+97254"}
@@ -294,10 +318,16 @@ func runModel(t *testing.T, seed uint64) {
 
 	d := bridge.NewDispatcher(st, provs, bridge.DispatchOptions{
 		RetryMin: mRetryMin, RetryMax: mRetryMax, SendTimeout: mSendTimeout, MaxAge: mMaxAge,
-		FailoverAfter: mFailoverAfter, BreakerThreshold: 2 + r.IntN(4), Concurrency: concurrency, Rates: rates, Log: log,
+		FailoverAfter: mFailoverAfter, BreakerThreshold: 2 + r.IntN(4), Concurrency: concurrency,
+		MaxConcurrency: maxConcurrency, Rates: rates, Log: log,
 		BreakerChanged: func(provider string, open bool) {
 			w.mu.Lock()
 			w.open[provider] = open
+			w.mu.Unlock()
+		},
+		LimitChanged: func(provider string, limit int) {
+			w.mu.Lock()
+			w.limit[provider] = limit
 			w.mu.Unlock()
 		},
 	})
@@ -374,7 +404,23 @@ func runModel(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 		for _, q := range all {
-			modelCheck(t, now, final, q, routeOf[q.to[:6]], w, concurrency)
+			modelCheck(t, now, final, q, routeOf[q.to[:6]], w)
+		}
+		for _, o := range w.over {
+			t.Error(o)
+		}
+		for _, name := range names {
+			if l := w.limit[name]; l < 1 || l > w.most[name] {
+				t.Errorf("%s: concurrency limit %d, want 1 to %d", name, l, w.most[name])
+			}
+			// Recipients in the dispatcher's hands but not in a call
+			// wait for a slot, or for the pace.
+			if w.claimed[name] > w.inflight[name] && w.inflight[name] < w.limit[name] && !w.open[name] &&
+				now.After(w.ended[name].Add(mSlack)) &&
+				(w.rates[name].burst == 0 || !w.rates[name].full(w.at[name], w.claimed[name], now)) {
+				t.Errorf("%s: %d recipients claimed, %d in calls, while %d of %d slots are free", name, w.claimed[name],
+					w.inflight[name], w.limit[name]-w.inflight[name], w.limit[name])
+			}
 		}
 		// No paced provider is called more than its pace allows.
 		for name, rate := range w.rates {
@@ -430,7 +476,7 @@ type queued struct {
 }
 
 // modelCheck checks one stored recipient against the invariants.
-func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []string, w *modelWorld, concurrency map[string]int) {
+func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []string, w *modelWorld) {
 	t.Helper()
 	calls := w.calls[rr.to]
 	accepted := 0
@@ -473,7 +519,7 @@ func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []stri
 		t.Errorf("%s: still %s at the end (next attempt %v, %v from now, error %q)", rr.to, rr.state, rr.next, rr.next.Sub(now), rr.err)
 	case rr.claimed || !now.After(rr.next.Add(mSlack)):
 		// In a dispatcher's hands, or not (long) due.
-	case w.inflight[rr.provider] >= concurrency[rr.provider] || !now.After(w.ended[rr.provider].Add(mSlack)):
+	case w.inflight[rr.provider] >= w.limit[rr.provider] || !now.After(w.ended[rr.provider].Add(mSlack)):
 		// Due, but every slot of its provider is taken, or one came free
 		// so lately that the claim after it (which may come up to the
 		// claim gap later) is still to come.
@@ -489,6 +535,6 @@ func modelCheck(t *testing.T, now time.Time, final bool, rr queued, route []stri
 		// recipients waiting for a slot.
 	default:
 		t.Errorf("%s: due at %v, %v ago, unclaimed, while %s has %d of %d slots free", rr.to, rr.next,
-			now.Sub(rr.next), rr.provider, concurrency[rr.provider]-w.inflight[rr.provider], concurrency[rr.provider])
+			now.Sub(rr.next), rr.provider, w.limit[rr.provider]-w.inflight[rr.provider], w.limit[rr.provider])
 	}
 }

@@ -69,7 +69,7 @@ func TestSetProvidersKeepsPacer(t *testing.T) {
 		Rates: map[string]Rate{"p": {PerSecond: 5}, "q": {PerSecond: 1}}})
 	p, q := d.set.Load().pacers["p"], d.set.Load().pacers["q"]
 	p.take(time.Now(), 5)
-	d.SetProviders([]Provider{namedProvider("p"), namedProvider("q")}, nil, map[string]Rate{"p": {PerSecond: 5}, "q": {PerSecond: 2}})
+	d.SetProviders([]Provider{namedProvider("p"), namedProvider("q")}, Limits{Rates: map[string]Rate{"p": {PerSecond: 5}, "q": {PerSecond: 2}}})
 	set := d.set.Load()
 	if set.pacers["p"] != p || set.pacers["p"].free(time.Now()) != 0 {
 		t.Error("p's pacer (rate unchanged) was replaced")
@@ -77,7 +77,7 @@ func TestSetProvidersKeepsPacer(t *testing.T) {
 	if set.pacers["q"] == q || set.pacers["q"].rate.PerSecond != 2 {
 		t.Error("q's pacer kept its old rate")
 	}
-	d.SetProviders([]Provider{namedProvider("p")}, nil, nil)
+	d.SetProviders([]Provider{namedProvider("p")}, Limits{})
 	if len(d.set.Load().pacers) != 0 {
 		t.Error("a provider without a rate is paced")
 	}

@@ -317,11 +317,15 @@ func (l *StringList) UnmarshalTOML(v any) error {
 // Provider is one configured provider instance. The keys common to all
 // types are here; Settings holds the type's own keys.
 type Provider struct {
-	Name        string        `toml:"name"`
-	Type        string        `toml:"type"`
-	BaseURL     string        `toml:"base_url"`
-	Concurrency int           `toml:"concurrency"` // simultaneous calls to this provider
-	Timeout     time.Duration `toml:"timeout"`     // HTTP client timeout for one call
+	Name    string `toml:"name"`
+	Type    string `toml:"type"`
+	BaseURL string `toml:"base_url"`
+	// Concurrency, if set, is a fixed limit on simultaneous calls to this
+	// provider. Unset (0), the limit adapts to how the provider answers,
+	// up to MaxConcurrency (default bridge.DefaultMaxConcurrency).
+	Concurrency    int           `toml:"concurrency"`
+	MaxConcurrency int           `toml:"max_concurrency"`
+	Timeout        time.Duration `toml:"timeout"` // HTTP client timeout for one call
 	// Rate paces the sends (recipients per second, per instance; 0: no
 	// pacing): at most Burst in any Burst/Rate seconds. Burst defaults to
 	// Rate rounded down (at least 1): "at most Rate a second".
@@ -349,9 +353,12 @@ type Provider struct {
 // maxRate and maxBurst bound a provider's pace: the dispatcher keeps the
 // start time of each send within the last Burst, and a pace above what
 // one instance can claim is a mistake (no provider allows it per account).
+// maxConcurrency bounds the calls (goroutines, connections) under way to
+// one provider, fixed or adaptive.
 const (
-	maxRate  = 10000
-	maxBurst = 10000
+	maxRate        = 10000
+	maxBurst       = 10000
+	maxConcurrency = 1024
 )
 
 // checkRate validates a provider's rate and burst.
@@ -574,7 +581,7 @@ func (c *Config) defaults() {
 		c.Queue.DelayWarning = &d
 	}
 	for i := range c.Providers {
-		defInt(&c.Providers[i].Concurrency, 4)
+		defInt(&c.Providers[i].MaxConcurrency, bridge.DefaultMaxConcurrency)
 		defDur(&c.Providers[i].Timeout, 30*time.Second)
 	}
 	def(&c.Replies.TLS, "starttls")
@@ -911,7 +918,15 @@ func (c *Config) validate() Problems {
 				add(key+".base_url", "must be an absolute https or http URL")
 			}
 		}
-		positive(key+".concurrency", int64(p.Concurrency))
+		for _, c := range []struct {
+			key string
+			n   int
+		}{{".concurrency", p.Concurrency}, {".max_concurrency", p.MaxConcurrency}} {
+			if c.n > maxConcurrency {
+				add(key+c.key, "%d is more than %d calls at a time", c.n, maxConcurrency)
+			}
+			positive(key+c.key, int64(c.n))
+		}
 		if p.Timeout < 0 {
 			add(key+".timeout", "must be positive")
 		}

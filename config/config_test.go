@@ -76,7 +76,8 @@ func TestDefaults(t *testing.T) {
 		{"smtp.text", c.SMTP.Text, "body"},
 		{"queue.retry_min", c.Queue.RetryMin, 30 * time.Second},
 		{"queue.max_age", c.Queue.MaxAge, 24 * time.Hour},
-		{"providers[0].concurrency", c.Providers[0].Concurrency, 4},
+		{"providers[0].concurrency", c.Providers[0].Concurrency, 0},
+		{"providers[0].max_concurrency", c.Providers[0].MaxConcurrency, 64},
 		{"http.max_connections", c.HTTP.MaxConnections, 256},
 		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes, 64 << 10},
 		{"http.max_body_bytes", c.HTTP.MaxBodyBytes, int64(1 << 20)},
@@ -652,19 +653,52 @@ func TestProviderRate(t *testing.T) {
 		{"burst = 5", 0, 0, "providers[0].burst: needs a rate"},
 		{`rate = "5/s"`, 0, 0, "providers[0].rate: must be"},
 	} {
-		text := strings.Replace(minimal, `type = "console"`, "type = \"console\"\n"+c.keys, 1)
-		cfg, err := config.Parse(text, kinds)
-		if c.want == "" {
-			if err != nil {
-				t.Errorf("%q: %v", c.keys, err)
-			} else if p := cfg.Providers[0]; p.Rate != c.rate || p.Burst != c.burst {
-				t.Errorf("%q: rate %v burst %v, want %v %v", c.keys, p.Rate, p.Burst, c.rate, c.burst)
-			}
-			continue
+		if p, ok := parseProvider(t, c.keys, c.want); ok && (p.Rate != c.rate || p.Burst != c.burst) {
+			t.Errorf("%q: rate %v burst %v, want %v %v", c.keys, p.Rate, p.Burst, c.rate, c.burst)
 		}
-		var probs config.Problems
-		if !errors.As(err, &probs) || len(probs) != 1 || !strings.HasPrefix(probs[0], c.want) {
-			t.Errorf("%q: err = %v, want one problem %q", c.keys, err, c.want)
+	}
+}
+
+// parseProvider parses the minimal configuration with keys added to its
+// provider. With want "", it must be valid: it returns the provider, ok.
+// Otherwise it must have one problem, starting with want.
+func parseProvider(t *testing.T, keys, want string) (p config.Provider, ok bool) {
+	t.Helper()
+	text := strings.Replace(minimal, `type = "console"`, "type = \"console\"\n"+keys, 1)
+	cfg, err := config.Parse(text, kinds)
+	if want == "" {
+		if err != nil {
+			t.Errorf("%q: %v", keys, err)
+			return p, false
+		}
+		return cfg.Providers[0], true
+	}
+	var probs config.Problems
+	if !errors.As(err, &probs) || len(probs) != 1 || !strings.HasPrefix(probs[0], want) {
+		t.Errorf("%q: err = %v, want one problem %q", keys, err, want)
+	}
+	return p, false
+}
+
+// A provider's concurrency: fixed if set, adaptive up to max_concurrency
+// (default 64) if not; both bounded, each mistake named by its key.
+func TestProviderConcurrency(t *testing.T) {
+	for _, c := range []struct {
+		keys      string
+		fixed, to int
+		want      string // "" for valid
+	}{
+		{"", 0, 64, ""},
+		{"concurrency = 4", 4, 64, ""},
+		{"max_concurrency = 16", 0, 16, ""},
+		{"concurrency = 1024\nmax_concurrency = 1024", 1024, 1024, ""},
+		{"concurrency = -1", 0, 0, "providers[0].concurrency: must be positive"},
+		{"max_concurrency = -4", 0, 0, "providers[0].max_concurrency: must be positive"},
+		{"concurrency = 5000", 0, 0, "providers[0].concurrency: 5000 is more than 1024 calls at a time"},
+		{"max_concurrency = 1025", 0, 0, "providers[0].max_concurrency: 1025 is more than 1024 calls at a time"},
+	} {
+		if p, ok := parseProvider(t, c.keys, c.want); ok && (p.Concurrency != c.fixed || p.MaxConcurrency != c.to) {
+			t.Errorf("%q: concurrency %d max_concurrency %d, want %d %d", c.keys, p.Concurrency, p.MaxConcurrency, c.fixed, c.to)
 		}
 	}
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	mails    *prometheus.CounterVec
 	reports  *prometheus.CounterVec
 	circuit  *prometheus.GaugeVec
+	limit    *prometheus.GaugeVec
 	parts    *prometheus.CounterVec
 	cost     *prometheus.CounterVec
 	saved    *prometheus.CounterVec
@@ -77,6 +78,10 @@ func New(stats StatsFunc) *Metrics {
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "smsbridge_provider_circuit_open", Help: "1 while a provider's circuit breaker is open (it is not being called).",
 		}, []string{"provider"}),
+		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "smsbridge_provider_concurrency_limit",
+			Help: "How many calls to a provider may be under way at once: its fixed concurrency, or where its adaptive limit stands.",
+		}, []string{"provider"}),
 		parts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smsbridge_sms_parts_total", Help: "SMS parts sent (accepted by the provider), by account and provider.",
 		}, []string{"account", "provider"}),
@@ -92,7 +97,7 @@ func New(stats StatsFunc) *Metrics {
 		}, []string{"provider", "keyword"}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.sends, m.latency, m.retries, m.inbound, m.mails, m.reports, m.circuit,
-		m.parts, m.cost, m.saved, m.consent, queueCollector{stats: stats, desc: queueDesc},
+		m.limit, m.parts, m.cost, m.saved, m.consent, queueCollector{stats: stats, desc: queueDesc},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -171,6 +176,12 @@ func (m *Metrics) Providers(names []string) {
 		}
 	}
 	m.providers = keep
+}
+
+// ConcurrencyLimit records how many calls to a provider may be under way
+// at once.
+func (m *Metrics) ConcurrencyLimit(provider string, limit int) {
+	m.limit.WithLabelValues(provider).Set(float64(limit))
 }
 
 // Sent counts the parts and the cost of an SMS a provider accepted.

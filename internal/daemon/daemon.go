@@ -161,15 +161,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 		return nil, err
 	}
 	d.retention = &bridge.Retention{Store: st, Keep: cfg.Store.Retention, Log: log.With("component", "retention")}
+	lim := limits(cfg)
 	dopt := bridge.DispatchOptions{
-		RetryMin:    cfg.Queue.RetryMin,
-		RetryMax:    cfg.Queue.RetryMax,
-		MaxAge:      cfg.Queue.MaxAge,
-		SendTimeout: cfg.Queue.SendTimeout,
-		Concurrency: concurrency(cfg),
-		Rates:       rates(cfg),
-		Touch:       d.bridge.Touch,
-		Consent:     d.bridge.HeldBack,
+		RetryMin:       cfg.Queue.RetryMin,
+		RetryMax:       cfg.Queue.RetryMax,
+		MaxAge:         cfg.Queue.MaxAge,
+		SendTimeout:    cfg.Queue.SendTimeout,
+		Concurrency:    lim.Concurrency,
+		MaxConcurrency: lim.MaxConcurrency,
+		Rates:          lim.Rates,
+		LimitChanged:   m.ConcurrencyLimit,
+		Touch:          d.bridge.Touch,
+		Consent:        d.bridge.HeldBack,
 		Observe: func(provider string, took time.Duration, outcomes []bridge.Outcome) {
 			m.Attempt(provider, took, outcomes)
 			d.changes.Changed()
@@ -303,7 +306,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if err := d.bridge.Reload(provs, routes(cfg), accts); err != nil {
 		return err
 	}
-	d.dispatcher.SetProviders(provs, concurrency(cfg), rates(cfg))
+	d.dispatcher.SetProviders(provs, limits(cfg))
 	d.api.SetCallbacks(callbacks(cfg))
 	d.metrics.Providers(providerNames(cfg))
 	old := d.loaded
@@ -556,20 +559,15 @@ func providerNames(cfg *config.Config) []string {
 	return out
 }
 
-func concurrency(cfg *config.Config) map[string]int {
-	out := map[string]int{}
+// limits are the providers' concurrency limits (fixed, or adaptive up to
+// a cap) and paces (per instance).
+func limits(cfg *config.Config) bridge.Limits {
+	out := bridge.Limits{Concurrency: map[string]int{}, MaxConcurrency: map[string]int{}, Rates: map[string]bridge.Rate{}}
 	for _, pc := range cfg.Providers {
-		out[pc.Name] = pc.Concurrency
-	}
-	return out
-}
-
-// rates are the providers' paces (see bridge.Rate), per instance.
-func rates(cfg *config.Config) map[string]bridge.Rate {
-	out := map[string]bridge.Rate{}
-	for _, pc := range cfg.Providers {
+		out.Concurrency[pc.Name] = pc.Concurrency
+		out.MaxConcurrency[pc.Name] = pc.MaxConcurrency
 		if pc.Rate > 0 {
-			out[pc.Name] = bridge.Rate{PerSecond: pc.Rate, Burst: pc.Burst}
+			out.Rates[pc.Name] = bridge.Rate{PerSecond: pc.Rate, Burst: pc.Burst}
 		}
 	}
 	return out

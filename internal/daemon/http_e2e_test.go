@@ -53,6 +53,7 @@ numbers = ["+17134567890"]
 [[providers]]
 name = "held"
 type = "console"
+concurrency = 3
 [[providers]]
 name = "edge"
 type = "ippanel"
@@ -324,6 +325,9 @@ func TestHealthAndMetrics(t *testing.T) {
 		`smsbridge_messages_refused_total{channel="http",reason="bad_number"} 1`,
 		`smsbridge_provider_request_seconds_count{provider="voip"} 2`,
 		`smsbridge_queue_depth 0`,
+		// voip adapts, from 8; held is fixed at 3.
+		`smsbridge_provider_concurrency_limit{provider="voip"} 8`,
+		`smsbridge_provider_concurrency_limit{provider="held"} 3`,
 	}
 	var text string
 	missing := func() []string {
