@@ -62,18 +62,21 @@ func (p *overloadable) Send(ctx context.Context, req *bridge.SendRequest) ([]bri
 // recipients a second with each one's call starting within a round trip
 // of its submission: the limit grows from its start of 8 to what the load
 // needs. A provider that refuses (503) beyond 12 calls at once cuts the
-// limit down to about that, and is refused a few calls, not a fifth.
+// limit down to about that, and is refused a few calls, not a fifth. One
+// paced at one call at a time never uses half its limit, which stays at 8.
 func TestAdaptiveConcurrencyFollowsTheProvider(t *testing.T) {
 	for _, c := range []struct {
 		name               string
 		capacity           int
+		rate               bridge.Rate
 		minPeak, maxPeak   int           // calls under way at once, at the provider
 		maxRefused         int           // 503s
 		maxWait            time.Duration // submission to the call, any recipient
 		minLimit, maxLimit int           // the limit at the end
 	}{
-		{"keeps up", 1000, 12, 32, 0, 50 * time.Millisecond, 16, 64},
-		{"refuses beyond 12", 12, 12, 13, 30, 2 * time.Second, 8, 16},
+		{"keeps up", 1000, bridge.Rate{}, 12, 32, 0, 50 * time.Millisecond, 16, 64},
+		{"refuses beyond 12", 12, bridge.Rate{}, 12, 13, 30, 2 * time.Second, 8, 16},
+		{"paced at 10/s", 1000, bridge.Rate{PerSecond: 10, Burst: 1}, 1, 1, 0, 30 * time.Second, 8, 8},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bubble(t, func(t *testing.T) {
@@ -81,6 +84,7 @@ func TestAdaptiveConcurrencyFollowsTheProvider(t *testing.T) {
 				var mu sync.Mutex
 				var limits []int
 				e := newEnv(t, bridge.DispatchOptions{
+					Rates:        map[string]bridge.Rate{"p": c.rate},
 					LimitChanged: func(_ string, n int) { mu.Lock(); limits = append(limits, n); mu.Unlock() },
 				}, route, p)
 				submitted := map[string]time.Time{}
@@ -104,7 +108,7 @@ func TestAdaptiveConcurrencyFollowsTheProvider(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				end := limits[len(limits)-1]
-				t.Logf("peak %d calls, %d refused, longest wait %v, limits %v", p.peak, p.refused, worst, limits)
+				t.Logf("peak %d calls, %d refused, longest wait %v, limit moved %d times, to %d", p.peak, p.refused, worst, len(limits)-1, end)
 				if p.peak < c.minPeak || p.peak > c.maxPeak {
 					t.Errorf("peak %d calls at once, want %d to %d", p.peak, c.minPeak, c.maxPeak)
 				}
