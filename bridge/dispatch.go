@@ -297,10 +297,9 @@ type finished struct {
 // the store groups the recorders' writes into its commits.
 //
 // What is claimed is bounded per provider (backlogPerSlot per slot of its
-// current concurrency limit): a
-// provider whose calls hang stops being claimed for once its share is
-// full, and its due backlog does not keep other providers' recipients in
-// the store.
+// concurrency limit as it stands): a provider whose calls hang stops being
+// claimed for once its share is full, and its due backlog does not keep
+// other providers' recipients in the store.
 func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
@@ -425,9 +424,8 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 
 // quota is what the next claim may take: for each configured provider,
 // backlogPerSlot per slot of its concurrency limit now less what it holds,
-// and for a paced
-// one no more than its room (see room); for providers no longer
-// configured, othersQuota less what they hold. limit is the sum.
+// and for a paced one no more than its room (see room); for providers no
+// longer configured, othersQuota less what they hold. limit is the sum.
 func (d *Dispatcher) quota(held, room map[string]int) (quota map[string]int, limit int) {
 	set := d.set.Load()
 	quota = make(map[string]int, len(set.limits))

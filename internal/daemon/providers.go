@@ -92,5 +92,20 @@ func NewProvider(p config.Provider, log *slog.Logger) (bridge.Provider, error) {
 	if !ok {
 		return nil, fmt.Errorf("provider %s: unknown type %q", p.Name, p.Type)
 	}
-	return t.build(p, &http.Client{Timeout: p.Timeout}, log)
+	return t.build(p, &http.Client{Timeout: p.Timeout, Transport: transport(p)}, log)
+}
+
+// transport is a provider's own HTTP transport, keeping as many idle
+// connections as the provider may have calls under way. The default
+// transport keeps two per host: every call beyond them would open a
+// connection, and make a TLS handshake, of its own.
+func transport(p config.Provider) *http.Transport {
+	n := p.Concurrency
+	if n <= 0 {
+		n = p.MaxConcurrency
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = n // 0 (no config defaults applied): the default's 2
+	tr.MaxIdleConns = max(tr.MaxIdleConns, n)
+	return tr
 }

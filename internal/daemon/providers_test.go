@@ -1,16 +1,25 @@
 package daemon
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/config"
 	"github.com/smsbridge/smsbridge/providers/console"
 	"github.com/smsbridge/smsbridge/providers/ippanel"
 	"github.com/smsbridge/smsbridge/providers/mindcrm"
 	"github.com/smsbridge/smsbridge/providers/voipcom"
+	"github.com/smsbridge/smsbridge/providers/voipcom/voipcomtest"
 )
 
 // Every type the configuration accepts is one the daemon builds, as the
@@ -79,5 +88,64 @@ func TestNewProviderRefusesForeignSettings(t *testing.T) {
 		if prov, err := NewProvider(p, log); err == nil || prov != nil {
 			t.Errorf("%s (%s, %T): %v, %v; want an error", p.Name, p.Type, p.Settings, prov, err)
 		}
+	}
+}
+
+// A provider's calls reuse their connections, as many as it may have
+// under way at once: five rounds of 16 calls at once open about 16
+// connections, not one per call past the second.
+func TestProviderKeepsItsConnections(t *testing.T) {
+	fake := voipcomtest.NewHandler("k", "p")
+	fake.Latency = 20 * time.Millisecond // so that a round's calls overlap
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(fake)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	cfg, err := config.Parse(fmt.Sprintf(`
+[smtp]
+domains = ["sms.example.com"]
+[[accounts]]
+name = "ops"
+emails = ["*@example.com"]
+[[providers]]
+name = "v"
+type = "voipcom"
+base_url = %q
+api_key = "k"
+api_password = "p"
+max_concurrency = 16
+[[routes]]
+prefix = "+"
+provider = "v"
+`, srv.URL+voipcomtest.BasePath), Kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provs, err := providers(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				to := fmt.Sprintf("+9725070000%02d", i)
+				if _, err := provs[0].Send(t.Context(), &bridge.SendRequest{Text: "hi", To: []string{to}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if got := len(fake.Requests()); got != 80 {
+		t.Fatalf("the fake took %d sends, want 80", got)
+	}
+	if n := opened.Load(); n > 20 {
+		t.Errorf("80 calls, at most 16 at once, opened %d connections, want at most 20", n)
 	}
 }
