@@ -47,6 +47,42 @@ const (
 		WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider = $3
 		ORDER BY r.next_attempt, r.id LIMIT $2
 		FOR UPDATE OF r SKIP LOCKED`
+	// The due recipients of providers not in $3: the first $2 of each
+	// provider queuedProviders finds, but those, read provider by
+	// provider from recipients_provider_due, then the first $2 of them
+	// all. Read by next_attempt first, the recipients of the providers
+	// left out would be read to be dropped; so "provider = q.provider" is
+	// spelled as a range (>= and a row <=), which the planner cannot take
+	// for a constant that makes recipients_provider_due's order the same
+	// as recipients_due's. (A recipient another instance has locked takes
+	// a place in its provider's $2: the next claim finds the ones after.)
+	selectDueExcept = queuedProviders + `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
+		FROM queued q CROSS JOIN LATERAL (SELECT d.id FROM recipients d
+			WHERE d.state = 'queued' AND d.provider >= q.provider AND (d.provider, d.next_attempt) <= (q.provider, $1)
+			ORDER BY d.provider, d.next_attempt, d.id LIMIT $2) due
+		JOIN recipients r ON r.id = due.id
+		JOIN messages m ON m.id = r.message_id
+		WHERE q.provider <> ALL($3)
+		ORDER BY r.next_attempt, r.id LIMIT $2
+		FOR UPDATE OF r SKIP LOCKED`
+	// The earliest next attempt of the providers not in $1, one index
+	// lookup each (the provider's range as in selectDueExcept).
+	nextDueExcept = queuedProviders + `SELECT min((SELECT r.next_attempt FROM recipients r
+			WHERE r.state = 'queued' AND r.provider >= q.provider AND r.provider <= q.provider
+			ORDER BY r.provider, r.next_attempt LIMIT 1))
+		FROM queued q WHERE q.provider <> ALL($1)`
+	// queuedProviders names each provider with recipients queued, walking
+	// recipients_provider_due one provider at a time (a loose index
+	// scan): an index lookup per provider, however many recipients each
+	// has queued. A filter leaving providers out row by row would read
+	// every queued recipient of those it leaves out: the whole backlog of
+	// a provider at its quota, at every claim while it is.
+	queuedProviders = `WITH RECURSIVE queued(provider) AS (
+		(SELECT provider FROM recipients WHERE state = 'queued' ORDER BY provider LIMIT 1)
+		UNION ALL
+		SELECT (SELECT r.provider FROM recipients r WHERE r.state = 'queued' AND r.provider > q.provider
+			ORDER BY r.provider LIMIT 1)
+		FROM queued q WHERE q.provider IS NOT NULL) `
 	updateClaimed = `UPDATE recipients SET attempts = $1, provider_attempts = $2, next_attempt = $3, updated = $4,
 		claimed_by = $5 WHERE id = $6`
 
@@ -128,12 +164,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 			case !st.Others:
 				query, args = selectDueFor, append(args, st.Provider)
 			case len(st.Exclude) > 0:
-				query = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
-					FROM recipients r JOIN messages m ON m.id = r.message_id
-					WHERE r.state = 'queued' AND r.next_attempt <= $1 AND r.provider <> ALL($3)
-					ORDER BY r.next_attempt, r.id LIMIT $2
-					FOR UPDATE OF r SKIP LOCKED`
-				args = append(args, st.Exclude)
+				query, args = selectDueExcept, append(args, st.Exclude)
 			}
 			var err error
 			if jobs, err = selectJobs(ctx, tx, jobs, msgs, query, args); err != nil {
@@ -305,7 +336,7 @@ func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, e
 	var next *int64
 	query, args := `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`, []any{}
 	if len(skip) > 0 {
-		query, args = query+` AND provider <> ALL($1)`, []any{skip}
+		query, args = nextDueExcept, []any{skip}
 	}
 	err := s.pool.QueryRow(ctx, query, args...).Scan(&next)
 	if err != nil || next == nil {

@@ -34,12 +34,31 @@ const (
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.provider = ? AND r.next_attempt <= ?
 		ORDER BY r.next_attempt, r.id LIMIT ?`
-	// The due recipients of providers not in a JSON array of names.
-	selectDueExcept = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
-		FROM recipients r JOIN messages m ON m.id = r.message_id
-		WHERE r.state = 'queued' AND r.next_attempt <= ?
-		AND r.provider NOT IN (SELECT value FROM json_each(?))
+	// The due recipients of providers not in a JSON array of names: of
+	// each provider queuedProviders finds, but those. CROSS JOIN keeps
+	// that order: read by next_attempt first, the recipients of the
+	// providers left out would be read to be dropped.
+	selectDueExcept = queuedProviders + `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
+		FROM queued q CROSS JOIN recipients r ON r.state = 'queued' AND r.provider = q.provider AND r.next_attempt <= ?
+		JOIN messages m ON m.id = r.message_id
+		WHERE q.provider NOT IN (SELECT value FROM json_each(?))
 		ORDER BY r.next_attempt, r.id LIMIT ?`
+	// The earliest next attempt of the providers not in a JSON array of
+	// names, one index lookup each.
+	nextDueExcept = queuedProviders + `SELECT min((SELECT min(r.next_attempt) FROM recipients r
+			WHERE r.state = 'queued' AND r.provider = q.provider))
+		FROM queued q WHERE q.provider IS NOT NULL AND q.provider NOT IN (SELECT value FROM json_each(?))`
+	// queuedProviders names each provider with recipients queued, walking
+	// recipients_provider_due one provider at a time (a loose index
+	// scan): an index lookup per provider, however many recipients each
+	// has queued. A filter leaving providers out row by row would read
+	// every queued recipient of those it leaves out: the whole backlog of
+	// a provider at its quota, at every claim while it is.
+	queuedProviders = `WITH RECURSIVE queued(provider) AS (
+		SELECT (SELECT min(provider) FROM recipients WHERE state = 'queued')
+		UNION ALL
+		SELECT (SELECT min(provider) FROM recipients WHERE state = 'queued' AND provider > queued.provider)
+			FROM queued WHERE queued.provider IS NOT NULL) `
 	updateClaimed = `UPDATE recipients SET attempts = ?, provider_attempts = ?, next_attempt = ?, updated = ?, claimed = 1
 		WHERE id = ?`
 
@@ -314,13 +333,13 @@ func (s *Store) Cancel(ctx context.Context, messageID string, at time.Time) (int
 // NextDue implements bridge.Store.
 func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, error) {
 	var next sql.NullInt64
-	query := `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`
-	args := make([]any, len(skip))
+	query, args := `SELECT min(next_attempt) FROM recipients WHERE state = 'queued'`, []any(nil)
 	if len(skip) > 0 {
-		query += ` AND provider NOT IN (` + storeutil.Placeholders(1, len(skip), false) + `)`
-		for i, p := range skip {
-			args[i] = p
+		b, err := json.Marshal(skip)
+		if err != nil {
+			return time.Time{}, false, err
 		}
+		query, args = nextDueExcept, []any{string(b)}
 	}
 	err := s.rdb.QueryRowContext(ctx, query, args...).Scan(&next)
 	if err != nil || !next.Valid {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -637,31 +638,43 @@ func TestSuppressionsContract(t *testing.T) {
 // every queued entry of recipients_due: hence the index check.)
 func TestStatsQueryPlan(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
-	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN " + statsQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Join(plan, "\n")
-	for _, d := range plan {
+	text := queryPlan(t, s, statsQuery)
+	for _, d := range strings.Split(text, "\n") {
 		if strings.HasPrefix(d, "SCAN") && d != "SCAN CONSTANT ROW" {
 			t.Errorf("Stats scans a table (%s); query plan:\n%s", d, text)
 		}
 	}
 	if !strings.Contains(text, "recipients_queued") {
 		t.Errorf("Stats does not use recipients_queued; query plan:\n%s", text)
+	}
+}
+
+// What a claim reads for the providers outside its quota, and NextDue
+// with providers to skip, go by provider through recipients_provider_due:
+// they never walk the queue, in which the recipients of a provider at its
+// quota (left out) may be thousands.
+func TestLeavingProvidersOutReadsNoBacklog(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "q.db"))
+	for name, c := range map[string]struct {
+		query string
+		args  []any
+	}{
+		"the claim's others": {selectDueExcept, []any{0, `["p"]`, 16}},
+		"NextDue skipping":   {nextDueExcept, []any{`["p"]`}},
+	} {
+		text := queryPlan(t, s, c.query, c.args...)
+		for _, d := range strings.Split(text, "\n") {
+			if strings.HasPrefix(d, "SCAN") && !slices.Contains([]string{"SCAN CONSTANT ROW", "SCAN queued", "SCAN q"}, d) &&
+				!strings.HasPrefix(d, "SCAN json_each") {
+				t.Errorf("%s scans a table (%s); query plan:\n%s", name, d, text)
+			}
+			if strings.HasPrefix(d, "SEARCH") && strings.Contains(d, "recipients_due") {
+				t.Errorf("%s reads recipients by due time (%s); query plan:\n%s", name, d, text)
+			}
+		}
+		if !strings.Contains(text, "recipients_provider_due (state=? AND provider=?") {
+			t.Errorf("%s does not look each provider up; query plan:\n%s", name, text)
+		}
 	}
 }
 
