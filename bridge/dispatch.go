@@ -186,6 +186,7 @@ func (d *Dispatcher) SetProviders(providers []Provider, limits Limits) {
 	old := d.set.Load()
 	set := &providerSet{providers: map[string]Provider{}, limits: map[string]*limiter{}, breakers: map[string]*breaker{},
 		pacers: map[string]*pacer{}}
+	var fresh []*limiter // new limits, to report once in use
 	for _, p := range providers {
 		name := p.Name()
 		if r := limits.Rates[name]; r.PerSecond > 0 {
@@ -200,15 +201,21 @@ func (d *Dispatcher) SetProviders(providers []Provider, limits Limits) {
 		if old != nil && old.limits[name] != nil && old.limits[name].same(n, most) {
 			set.limits[name] = old.limits[name]
 		} else {
-			var changed func(int)
-			if d.opt.LimitChanged != nil {
-				changed = func(limit int) { d.opt.LimitChanged(name, limit) }
+			var l *limiter
+			changed := func(limit int) {
+				// Only the limit in use reports: one a reload replaced
+				// still sees the calls it let through end.
+				if d.opt.LimitChanged != nil && d.set.Load().limits[name] == l {
+					d.opt.LimitChanged(name, limit)
+				}
 			}
 			if n > 0 {
-				set.limits[name] = newFixedLimiter(n, changed)
+				l = newFixedLimiter(n, changed)
 			} else {
-				set.limits[name] = newAdaptiveLimiter(most, changed)
+				l = newAdaptiveLimiter(most, changed)
 			}
+			set.limits[name] = l
+			fresh = append(fresh, l)
 		}
 		if old != nil && old.breakers[name] != nil {
 			set.breakers[name] = old.breakers[name]
@@ -229,6 +236,9 @@ func (d *Dispatcher) SetProviders(providers []Provider, limits Limits) {
 		set.breakers[name] = newBreaker(d.opt.BreakerThreshold, cool, min(d.opt.RetryMax, probeMax), changed)
 	}
 	d.set.Store(set)
+	for _, l := range fresh {
+		l.announce()
+	}
 	d.Wake()
 }
 

@@ -72,8 +72,9 @@ type callSample struct {
 type limiter struct {
 	adaptive bool
 	max      int
-	// changed, if set, is told the limit whenever its whole part moves
-	// (for metrics), with mu held so that the reports come in order.
+	// changed, if set, is told the limit when it comes into use
+	// (announce) and whenever its whole part moves (for metrics), with mu
+	// held so that the reports come in order.
 	changed func(limit int)
 
 	mu       sync.Mutex
@@ -91,9 +92,7 @@ type limiter struct {
 
 // newFixedLimiter is a limit of n calls at a time.
 func newFixedLimiter(n int, changed func(int)) *limiter {
-	l := &limiter{max: n, limit: float64(n), changed: changed}
-	l.report()
-	return l
+	return &limiter{max: n, limit: float64(n), changed: changed}
 }
 
 // newAdaptiveLimiter is a limit that adapts between 1 and max calls at a
@@ -102,9 +101,7 @@ func newAdaptiveLimiter(max int, changed func(int)) *limiter {
 	if max <= 0 {
 		max = DefaultMaxConcurrency
 	}
-	l := &limiter{adaptive: true, max: max, limit: float64(min(initialLimit, max)), thresh: float64(max), changed: changed}
-	l.report()
-	return l
+	return &limiter{adaptive: true, max: max, limit: float64(min(initialLimit, max)), thresh: float64(max), changed: changed}
 }
 
 // same reports whether l is the limit a provider with fixed n (0:
@@ -212,6 +209,14 @@ func (a latency) least(b latency) latency {
 	return a
 }
 
+// announce tells changed the limit as it stands.
+func (l *limiter) announce() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.report()
+}
+
+// report tells changed the limit. l.mu is held.
 func (l *limiter) report() {
 	if l.changed != nil {
 		l.changed(l.whole())

@@ -38,6 +38,7 @@ func answer(l *limiter, start time.Time, took time.Duration, r callResult) {
 func TestFixedLimiter(t *testing.T) {
 	var reported []int
 	l := newFixedLimiter(3, func(n int) { reported = append(reported, n) })
+	l.announce()
 	if n := fill(t, l); n != 3 {
 		t.Fatalf("fixed limit 3 let %d calls run", n)
 	}
@@ -66,6 +67,7 @@ func TestFixedLimiter(t *testing.T) {
 func TestAdaptiveLimiterSlowStart(t *testing.T) {
 	var reported []int
 	l := newAdaptiveLimiter(20, func(n int) { reported = append(reported, n) })
+	l.announce()
 	c := newLimiterClock()
 	if n := fill(t, l); n != initialLimit {
 		t.Fatalf("started with %d calls, want %d", n, initialLimit)
@@ -224,7 +226,7 @@ func (l *limiter) inflightNow() int {
 
 // A reload keeps a provider's limit, and what it adapted to, while its
 // settings are unchanged; new settings start a new one; the hook is told
-// each new limit.
+// each new limit, and nothing more of one the reload replaced.
 func TestSetProvidersKeepsLimit(t *testing.T) {
 	reported := map[string][]int{}
 	provs := []Provider{namedProvider("a"), namedProvider("f")}
@@ -250,6 +252,11 @@ func TestSetProvidersKeepsLimit(t *testing.T) {
 	}
 	if set.limits["f"] == f || !set.limits["f"].adaptive || set.limits["f"].max != DefaultMaxConcurrency {
 		t.Errorf("f (no concurrency any more) is not adaptive up to %d", DefaultMaxConcurrency)
+	}
+	fill(t, a)
+	answer(a, time.Now(), time.Millisecond, callOK) // the replaced a grows to 10, unreported
+	if a.current() != 10 {
+		t.Fatalf("the replaced limit is %d, want 10", a.current())
 	}
 	want := map[string][]int{"a": {8, 9, 2}, "f": {3, initialLimit}}
 	for p, w := range want {

@@ -161,7 +161,8 @@ func (m *Metrics) Circuit(provider string, open bool) {
 // Providers names the configured providers: each gets its circuit series
 // at 0 (closed) until it opens, so the dashboard and the alert rules see
 // every provider from the start, and a provider no longer configured
-// loses its series (an open circuit of a removed provider would stay 1).
+// loses its series (an open circuit of a removed provider would stay 1),
+// its concurrency limit's included.
 func (m *Metrics) Providers(names []string) {
 	m.provMu.Lock()
 	defer m.provMu.Unlock()
@@ -173,6 +174,7 @@ func (m *Metrics) Providers(names []string) {
 	for n := range m.providers {
 		if !keep[n] {
 			m.circuit.DeleteLabelValues(n)
+			m.limit.DeleteLabelValues(n)
 		}
 	}
 	m.providers = keep

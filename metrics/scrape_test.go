@@ -109,7 +109,7 @@ func TestScrapeOfAHungStoreEnds(t *testing.T) {
 
 // Every configured provider has a closed circuit series from the start;
 // an open one stays open when the configuration is reloaded, and a
-// provider removed from it loses its series.
+// provider removed from it loses its series, its concurrency limit's too.
 func TestProvidersCircuitSeries(t *testing.T) {
 	m := New(emptyQueue)
 	m.Providers([]string{"voip", "edge"})
@@ -120,9 +120,12 @@ func TestProvidersCircuitSeries(t *testing.T) {
 		}
 	}
 	m.Circuit("edge", true)
+	m.ConcurrencyLimit("voip", 8)
+	m.ConcurrencyLimit("edge", 3)
 	m.Providers([]string{"edge", "held"})
 	got = gather(t, m)
-	want := map[string]float64{`smsbridge_provider_circuit_open{provider="edge"}`: 1, `smsbridge_provider_circuit_open{provider="held"}`: 0}
+	want := map[string]float64{`smsbridge_provider_circuit_open{provider="edge"}`: 1, `smsbridge_provider_circuit_open{provider="held"}`: 0,
+		`smsbridge_provider_concurrency_limit{provider="edge"}`: 3}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
@@ -130,5 +133,8 @@ func TestProvidersCircuitSeries(t *testing.T) {
 	}
 	if _, ok := got[`smsbridge_provider_circuit_open{provider="voip"}`]; ok {
 		t.Error("voip, removed from the configuration, still has a circuit series")
+	}
+	if _, ok := got[`smsbridge_provider_concurrency_limit{provider="voip"}`]; ok {
+		t.Error("voip, removed from the configuration, still has a concurrency limit series")
 	}
 }
