@@ -341,7 +341,7 @@ func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, e
 		}
 		query, args = nextDueExcept, []any{string(b)}
 	}
-	err := s.rdb.QueryRowContext(ctx, query, args...).Scan(&next)
+	err := s.queryRowRead(ctx, query, args...).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}

@@ -36,6 +36,7 @@ type Store struct {
 	rdb *sql.DB // read-only pool
 	// stmts are prepared on wdb's connection; used only by the writer.
 	stmts map[string]*sql.Stmt
+	reads readStmts // prepared on rdb, for the hot read queries
 	log   *slog.Logger
 
 	reqs    chan *request
@@ -140,7 +141,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.stopped
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.closeErr = errors.Join(s.reads.close(), s.rdb.Close(), s.wdb.Close())
 	})
 	return s.closeErr
 }

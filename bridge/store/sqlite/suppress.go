@@ -126,7 +126,7 @@ func (s *Store) ListSuppressions(ctx context.Context, f bridge.SuppressionFilter
 }
 
 func (s *Store) suppressions(ctx context.Context, query string, args []any) ([]bridge.Suppression, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	rows, err := s.queryRead(ctx, query, args...)
 	if err != nil {
 		return nil, storeErr("reading suppressions", err)
 	}
