@@ -23,9 +23,11 @@ import (
 const (
 	soakToken        = "tok-soak-3f9a"
 	soakKillInterval = 1500 * time.Millisecond
-	// soakWorkers is the dispatcher's default worker count (queue.workers),
-	// which the soak config leaves alone.
-	soakWorkers = 8
+	// soakConcurrency is the provider's fixed concurrency in the soak
+	// config: the calls that can be under way when a kill comes. (Left to
+	// adapt, the limit could reach max_concurrency, and the duplicate
+	// bound below would follow it.)
+	soakConcurrency = 8
 	// soakBatch is the config's batch_size: one recipient per provider call.
 	soakBatch = 1
 )
@@ -60,10 +62,11 @@ api_key = "k"
 api_password = "p"
 numbers = ["+17134567890"]
 batch_size = %d
+concurrency = %d
 [[routes]]
 prefix = "+"
 provider = "voip"
-`, dbPath, smtpAddr, httpAddr, hex.EncodeToString(sum[:]), providerURL, soakBatch)
+`, dbPath, smtpAddr, httpAddr, hex.EncodeToString(sum[:]), providerURL, soakBatch, soakConcurrency)
 }
 
 // soakDuration is how long the stream runs: 3 kill intervals in CI, or
@@ -230,10 +233,10 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	// A kill can repeat only sends whose outcome was not yet committed:
-	// per worker the batch at the provider plus at most one more whose
-	// result was still queued for the store's writer. Hence 2 × workers ×
-	// batch_size per kill.
-	maxDups := 2 * kills * soakWorkers * soakBatch
+	// per concurrency slot the batch at the provider plus at most one more
+	// whose result was still queued for the store's writer. Hence
+	// 2 × concurrency × batch_size per kill.
+	maxDups := 2 * kills * soakConcurrency * soakBatch
 	t.Logf("soak %v, %d kills: attempted %d, sent (acknowledged) %d, lost %d, duplicated %d (bound %d), delivered unacknowledged %d",
 		duration, kills, len(ledger.attempted), sent, lost, dups, maxDups, unacked)
 	// Enough traffic that each kill interrupts something.
