@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"reflect"
 	"testing"
 	"time"
 
@@ -94,16 +93,6 @@ func testListConversationsByProviderAndState(t *testing.T, s Full) {
 		{"received, phone", bridge.ConversationFilter{Phone: phone1, State: bridge.StateReceived}, []string{answered}},
 		{"received, page 2", bridge.ConversationFilter{State: bridge.StateReceived, Limit: 1, Before: at(6), BeforeID: tie}, []string{unanswered}},
 	} {
-		list, err := s.ListConversations(ctx, tt.f)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		var got []string
-		for _, c := range list {
-			got = append(got, c.ID)
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%s: ListConversations(%+v) = %v, want %v", tt.name, tt.f, got, tt.want)
-		}
+		wantListed(ctx, t, s, tt.name, tt.f, tt.want)
 	}
 }

@@ -275,17 +275,7 @@ func testListConversations(t *testing.T, s Full) {
 		{"all filters", bridge.ConversationFilter{Phone: phone1, Account: "shop", Since: base, Before: base.Add(time.Hour)}, []string{c2}},
 		{"none", bridge.ConversationFilter{Phone: phone1, Account: "nobody"}, nil},
 	} {
-		list, err := s.ListConversations(ctx, tt.f)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		var got []string
-		for _, c := range list {
-			got = append(got, c.ID)
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%s: ListConversations(%+v) = %v, want %v", tt.name, tt.f, got, tt.want)
-		}
+		wantListed(ctx, t, s, tt.name, tt.f, tt.want)
 	}
 	// Conversations come whole.
 	list, err := s.ListConversations(ctx, bridge.ConversationFilter{Phone: phone1, Limit: 1})
@@ -454,5 +444,22 @@ func testConversationLogLimit(t *testing.T, s Full) {
 		if want := m.Recipients[i+1].ID; e.RecipientID != want {
 			t.Fatalf("entry %d is recipient %d, want %d", i, e.RecipientID, want)
 		}
+	}
+}
+
+// wantListed checks that ListConversations(f) lists exactly the
+// conversations want, in that order.
+func wantListed(ctx context.Context, t *testing.T, s Full, name string, f bridge.ConversationFilter, want []string) {
+	t.Helper()
+	list, err := s.ListConversations(ctx, f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var got []string
+	for _, c := range list {
+		got = append(got, c.ID)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: ListConversations(%+v) = %v, want %v", name, f, got, want)
 	}
 }
