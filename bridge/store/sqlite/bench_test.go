@@ -96,6 +96,32 @@ func BenchmarkClaimComplete(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "recipients/s")
 }
 
+// BenchmarkLowLoad is one SMS at a time, as at a low offered rate: it is
+// enqueued, claimed with a quota that differs from the last claim's (as
+// the dispatcher's does while sends come and go) and its outcome
+// recorded, each in a commit of its own. One op is one SMS.
+func BenchmarkLowLoad(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b, filepath.Join(b.TempDir(), "q.db"))
+	lease := func(int) time.Duration { return time.Hour }
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m := benchMessage("hello")
+		due := m.Recipients[0].NextAttempt
+		if err := s.Enqueue(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		jobs, err := s.Claim(ctx, due, 64, map[string]int{"mindcrm": 8 + i%16}, lease)
+		if err != nil || len(jobs) != 1 {
+			b.Fatalf("Claim = %d jobs, %v", len(jobs), err)
+		}
+		if err := s.Complete(ctx, []bridge.Outcome{{RecipientID: jobs[0].Recipient.ID, State: bridge.StateSent,
+			Provider: "mindcrm", ProviderID: "p-1", At: due}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEnqueue20 is the load test's shape without SMTP: 20 sessions,
 // each waiting for its commit before submitting the next message.
 func BenchmarkEnqueue20(b *testing.B) {

@@ -25,15 +25,21 @@ const (
 
 	// The index on (state, next_attempt) yields rows in (next_attempt, id)
 	// order, so this reads limit index entries, not every due row.
+	//
+	// The claim selects write their limit as +? and not ?: SQLite plans
+	// around a bare bound LIMIT and so expires the prepared statement
+	// whenever the value changes, as the claim's quota does from one
+	// claim to the next, and every claim parsed and planned the join
+	// again. An expression it does not look into keeps one plan.
 	selectDue = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.next_attempt <= ?
-		ORDER BY r.next_attempt, r.id LIMIT ?`
+		ORDER BY r.next_attempt, r.id LIMIT +?`
 	// One provider's due recipients, read from recipients_provider_due.
 	selectDueFor = `SELECT ` + storeutil.RecipientCols + `, ` + storeutil.MessageCols + `
 		FROM recipients r JOIN messages m ON m.id = r.message_id
 		WHERE r.state = 'queued' AND r.provider = ? AND r.next_attempt <= ?
-		ORDER BY r.next_attempt, r.id LIMIT ?`
+		ORDER BY r.next_attempt, r.id LIMIT +?`
 	// The due recipients of providers not in a JSON array of names: of
 	// each provider queuedProviders finds, but those. CROSS JOIN keeps
 	// that order: read by next_attempt first, the recipients of the
@@ -42,7 +48,7 @@ const (
 		FROM queued q CROSS JOIN recipients r ON r.state = 'queued' AND r.provider = q.provider AND r.next_attempt <= ?
 		JOIN messages m ON m.id = r.message_id
 		WHERE q.provider NOT IN (SELECT value FROM json_each(?))
-		ORDER BY r.next_attempt, r.id LIMIT ?`
+		ORDER BY r.next_attempt, r.id LIMIT +?`
 	// The earliest next attempt of the providers not in a JSON array of
 	// names, one index lookup each.
 	nextDueExcept = queuedProviders + `SELECT min((SELECT min(r.next_attempt) FROM recipients r
