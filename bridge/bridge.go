@@ -27,9 +27,14 @@ type Options struct {
 	ScheduleHorizon time.Duration
 	Now             func() time.Time
 	// Enqueued, if set, is called after a message is committed, to wake
-	// the dispatcher.
+	// the dispatcher, unless the message's recipients were all handed
+	// over to it (see Handoff).
 	Enqueued func()
-	Log      *slog.Logger
+	// Handoff, if set, returns the dispatcher's hand-off: with a store
+	// that implements EnqueueClaimer, the recipients the dispatcher has
+	// room for are claimed as they are stored and handed to it.
+	Handoff func() *Handoff
+	Log     *slog.Logger
 
 	// ReplyWindow is how long after someone wrote to a phone its replies
 	// go to them (default 7 days); CatchAll gets the replies nobody is
@@ -412,7 +417,8 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 	if err := b.admit(pol, now, s.Account, m.Recipients); err != nil {
 		return nil, err
 	}
-	if err := b.store.Enqueue(ctx, m); err != nil {
+	claimed, err := b.enqueue(ctx, m, now)
+	if err != nil {
 		if errors.Is(err, ErrDuplicateKey) {
 			// A concurrent retry with the same key won the race.
 			first, err := b.store.MessageByKey(ctx, s.Account.Name, s.IdempotencyKey)
@@ -423,13 +429,22 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		}
 		return nil, fmt.Errorf("storing message: %w", err)
 	}
-	if b.opt.Enqueued != nil {
+	if b.opt.Enqueued != nil && claimed < len(m.Recipients) {
 		b.opt.Enqueued()
 	}
 	if b.opt.Saved != nil && sh.saved > 0 {
 		b.opt.Saved(m.Account, sh.saved*len(m.Recipients))
 	}
 	return m, nil
+}
+
+// enqueue stores m, handing the dispatcher at once what it has room for,
+// if the store can; it returns how many recipients it handed over.
+func (b *Bridge) enqueue(ctx context.Context, m *Message, now time.Time) (int, error) {
+	if ec, ok := b.store.(EnqueueClaimer); ok && b.opt.Handoff != nil {
+		return ec.EnqueueClaim(ctx, m, now, b.opt.Handoff())
+	}
+	return 0, b.store.Enqueue(ctx, m)
 }
 
 // replay answers a submission whose idempotency key found first, the

@@ -94,6 +94,7 @@ type Dispatcher struct {
 	// recordBackoff is the first wait before an outcome the store failed
 	// to record is tried again (doubling up to 5 s).
 	recordBackoff time.Duration
+	handoff       *Handoff
 }
 
 // backlogPerSlot is how many recipients the dispatcher holds claimed per
@@ -174,6 +175,7 @@ func NewDispatcher(store Store, providers []Provider, opt DispatchOptions) *Disp
 		recovered:     make(chan string, 16),
 		recordBackoff: 100 * time.Millisecond,
 	}
+	d.handoff = newHandoff(d)
 	d.SetProviders(providers, Limits{Concurrency: opt.Concurrency, MaxConcurrency: opt.MaxConcurrency, Rates: opt.Rates})
 	return d
 }
@@ -242,6 +244,10 @@ func (d *Dispatcher) SetProviders(providers []Provider, limits Limits) {
 	d.Wake()
 }
 
+// Handoff is where submissions hand the dispatcher what they claimed as
+// they stored it (see EnqueueClaimer).
+func (d *Dispatcher) Handoff() *Handoff { return d.handoff }
+
 // Wake makes the dispatcher look for due work now (after an enqueue).
 func (d *Dispatcher) Wake() {
 	select {
@@ -262,7 +268,16 @@ type batch struct {
 	floor   int
 	pacer   *pacer // the pacer it was counted by at pacedAt (nil: none)
 	pacedAt time.Time
+	// handedOff: claimed as it was stored (see Handoff), after Submit
+	// read its recipients' consent.
+	handedOff bool
 }
+
+// consentFresh is how long after a submission read its recipients'
+// consent a batch handed off with it is sent without reading it again: a
+// STOP recorded in that moment is as late as one recorded just after a
+// send-time read would have been.
+const consentFresh = time.Second
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
 // outlast the wait for a slot of its provider plus the provider call, or a
@@ -289,6 +304,9 @@ func (d *Dispatcher) backoff(attempts int) time.Duration {
 type finished struct {
 	provider string
 	n        int
+	// requeued: an outcome put a recipient back in the queue, due at a
+	// time the dispatcher's wake-up does not know of.
+	requeued bool
 }
 
 // Run dispatches until ctx is cancelled, then waits for in-flight sends
@@ -326,14 +344,20 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			default:
 			}
 			d.record(sendCtx, sb)
-			done <- finished{b.provider, len(b.jobs)}
+			requeued := slices.ContainsFunc(sb.outcomes, func(o Outcome) bool { return o.State == StateQueued })
+			done <- finished{b.provider, len(b.jobs), requeued}
 		})
 	}
 
 	held := map[string]int{}        // claimed, not yet recorded, by provider
 	waiting := map[string][]batch{} // claimed, waiting for a slot, by provider
 	claimNeeded := true             // something changed since the last claim
-	var pacedFull []string          // paced providers with no room left at the last claim
+	// backlog: the last claim took all its quota allowed of some provider,
+	// so more may be due in the store once a slot is free. Otherwise a
+	// finished batch needs no claim: what comes due later is in wakeAt,
+	// and fresh submissions come through the hand-off or wake Run.
+	backlog := false
+	var pacedFull []string // paced providers with no room left at the last claim
 	var lastClaim, wakeAt time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -341,12 +365,25 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		// The claim gap and the timer run on the clock timers use; due
 		// times on opt.Now, the clock recipients are scheduled by.
 		clock := time.Now()
+		for _, b := range d.batches(d.handoff.take()) {
+			b.handedOff = true
+			held[b.provider] += len(b.jobs)
+			waiting[b.provider] = append(waiting[b.provider], b)
+		}
 		if claimNeeded && (len(waiting) == 0 || clock.Sub(lastClaim) >= claimGap) {
 			now := d.opt.Now()
 			quota, limit := d.quota(held, d.room(waiting, clock))
+			got := map[string]int{}
+			n := 0
 			for _, b := range d.claim(ctx, now, limit, quota) {
 				held[b.provider] += len(b.jobs)
 				waiting[b.provider] = append(waiting[b.provider], b)
+				got[b.provider] += len(b.jobs)
+				n += len(b.jobs)
+			}
+			backlog = n >= limit
+			for p, q := range quota {
+				backlog = backlog || got[p] >= q
 			}
 			claimNeeded, lastClaim = false, clock
 			// Sleep until the next due recipient of a provider with room
@@ -396,6 +433,8 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			at = t
 		}
 		timer.Reset(max(time.Until(at), 0))
+		quota, _ := d.quota(held, d.room(waiting, clock))
+		d.handoff.publish(quota)
 		select {
 		case <-ctx.Done():
 		case f := <-done:
@@ -403,7 +442,8 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			if held[f.provider] <= 0 {
 				delete(held, f.provider)
 			}
-			claimNeeded = true
+			claimNeeded = claimNeeded || backlog || f.requeued
+		case <-d.handoff.ready:
 		case <-freed:
 		case <-d.wake:
 			claimNeeded = true
@@ -416,6 +456,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	}
 	// Claimed but never started: they stay queued and are retried after
 	// their lease; nothing is lost.
+	d.handoff.publish(nil)
 	sendsDone := make(chan struct{})
 	go func() { sends.Wait(); close(sendsDone) }()
 	graceTimer := time.NewTimer(grace)
@@ -548,6 +589,12 @@ func (d *Dispatcher) claim(ctx context.Context, now time.Time, limit int, quota 
 		}
 		return nil
 	}
+	return d.batches(jobs)
+}
+
+// batches groups claimed jobs into batches: the recipients of one message
+// going to one provider, as many in one call as the provider takes.
+func (d *Dispatcher) batches(jobs []Job) []batch {
 	set := d.set.Load()
 	var out []batch
 	index := map[[2]string]int{}
@@ -599,7 +646,9 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		}
 		live = append(live, j)
 	}
-	live, outcomes = d.consent(ctx, b, live, outcomes, now)
+	if !b.handedOff || now.Sub(b.msg.Created) >= consentFresh {
+		live, outcomes = d.consent(ctx, b, live, outcomes, now)
+	}
 	p := set.providers[b.provider]
 	if len(live) > 0 && p == nil {
 		// Its provider was removed from the configuration.
@@ -722,7 +771,7 @@ func (d *Dispatcher) record(ctx context.Context, sb sentBatch) {
 	wait := d.recordBackoff
 	var err error
 	for try := 1; ; try++ {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		cctx, cancel := context.WithTimeout(Late(context.WithoutCancel(ctx)), 30*time.Second)
 		err = d.store.Complete(cctx, sb.outcomes)
 		cancel()
 		if err == nil || errors.Is(err, ErrNotFound) || !IsTemporary(err) || ctx.Err() != nil ||

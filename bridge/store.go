@@ -111,3 +111,39 @@ type Rescheduler interface {
 	// holds due at now, and returns how many it moved.
 	RetryNow(ctx context.Context, provider string, now time.Time) (int, error)
 }
+
+// EnqueueClaimer is an optional Store method: Enqueue that also claims, in
+// the same transaction, the recipients the dispatcher can start at once
+// (see Handoff), so that a freshly accepted SMS needs no claim of its own.
+type EnqueueClaimer interface {
+	// EnqueueClaim is Enqueue, and in the same transaction it claims, as
+	// Claim would (attempts counted, NextAttempt set to now plus
+	// t.Lease), each recipient of m that is queued, due at now, and that
+	// t.Take accepts. Once that transaction has committed it hands them
+	// to t.Deliver as jobs (their Message sharing m's fields, Recipients
+	// left empty), whether or not ctx has ended meanwhile; should the
+	// transaction run again, or roll back, it gives back each recipient
+	// Take accepted in that run with t.Untake. It returns how many
+	// recipients it claimed.
+	EnqueueClaim(ctx context.Context, m *Message, now time.Time, t Taker) (int, error)
+}
+
+// Taker chooses, inside EnqueueClaim's transaction, which recipients it
+// claims, and receives them (Handoff is the dispatcher's).
+type Taker interface {
+	Take(r Recipient) bool
+	Untake(r Recipient)
+	Lease(attempts int) time.Duration
+	Deliver(jobs []Job)
+}
+
+// lateKey marks a context whose writes may wait (see Late).
+type lateKey struct{}
+
+// Late marks ctx as carrying a write nobody waits on to answer a client:
+// the dispatcher's record of its sends. A store may hold such a write
+// back briefly, to share the commit of the next write that cannot wait.
+func Late(ctx context.Context) context.Context { return context.WithValue(ctx, lateKey{}, true) }
+
+// IsLate reports whether ctx was marked by Late.
+func IsLate(ctx context.Context) bool { return ctx.Value(lateKey{}) != nil }

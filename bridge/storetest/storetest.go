@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"ProviderAttempts", testProviderAttempts},
 		{"NextDueSkips", testNextDueSkips},
 		{"RetryNowLeavesScheduled", testRetryNowLeavesScheduled},
+		{"EnqueueClaim", testEnqueueClaim},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

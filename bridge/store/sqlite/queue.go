@@ -22,6 +22,10 @@ const (
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated, notify, orcpt)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// A recipient claimed as it is stored (EnqueueClaim).
+	insertClaimed = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
+		attempts, next_attempt, provider_id, error, updated, notify, orcpt, provider_attempts, claimed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`
 
 	// The index on (state, next_attempt) yields rows in (next_attempt, id)
 	// order, so this reads limit index entries, not every due row.
@@ -91,11 +95,24 @@ const (
 // Text fields keep their bytes exactly; Params and Providers are stored as
 // JSON, which turns invalid UTF-8 in them into U+FFFD.
 func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
+	_, err := s.enqueue(ctx, m, time.Time{}, nil)
+	return err
+}
+
+// EnqueueClaim implements bridge.EnqueueClaimer. A claimed recipient is
+// stored claimed, as Claim leaves it, so Recover treats it alike.
+func (s *Store) EnqueueClaim(ctx context.Context, m *bridge.Message, now time.Time, t bridge.Taker) (int, error) {
+	return s.enqueue(ctx, m, now, t)
+}
+
+// enqueue stores m, claiming at now the recipients t takes (t nil: none),
+// and returns how many it claimed.
+func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t bridge.Taker) (int, error) {
 	// Encode here, in the caller's goroutine: the writer is the one
 	// thing every caller shares, so it should only run SQL.
 	params, providers, err := storeutil.Encoded(m)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
 		m.Headers, m.Subject, m.Sender, m.Text, m.Template, jsonText(params), storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
@@ -106,9 +123,12 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
 			r.Notify.String(), r.ORCPT}
 	}
+	claim := storeutil.NewHandoff(m, now, t)
 
 	ids := make([]int64, len(rcptArgs))
 	err = s.write(ctx, func(ctx context.Context, tx writeTx) error {
+		claim.Begin()
+		tx.afterCommit(claim.End)
 		if _, err := tx.exec(ctx, insertMessage, msgArgs...); err != nil {
 			return storeErr("inserting message "+m.ID, err)
 		}
@@ -123,21 +143,28 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 			}
 		}
 		for i, args := range rcptArgs {
-			res, err := tx.exec(ctx, insertRecipient, args...)
+			query := insertRecipient
+			if c, ok := claim.Take(i); ok {
+				query, args = insertClaimed, append(args[:len(args):len(args)], c.ProviderAttempts)
+				args[5], args[6], args[9] = c.Attempts, storeutil.Millis(c.NextAttempt), storeutil.Millis(c.Updated)
+			}
+			res, err := tx.exec(ctx, query, args...)
 			if err != nil {
 				return storeErr("inserting recipient of "+m.ID, err)
 			}
 			if ids[i], err = res.LastInsertId(); err != nil {
 				return storeErr("inserting recipient of "+m.ID, err)
 			}
+			claim.Stored(i, ids[i])
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := claim.Apply(m)
 	storeutil.Enqueued(m, ids)
-	return nil
+	return n, nil
 }
 
 // Claim implements bridge.Store. Running in the writer goroutine makes
@@ -238,7 +265,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			st.mail = mailArgs(o.Mail)
 		}
 	}
-	return s.write(ctx, func(ctx context.Context, tx writeTx) error {
+	return s.submit(ctx, func(ctx context.Context, tx writeTx) error {
 		for i, st := range steps {
 			res, err := tx.exec(ctx, st.query, st.args...)
 			if err != nil {
@@ -261,7 +288,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			}
 		}
 		return nil
-	})
+	}, bridge.IsLate(ctx))
 }
 
 // outcomeStep is one outcome's statements, their arguments encoded

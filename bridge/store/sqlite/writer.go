@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -20,6 +21,9 @@ type request struct {
 	// committed or failed. Buffered, so the writer never blocks on a
 	// caller that stopped waiting.
 	done chan error
+	// late: the write may wait, up to maxJoin, to share the commit of a
+	// write that cannot (see join).
+	late bool
 }
 
 // write runs fn in the writer's current transaction and returns once that
@@ -30,12 +34,18 @@ type request struct {
 // fn may then still run and commit. That is harmless for every caller
 // (a duplicate message after a client retry, or a lease that expires).
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx writeTx) error) error {
+	return s.submit(ctx, fn, false)
+}
+
+// submit is write; a late write (bridge.Late: the record of sends already
+// made, which no client waits on) may wait a little for company (see join).
+func (s *Store) submit(ctx context.Context, fn func(ctx context.Context, tx writeTx) error, late bool) error {
 	// A select with several ready cases picks one at random: check first
 	// so a cancelled context never reaches the writer.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1), late: late}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
@@ -97,6 +107,7 @@ func (s *Store) run() {
 		}
 		batch = s.collect(batch)
 		batch = s.linger(batch, last, linger)
+		batch = s.join(batch, linger)
 		last = len(batch)
 		s.commit(batch)
 	}
@@ -123,6 +134,38 @@ func (s *Store) linger(batch []*request, want int, t *time.Timer) []*request {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch, r)
+		case <-t.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
+}
+
+// maxJoin bounds how long a batch of late writes waits for a write that
+// cannot wait: at 100 messages a second one comes every 10 ms.
+const maxJoin = 10 * time.Millisecond
+
+// join, when every request in batch is late (the outcomes of sends), waits
+// at most maxJoin for one that is not (a message to enqueue), and takes it
+// and what came with it into the batch: at a low rate each SMS then costs
+// one commit, its outcome riding with the next message's enqueue, instead
+// of two. An fsync is most of a commit's cost, and nothing waits on an
+// outcome's commit but its sender's slot in the dispatcher's accounting.
+func (s *Store) join(batch []*request, t *time.Timer) []*request {
+	if len(batch) >= maxBatch || slices.ContainsFunc(batch, func(r *request) bool { return !r.late }) {
+		return batch
+	}
+	t.Reset(maxJoin)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+			if !r.late {
+				return s.collect(batch)
+			}
 		case <-t.C:
 			return batch
 		case <-s.quit:
@@ -218,7 +261,13 @@ func (s *Store) tryBatch(reqs []*request) (failed int, ferr, err error) {
 		return -1, nil, storeErr("begin", err)
 	}
 	defer sqlTx.Rollback() // after Commit, a no-op
-	tx := writeTx{sqlTx, s.stmts}
+	var after []func(committed bool)
+	defer func() {
+		for _, f := range after {
+			f(failed < 0 && ferr == nil && err == nil)
+		}
+	}()
+	tx := writeTx{sqlTx, s.stmts, &after}
 	for i, r := range reqs {
 		if err := r.fn(ctx, tx); err != nil {
 			if fatal(err) {
@@ -241,7 +290,7 @@ func fatal(err error) bool { return unavailable(err) || storeFailure(err) }
 // writeQueries are prepared once, on the writer's connection: parsing
 // them anew for every request cost the writer, which every caller waits
 // on, about a sixth of its time.
-var writeQueries = []string{insertMessage, insertRecipient, selectDue, selectDueFor, selectDueExcept, updateClaimed, updateOutcome,
+var writeQueries = []string{insertMessage, insertRecipient, insertClaimed, selectDue, selectDueFor, selectDueExcept, updateClaimed, updateOutcome,
 	updateOutcomeFiled, upsertConversation, routeConversation, insertMail}
 
 // prepare prepares writeQueries on db.
@@ -261,7 +310,14 @@ func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 type writeTx struct {
 	*sql.Tx
 	stmts map[string]*sql.Stmt
+	after *[]func(committed bool)
 }
+
+// afterCommit has the writer call f once the transaction has committed
+// (true) or rolled back (false), before any caller in it is answered:
+// what a request must do about its outcome whether or not its caller
+// still waits (a caller whose context ended does not).
+func (tx writeTx) afterCommit(f func(committed bool)) { *tx.after = append(*tx.after, f) }
 
 func (tx writeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := tx.stmts[query]; st != nil {

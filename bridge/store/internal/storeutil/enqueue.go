@@ -47,3 +47,89 @@ func Claimed(r *bridge.Recipient, now time.Time, lease func(attempts int) time.D
 	r.NextAttempt = FromMillis(Millis(now.Add(lease(r.Attempts))))
 	r.Updated = FromMillis(Millis(now))
 }
+
+// Claimable reports whether EnqueueClaim may claim r at now: queued and
+// due (a scheduled send waits in the store).
+func Claimable(r *bridge.Recipient, now time.Time) bool {
+	return StateOrQueued(r.State) == bridge.StateQueued && !r.NextAttempt.After(now)
+}
+
+// Handoff is EnqueueClaim's bookkeeping, the same in every store: which
+// of m's recipients its taker accepted in the current run of the
+// transaction, as claimed, and at the transaction's end the jobs to
+// deliver or the recipients to give back. With a nil taker it claims
+// nothing.
+type Handoff struct {
+	m      *bridge.Message
+	now    time.Time
+	t      bridge.Taker
+	msg    bridge.Message     // m as Claim reads it back: no recipients, times to the millisecond
+	claims []bridge.Recipient // by position in m.Recipients, as claimed
+	taken  []int              // positions taken in this run
+}
+
+// NewHandoff returns the bookkeeping of storing m and claiming at now
+// what t takes (t nil: nothing).
+func NewHandoff(m *bridge.Message, now time.Time, t bridge.Taker) *Handoff {
+	h := &Handoff{m: m, now: now, t: t}
+	if t != nil {
+		h.msg = *m
+		h.msg.Recipients, h.msg.IdempotencyKey, h.msg.RequestDigest = nil, "", ""
+		h.msg.Created, h.msg.SendAt = FromMillis(Millis(m.Created)), FromMillis(Millis(m.SendAt))
+		h.claims = make([]bridge.Recipient, len(m.Recipients))
+	}
+	return h
+}
+
+// Begin starts a run of the transaction: a batch that failed runs again.
+func (h *Handoff) Begin() { h.taken = h.taken[:0] }
+
+// Take returns recipient i as claimed, if it is queued, due and the taker
+// accepts it.
+func (h *Handoff) Take(i int) (bridge.Recipient, bool) {
+	r := h.m.Recipients[i]
+	if h.t == nil || !Claimable(&r, h.now) || !h.t.Take(r) {
+		return bridge.Recipient{}, false
+	}
+	Claimed(&r, h.now, h.t.Lease)
+	r.MessageID, r.State = h.m.ID, bridge.StateQueued
+	h.claims[i] = r
+	h.taken = append(h.taken, i)
+	return r, true
+}
+
+// Stored records the id recipient i was stored under.
+func (h *Handoff) Stored(i int, id int64) {
+	if h.t != nil {
+		h.claims[i].ID = id
+	}
+}
+
+// End ends a run: delivers what it claimed if it committed, gives it back
+// to the taker if not.
+func (h *Handoff) End(committed bool) {
+	if h.t == nil || len(h.taken) == 0 {
+		return
+	}
+	if !committed {
+		for _, i := range h.taken {
+			h.t.Untake(h.m.Recipients[i])
+		}
+		h.taken = h.taken[:0]
+		return
+	}
+	jobs := make([]bridge.Job, len(h.taken))
+	for k, i := range h.taken {
+		jobs[k] = bridge.Job{Message: &h.msg, Recipient: h.claims[i]}
+	}
+	h.t.Deliver(jobs)
+}
+
+// Apply, once the transaction has committed, writes the claims into m's
+// recipients and returns how many there were.
+func (h *Handoff) Apply(m *bridge.Message) int {
+	for _, i := range h.taken {
+		m.Recipients[i] = h.claims[i]
+	}
+	return len(h.taken)
+}
