@@ -145,7 +145,7 @@ func TestHandoffConsent(t *testing.T) {
 			}}
 		e = newEnvWith(t, nil, true, opt, route, p)
 		synctest.Wait()
-		e.submit(t, "first", time.Time{}, "0501111111") // sent at once, its call held
+		e.submit(t, "first", time.Time{}, "0501111111")  // sent at once, its call held
 		e.submit(t, "second", time.Time{}, "0502222222") // waits for the slot
 		synctest.Wait()
 		pass(2 * time.Second)
