@@ -128,19 +128,7 @@ func (s *Store) linger(batch []*request, want int, t *time.Timer) []*request {
 	if want < lingerFrom || len(batch) >= want {
 		return batch
 	}
-	t.Reset(maxLinger)
-	defer t.Stop()
-	for len(batch) < want {
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-t.C:
-			return batch
-		case <-s.quit:
-			return batch
-		}
-	}
-	return batch
+	return s.gather(batch, maxLinger, t, func(b []*request) bool { return len(b) >= want })
 }
 
 // maxJoin bounds how long a batch of late writes waits for a write that
@@ -154,18 +142,26 @@ const maxJoin = 10 * time.Millisecond
 // of two. An fsync is most of a commit's cost, and nothing waits on an
 // outcome's commit but its sender's slot in the dispatcher's accounting.
 func (s *Store) join(batch []*request, t *time.Timer) []*request {
-	if len(batch) >= maxBatch || slices.ContainsFunc(batch, func(r *request) bool { return !r.late }) {
+	if len(batch) >= maxBatch || onTime(batch) {
 		return batch
 	}
-	t.Reset(maxJoin)
+	return s.collect(s.gather(batch, maxJoin, t, onTime))
+}
+
+// onTime reports whether batch holds a request that is not late.
+func onTime(batch []*request) bool {
+	return slices.ContainsFunc(batch, func(r *request) bool { return !r.late })
+}
+
+// gather adds the requests that come within d to batch, until it is full
+// or enough says it has what it waits for.
+func (s *Store) gather(batch []*request, d time.Duration, t *time.Timer, enough func([]*request) bool) []*request {
+	t.Reset(d)
 	defer t.Stop()
-	for len(batch) < maxBatch {
+	for len(batch) < maxBatch && !enough(batch) {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch, r)
-			if !r.late {
-				return s.collect(batch)
-			}
 		case <-t.C:
 			return batch
 		case <-s.quit:
