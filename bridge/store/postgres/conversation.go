@@ -91,10 +91,21 @@ func cleanFiling(f *storeutil.Filing) storeutil.Filing {
 
 // queueFiling adds the statements of f, made storable by cleanFiling, to b.
 func queueFiling(b *pgx.Batch, f storeutil.Filing) {
-	b.Queue(upsertConversation, f.ID, f.Phone, f.Our, f.At, f.Provider)
-	if r := f.Route; r != nil {
-		b.Queue(routeConversation, r.Account, r.ReplyTo, r.MailMessageID, r.Subject, r.LastOut, f.ID, f.Provider)
+	for _, st := range filingStmts(f) {
+		b.Queue(st.query, st.args...)
 	}
+}
+
+// filingStmts are the statements of f, made storable by cleanFiling, for
+// a grouped write.
+func filingStmts(f storeutil.Filing) []stmt {
+	order := lockOrder{phase: phaseConversation, key: f.ID}
+	sts := []stmt{{order: order, query: upsertConversation, args: []any{f.ID, f.Phone, f.Our, f.At, f.Provider}}}
+	if r := f.Route; r != nil {
+		sts = append(sts, stmt{order: order, query: routeConversation,
+			args: []any{r.Account, r.ReplyTo, r.MailMessageID, r.Subject, r.LastOut, f.ID, f.Provider}})
+	}
+	return sts
 }
 
 // RecordInbound implements bridge.Conversations. The conversation is

@@ -42,9 +42,15 @@ const (
 // queueMail adds m, as storeutil.QueuedMail made it, to b. Addresses and
 // the error are diagnostics or come from mail headers; see cleanText.
 func queueMail(b *pgx.Batch, m *bridge.OutMail) {
-	b.Queue(insertMail, cleanText(m.ID), cleanText(string(m.Kind)), cleanText(m.Ref), cleanText(m.From), cleanText(m.To),
-		m.Data, string(m.State), m.Attempts, storeutil.Millis(m.NextAttempt), cleanText(m.Error),
-		storeutil.Millis(m.Created), storeutil.Millis(m.Updated))
+	st := mailStmt(m)
+	b.Queue(st.query, st.args...)
+}
+
+// mailStmt is queueMail's statement, for a grouped write.
+func mailStmt(m *bridge.OutMail) stmt {
+	return stmt{order: lockOrder{phase: phaseMail}, query: insertMail, args: []any{cleanText(m.ID), cleanText(string(m.Kind)),
+		cleanText(m.Ref), cleanText(m.From), cleanText(m.To), m.Data, string(m.State), m.Attempts,
+		storeutil.Millis(m.NextAttempt), cleanText(m.Error), storeutil.Millis(m.Created), storeutil.Millis(m.Updated)}}
 }
 
 // QueueMail implements bridge.MailQueue. The mail is stored queued, with

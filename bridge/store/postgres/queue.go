@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smsbridge/smsbridge/bridge"
 	"github.com/smsbridge/smsbridge/bridge/store/internal/storeutil"
 )
@@ -106,10 +105,9 @@ const (
 // = on). A recipient without a State is stored as queued. On success the
 // recipients' IDs and MessageIDs are filled in.
 //
-// The statements go to the server as one pipelined batch: pgx runs a batch
-// as one implicit transaction that commits at its end, so an Enqueue is a
-// single round trip, and a failing statement (a taken id or idempotency
-// key) rolls back those before it.
+// The transaction is shared with the writes of other callers at the same
+// moment (see tryWrites); a taken id or idempotency key fails this call
+// alone.
 //
 // The text of the mail (envelope, headers, sender, text) keeps its bytes
 // exactly; Params and Providers are stored as JSON, which turns invalid
@@ -119,24 +117,29 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 	if err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
-	b.Queue(insertMessage, m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
-		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
-		raw(m.SMSText), string(m.Encoding), m.Parts, cleanText(m.EnvelopeID), string(m.Return))
-	if m.IdempotencyKey != "" {
-		b.Queue(insertKey, m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest)
-	}
-	ids := make([]int64, len(m.Recipients))
-	for i, r := range m.Recipients {
-		b.Queue(insertRecipient, m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
-			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
-			r.Notify.String(), cleanText(r.ORCPT)).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	ins := lockOrder{phase: phaseInsert}
+	w := &write{fail: func(err error) error {
 		if uniqueViolationOn(err, "idempotency_keys") {
 			return bridge.ErrDuplicateKey
 		}
+		return storeErr("enqueueing "+m.ID, err)
+	}}
+	w.stmts = append(w.stmts, stmt{order: ins, query: insertMessage, args: []any{m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
+		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
+		raw(m.SMSText), string(m.Encoding), m.Parts, cleanText(m.EnvelopeID), string(m.Return)}})
+	if m.IdempotencyKey != "" {
+		w.stmts = append(w.stmts, stmt{order: ins, query: insertKey,
+			args: []any{m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest}})
+	}
+	ids := make([]int64, len(m.Recipients))
+	for i, r := range m.Recipients {
+		w.stmts = append(w.stmts, stmt{order: ins, query: insertRecipient,
+			args: []any{m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
+				r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
+				r.Notify.String(), cleanText(r.ORCPT)},
+			read: func(br pgx.BatchResults) error { return br.QueryRow().Scan(&ids[i]) }})
+	}
+	if err := s.writes.Do(ctx, w); err != nil {
 		return storeErr("enqueueing "+m.ID, err)
 	}
 	storeutil.Enqueued(m, ids)
@@ -228,11 +231,23 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	if err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
-	var unknown int64
+	// Each statement's rows affected, read at every try of the group's
+	// transaction: a recipient that is not there fails the call.
+	affected := make([]int64, len(prepared))
+	w := &write{
+		check: func() error {
+			for i, n := range affected {
+				if n == 0 {
+					return fmt.Errorf("recipient %d: %w", prepared[i].RecipientID, bridge.ErrNotFound)
+				}
+			}
+			return nil
+		},
+		fail: func(err error) error { return storeErr("recording outcomes", err) },
+	}
 	var touches []storeutil.Filing
 	var mails []*bridge.OutMail
-	for _, o := range prepared {
+	for i, o := range prepared {
 		query, args := updateOutcome, []any{string(o.State), cleanText(o.Provider), cleanText(o.ProviderID), cleanText(o.Error),
 			o.Info, storeutil.Millis(o.NextAttempt), storeutil.Millis(o.At), cleanText(o.Cost), o.RecipientID, o.DelayNotified, string(o.Notified)}
 		if o.File != nil {
@@ -243,35 +258,25 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 		if o.Mail != nil {
 			mails = append(mails, o.Mail)
 		}
-		b.Queue(query, args...).Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() == 0 && unknown == 0 {
-				unknown = o.RecipientID
-			}
-			return nil
-		})
+		w.stmts = append(w.stmts, stmt{order: lockOrder{phase: phaseRecipient, id: o.RecipientID}, query: query, args: args,
+			read: func(br pgx.BatchResults) error {
+				tag, err := br.Exec()
+				affected[i] = tag.RowsAffected()
+				return err
+			}})
 	}
 	// Conversations are locked in id order, whatever the order of the
-	// outcomes: two Completes filing under the same two conversations
-	// then cannot deadlock. The sort is stable, so touches of one
-	// conversation keep their order (the later of equal times wins).
-	slices.SortStableFunc(touches, func(a, b storeutil.Filing) int { return strings.Compare(a.ID, b.ID) })
+	// outcomes (tryWrites sorts them): two Completes filing under the
+	// same two conversations then cannot deadlock. The sort is stable, so
+	// touches of one conversation keep their order (the later of equal
+	// times wins).
 	for _, f := range touches {
-		queueFiling(b, f)
+		w.stmts = append(w.stmts, filingStmts(f)...)
 	}
 	for _, m := range mails {
-		queueMail(b, m)
+		w.stmts = append(w.stmts, mailStmt(m))
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		unknown = 0
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		if unknown != 0 {
-			return fmt.Errorf("recipient %d: %w", unknown, bridge.ErrNotFound)
-		}
-		return nil
-	})
-	return storeErr("recording outcomes", err)
+	return storeErr("recording outcomes", s.writes.Do(ctx, w))
 }
 
 // Recover implements bridge.Store. Unlike a SQLite file, the database is
