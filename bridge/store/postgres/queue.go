@@ -148,61 +148,76 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 
 // Claim implements bridge.Store. The rows are locked, read and updated in
 // one transaction, with claimed_by set to this Store's instance id.
+//
+// The transaction is a group's (see tryWrites), shared with the Enqueues
+// and Completes of the moment: the selects go with their statements, the
+// updates with the commit. The selects of all steps are sent at once, so
+// each asks for its step's whole limit and what exceeds what is left of
+// limit after the steps before it is dropped: the same recipients as
+// asking for only what is left, since each step reads in the order it
+// keeps. The rows dropped stay locked, unclaimed, until the commit. Two
+// Claims in one group lock the same rows (a transaction does not skip its
+// own locks): the later takes only what the earlier did not, and may
+// return fewer than it could have; the next Claim finds the rest.
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[string]int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	steps := storeutil.ClaimSteps(limit, quota)
+	read := make([][]bridge.Job, len(steps)) // at each try of the group, what each step read
+	var msgs map[string]*bridge.Message      // recipients of one message share its *Message
 	var jobs []bridge.Job
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		jobs = nil
-		msgs := map[string]*bridge.Message{}
-		for _, st := range steps {
-			n := min(st.Limit, limit-len(jobs))
-			if n <= 0 {
-				continue
-			}
-			query, args := selectDue, []any{storeutil.Millis(now), n}
-			switch {
-			case !st.Others:
-				query, args = selectDueFor, append(args, st.Provider)
-			case len(st.Exclude) > 0:
-				query, args = selectDueExcept, append(args, st.Exclude)
-			}
-			var err error
-			if jobs, err = selectJobs(ctx, tx, jobs, msgs, query, args); err != nil {
-				return err
-			}
+	w := &write{fail: func(err error) error { return storeErr("claiming recipients", err) }}
+	for i, st := range steps {
+		query, args := selectDue, []any{storeutil.Millis(now), min(st.Limit, limit)}
+		switch {
+		case !st.Others:
+			query, args = selectDueFor, append(args, st.Provider)
+		case len(st.Exclude) > 0:
+			query, args = selectDueExcept, append(args, st.Exclude)
 		}
-		if len(jobs) == 0 {
-			return nil
+		w.stmts = append(w.stmts, stmt{order: lockOrder{phase: phaseInsert}, query: query, args: args,
+			read: func(br pgx.BatchResults) error {
+				if i == 0 {
+					msgs = map[string]*bridge.Message{}
+				}
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				read[i], err = storeutil.AppendJobs(rows, nil, msgs)
+				return err
+			}})
+	}
+	w.after = func(t *groupTx) ([]stmt, error) {
+		jobs = nil
+		for i, st := range steps {
+			n := 0 // of this step's
+			for _, j := range read[i] {
+				if n == st.Limit || len(jobs) == limit {
+					break
+				}
+				if !t.claimed[j.Recipient.ID] {
+					t.claimed[j.Recipient.ID] = true
+					jobs, n = append(jobs, j), n+1
+				}
+			}
 		}
 		storeutil.SortJobs(jobs)
-
-		b := &pgx.Batch{}
+		var updates []stmt
 		for i := range jobs {
 			r := &jobs[i].Recipient
 			storeutil.Claimed(r, now, lease)
-			b.Queue(updateClaimed, r.Attempts, r.ProviderAttempts, storeutil.Millis(r.NextAttempt), storeutil.Millis(r.Updated),
-				s.instance, r.ID)
+			updates = append(updates, stmt{order: lockOrder{phase: phaseRecipient, id: r.ID}, query: updateClaimed,
+				args: []any{r.Attempts, r.ProviderAttempts, storeutil.Millis(r.NextAttempt), storeutil.Millis(r.Updated), s.instance, r.ID}})
 		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
+		return updates, nil
+	}
+	if err := s.writes.Do(ctx, w); err != nil {
 		return nil, storeErr("claiming recipients", err)
 	}
 	return jobs, nil
-}
-
-// selectJobs runs one of Claim's selects and appends what it read to
-// jobs; recipients of one message share its *Message through msgs.
-func selectJobs(ctx context.Context, tx pgx.Tx, jobs []bridge.Job, msgs map[string]*bridge.Message, query string, args []any) ([]bridge.Job, error) {
-	rows, err := tx.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	return storeutil.AppendJobs(rows, jobs, msgs)
 }
 
 // Complete implements bridge.Store. An outcome for an unknown recipient
@@ -235,13 +250,13 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	// transaction: a recipient that is not there fails the call.
 	affected := make([]int64, len(prepared))
 	w := &write{
-		check: func() error {
+		after: func(*groupTx) ([]stmt, error) {
 			for i, n := range affected {
 				if n == 0 {
-					return fmt.Errorf("recipient %d: %w", prepared[i].RecipientID, bridge.ErrNotFound)
+					return nil, fmt.Errorf("recipient %d: %w", prepared[i].RecipientID, bridge.ErrNotFound)
 				}
 			}
-			return nil
+			return nil, nil
 		},
 		fail: func(err error) error { return storeErr("recording outcomes", err) },
 	}

@@ -22,14 +22,23 @@ const writeTimeout = 30 * time.Second
 // A write is one caller's part of a grouped transaction (see tryWrites).
 type write struct {
 	stmts []stmt
-	// check, if set, runs once every statement of the group has run and
-	// before the commit: an error fails this write alone, rolling back
-	// what its statements did. It needs a second round trip (the commit
-	// is sent only after it), so writes that need none leave it nil.
-	check func() error
+	// after, if set, runs once every statement of the group has run and
+	// before the commit. It may fail its write alone (rolling back what
+	// its statements did), or return statements that need what the first
+	// ones read, to run with the commit. It costs the group a second
+	// round trip, so writes that need none leave it nil.
+	after func(t *groupTx) ([]stmt, error)
 	// fail is the caller's error for a failure of one of its statements
 	// on the server (a constraint, data a column cannot hold).
 	fail func(err error) error
+}
+
+// groupTx is what the writes of one try of a group's transaction share.
+type groupTx struct {
+	// claimed holds the recipients claimed by the writes before: the
+	// claims of one transaction do not skip the rows it has locked, so
+	// each takes only those no claim before it took.
+	claimed map[int64]bool
 }
 
 // A stmt is a statement of a write, with where it goes in the group's
@@ -75,11 +84,12 @@ func (s *Store) newWriter() *group.Group[*write] {
 // tryWrites runs ws in one transaction on one pooled connection, their
 // statements sent together as one pipelined batch.
 //
-// If no write has a check, the batch is the transaction: the server runs
-// a batch's statements as one implicit transaction, committing it at the
-// batch's end, so the group costs one round trip and one commit (one WAL
-// flush), however many writes it holds. Otherwise the batch starts with
-// BEGIN and the commit follows the checks, a second round trip.
+// If no write has an after, the batch is the transaction: the server
+// runs a batch's statements as one implicit transaction, committing it at
+// the batch's end, so the group costs one round trip and one commit (one
+// WAL flush), however many writes it holds. Otherwise the batch starts
+// with BEGIN, and the statements the afters return go in a second batch
+// ending with COMMIT: two round trips, still one commit.
 //
 // A statement that fails on the server rolls the transaction back; its
 // write is the one failing on its own (group.Try). A deadlock or
@@ -96,28 +106,69 @@ func (s *Store) tryWrites(ws []*write) (failed int, ferr, err error) {
 	// not reused.
 	defer conn.Release()
 
-	type owned struct {
-		stmt
-		write int
-	}
-	var all []owned
-	explicit := false
+	explicit := slices.ContainsFunc(ws, func(w *write) bool { return w.after != nil })
+	var sts []owned
 	for i, w := range ws {
 		for _, st := range w.stmts {
-			all = append(all, owned{st, i})
+			sts = append(sts, owned{st, i})
 		}
-		explicit = explicit || w.check != nil
 	}
-	slices.SortStableFunc(all, func(a, b owned) int { return a.order.compare(b.order) })
-
-	b := &pgx.Batch{}
+	begin := ""
 	if explicit {
-		b.Queue("BEGIN")
+		begin = "BEGIN"
 	}
+	if failed, ferr, err := s.sendWrites(ctx, conn, ws, sts, begin, ""); failed >= 0 || err != nil {
+		return failed, ferr, err
+	}
+	if explicit {
+		sts = sts[:0]
+		t := &groupTx{claimed: map[int64]bool{}}
+		for i, w := range ws {
+			if w.after == nil {
+				continue
+			}
+			more, err := w.after(t)
+			if err != nil {
+				rollback(ctx, conn)
+				return i, err, nil
+			}
+			for _, st := range more {
+				sts = append(sts, owned{st, i})
+			}
+		}
+		if failed, ferr, err := s.sendWrites(ctx, conn, ws, sts, "", "COMMIT"); failed >= 0 || err != nil {
+			return failed, ferr, err
+		}
+	}
+	s.commits.Add(1)
+	return -1, nil, nil
+}
+
+// owned is a statement of ws[write].
+type owned struct {
+	stmt
+	write int
+}
+
+// sendWrites runs sts, in lock order, as one batch, after first and
+// before last if they are set (BEGIN, COMMIT). On failure the explicit
+// transaction, if any, is rolled back.
+func (s *Store) sendWrites(ctx context.Context, conn *pgxpool.Conn, ws []*write, sts []owned, first, last string) (failed int, ferr, err error) {
+	slices.SortStableFunc(sts, func(a, b owned) int { return a.order.compare(b.order) })
 	at := -1 // the write whose statement's result is being read
-	for _, st := range all {
-		q := b.Queue(st.query, st.args...)
-		q.Fn = func(br pgx.BatchResults) error {
+	b := &pgx.Batch{}
+	bare := func(query string) {
+		b.Queue(query).Fn = func(br pgx.BatchResults) error {
+			at = -1
+			_, err := br.Exec()
+			return err
+		}
+	}
+	if first != "" {
+		bare(first)
+	}
+	for _, st := range sts {
+		b.Queue(st.query, st.args...).Fn = func(br pgx.BatchResults) error {
 			at = st.write
 			if st.read != nil {
 				return st.read(br)
@@ -126,28 +177,15 @@ func (s *Store) tryWrites(ws []*write) (failed int, ferr, err error) {
 			return err
 		}
 	}
-	err = conn.SendBatch(ctx, b).Close()
-	if err != nil {
-		if explicit {
+	if last != "" {
+		bare(last)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		if first != "" || last != "" {
 			rollback(ctx, conn)
 		}
 		return s.writeFailed(ws, at, err, conn)
 	}
-	if explicit {
-		for i, w := range ws {
-			if w.check == nil {
-				continue
-			}
-			if err := w.check(); err != nil {
-				rollback(ctx, conn)
-				return i, err, nil
-			}
-		}
-		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
-			return -1, nil, storeErr("commit", err)
-		}
-	}
-	s.commits.Add(1)
 	return -1, nil, nil
 }
 
