@@ -119,6 +119,10 @@ func (g *Group[W]) Close() {
 	<-g.stopped
 }
 
+// Waiting returns how many requests wait for the group's goroutine to
+// take them.
+func (g *Group[W]) Waiting() int { return len(g.reqs) }
+
 // Do runs w in the group's current transaction and returns once that
 // transaction has committed (nil) or failed. w's results must be left
 // where the caller reads them only after a nil return.
@@ -261,7 +265,13 @@ func (g *Group[W]) commit(batch []*request[W]) {
 				continue // it failed on its own, and was rolled back
 			}
 			if e := g.runBatch(works[i:i+1], errs[i:i+1]); e != nil {
-				errs[i], err = e, e
+				errs[i], err = e, e // err: for the log below
+			}
+		}
+	} else if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
 			}
 		}
 	}
@@ -274,9 +284,6 @@ func (g *Group[W]) commit(batch []*request[W]) {
 	}
 	g.failing = err != nil
 	for i, r := range live {
-		if err != nil && errs[i] == nil {
-			errs[i] = err
-		}
 		r.done <- errs[i]
 	}
 }

@@ -1,0 +1,250 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+)
+
+// fakeStore is a Try that records what each transaction held. A work is
+// an int: negative fails on its own, and gate, if set, holds the first
+// transaction until it is closed.
+type fakeStore struct {
+	mu        sync.Mutex
+	tries     [][]int // every Try's works
+	committed [][]int // the works of each commit
+	gate      chan struct{}
+	fail      error // if set, every Try fails with it (a store failure)
+	alone     bool  // groups of more than one fail with ErrAlone
+}
+
+func (f *fakeStore) try(works []int) (int, error, error) {
+	if f.gate != nil {
+		<-f.gate
+		f.gate = nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries = append(f.tries, slices.Clone(works))
+	if f.fail != nil {
+		return -1, nil, f.fail
+	}
+	if f.alone && len(works) > 1 {
+		return -1, nil, Alone(errors.New("deadlock"))
+	}
+	for i, w := range works {
+		if w < 0 {
+			return i, errOwn, nil
+		}
+	}
+	f.committed = append(f.committed, slices.Clone(works))
+	return -1, nil, nil
+}
+
+var errOwn = errors.New("own failure")
+
+// doAll runs Do for each work concurrently and returns their errors, by
+// work, once the group's goroutine has taken them all (they wait in the
+// channel or in its batch).
+func doAll(t *testing.T, g *Group[int], ctx context.Context, works ...int) func() map[int]error {
+	t.Helper()
+	var mu sync.Mutex
+	errs := map[int]error{}
+	var wg sync.WaitGroup
+	for _, w := range works {
+		wg.Go(func() {
+			err := g.Do(ctx, w)
+			mu.Lock()
+			errs[w] = err
+			mu.Unlock()
+		})
+	}
+	return func() map[int]error {
+		wg.Wait()
+		return errs
+	}
+}
+
+func TestConcurrentRequestsShareATransaction(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{})}
+		g := New(f.try, Options{})
+		defer g.Close()
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait() // the group holds 100's transaction at the gate
+		rest := doAll(t, g, t.Context(), 1, 2, 3, 4, 5)
+		synctest.Wait() // the others wait in the channel
+		close(f.gate)
+		if err := first()[100]; err != nil {
+			t.Fatal(err)
+		}
+		for w, err := range rest() {
+			if err != nil {
+				t.Errorf("%d: %v", w, err)
+			}
+		}
+		if len(f.committed) != 2 || len(f.committed[1]) != 5 {
+			t.Fatalf("commits %v, want [100] and then the five together", f.committed)
+		}
+	})
+}
+
+func TestOwnFailureFailsOnlyItsCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{})}
+		g := New(f.try, Options{})
+		defer g.Close()
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait()
+		rest := doAll(t, g, t.Context(), 1, -2, 3, -4, 5)
+		synctest.Wait()
+		close(f.gate)
+		first()
+		errs := rest()
+		for _, w := range []int{1, 3, 5} {
+			if errs[w] != nil {
+				t.Errorf("%d: %v", w, errs[w])
+			}
+		}
+		for _, w := range []int{-2, -4} {
+			if !errors.Is(errs[w], errOwn) {
+				t.Errorf("%d: %v, want its own failure", w, errs[w])
+			}
+		}
+		got := slices.Sorted(slices.Values(f.committed[len(f.committed)-1]))
+		if len(f.committed) != 2 || !slices.Equal(got, []int{1, 3, 5}) {
+			t.Fatalf("commits %v, want [100] and then 1, 3, 5 together", f.committed)
+		}
+		if len(f.tries) != 4 { // 100; the five; without the first failing; without the second
+			t.Errorf("%d tries, want 4: %v", len(f.tries), f.tries)
+		}
+	})
+}
+
+func TestStoreFailureFailsEveryCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := errors.New("disk full")
+		f := &fakeStore{fail: down}
+		g := New(f.try, Options{})
+		defer g.Close()
+		for w, err := range doAll(t, g, t.Context(), 1, 2, 3)() {
+			if !errors.Is(err, down) {
+				t.Errorf("%d: %v, want the store's failure", w, err)
+			}
+		}
+	})
+}
+
+func TestAloneRunsEachRequestAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{}), alone: true}
+		g := New(f.try, Options{})
+		defer g.Close()
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait()
+		rest := doAll(t, g, t.Context(), 1, -2, 3)
+		synctest.Wait()
+		close(f.gate)
+		first()
+		errs := rest()
+		if errs[1] != nil || errs[3] != nil || !errors.Is(errs[-2], errOwn) {
+			t.Fatalf("errors %v", errs)
+		}
+		for _, c := range f.committed {
+			if len(c) != 1 {
+				t.Fatalf("commits %v, want each alone", f.committed)
+			}
+		}
+		if len(f.committed) != 3 {
+			t.Fatalf("commits %v, want 100, 1 and 3", f.committed)
+		}
+	})
+}
+
+func TestCancelledCallerIsNotRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{})}
+		g := New(f.try, Options{})
+		defer g.Close()
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(t.Context())
+		gone := doAll(t, g, ctx, 7)
+		kept := doAll(t, g, t.Context(), 8)
+		synctest.Wait()
+		cancel()
+		if err := gone()[7]; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled caller got %v", err)
+		}
+		close(f.gate)
+		first()
+		if err := kept()[8]; err != nil {
+			t.Fatal(err)
+		}
+		for _, try := range f.tries {
+			if slices.Contains(try, 7) {
+				t.Fatalf("the cancelled request ran: %v", f.tries)
+			}
+		}
+	})
+}
+
+func TestCloseDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{})}
+		closed := errors.New("closed")
+		g := New(f.try, Options{Closed: closed})
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait()
+		rest := doAll(t, g, t.Context(), 1, 2, 3)
+		synctest.Wait()
+		done := make(chan struct{})
+		go func() {
+			g.Close()
+			close(done)
+		}()
+		synctest.Wait()
+		close(f.gate)
+		<-done
+		first()
+		for w, err := range rest() {
+			if err != nil {
+				t.Errorf("%d handed over before Close: %v", w, err)
+			}
+		}
+		if n := len(f.committed); n != 2 {
+			t.Errorf("commits %v, want 100 and then the three", f.committed)
+		}
+		if err := g.Do(t.Context(), 4); !errors.Is(err, closed) {
+			t.Errorf("Do after Close: %v, want %v", err, closed)
+		}
+	})
+}
+
+func TestLingerWaitsForAsManyAsLastTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeStore{gate: make(chan struct{})}
+		g := New(f.try, Options{LingerFrom: 4})
+		defer g.Close()
+		first := doAll(t, g, t.Context(), 100)
+		synctest.Wait()
+		rest := doAll(t, g, t.Context(), 1, 2, 3, 4, 5, 6)
+		synctest.Wait()
+		close(f.gate)
+		first()
+		rest()
+		// The group just committed six: two arriving now are held back
+		// (for MaxLinger at most) for more, and a third joins them.
+		a := doAll(t, g, t.Context(), 7, 8)
+		synctest.Wait()
+		b := doAll(t, g, t.Context(), 9)
+		a()
+		b()
+		if last := f.committed[len(f.committed)-1]; len(last) != 3 {
+			t.Fatalf("commits %v, want 7, 8 and 9 together", f.committed)
+		}
+	})
+}
