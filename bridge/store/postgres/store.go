@@ -36,9 +36,10 @@ import (
 	"github.com/smsbridge/smsbridge/bridge/store/internal/group"
 )
 
-// defaultConns is the pool size unless the URL sets pool_max_conns: SMTP
-// sessions waiting for their commit each hold a connection, and more
-// connections committing at once means more commits per WAL flush.
+// defaultConns is the pool size unless the URL sets pool_max_conns. The
+// writer holds one connection at a time; the rest serve reads (the
+// consent checks of SMTP sessions, the dashboard, /metrics) and the rare
+// writes that run on their own.
 const defaultConns = 16
 
 // instanceLockClass is the first key of the session-level advisory lock
