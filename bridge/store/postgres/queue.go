@@ -149,23 +149,23 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 // Claim implements bridge.Store. The rows are locked, read and updated in
 // one transaction, with claimed_by set to this Store's instance id.
 //
-// The transaction is a group's (see tryWrites), shared with the Enqueues
-// and Completes of the moment: the selects go with their statements, the
-// updates with the commit. The selects of all steps are sent at once, so
-// each asks for its step's whole limit and what exceeds what is left of
-// limit after the steps before it is dropped: the same recipients as
-// asking for only what is left, since each step reads in the order it
-// keeps. The rows dropped stay locked, unclaimed, until the commit. Two
-// Claims in one group lock the same rows (a transaction does not skip its
-// own locks): the later takes only what the earlier did not, and may
-// return fewer than it could have; the next Claim finds the rest.
+// It runs as a write of its own (see runWrites), not in the writer's
+// group: the dispatcher claims one batch at a time, often what a single
+// freed slot takes, so its rate follows a claim's latency, which waiting
+// for the group in progress and then for its own would double. Alone it
+// costs two round trips: BEGIN and the selects of every step together,
+// then the updates with the COMMIT. The selects being sent at once, each
+// asks for its step's whole limit and what exceeds what is left of limit
+// after the steps before it is dropped: the same recipients as asking for
+// only what is left, since each step reads in the order it keeps. The
+// rows dropped stay locked, unclaimed, until the commit.
 func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[string]int, lease func(attempts int) time.Duration) ([]bridge.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	steps := storeutil.ClaimSteps(limit, quota)
-	read := make([][]bridge.Job, len(steps)) // at each try of the group, what each step read
-	var msgs map[string]*bridge.Message      // recipients of one message share its *Message
+	read := make([][]bridge.Job, len(steps)) // what each step read
+	msgs := map[string]*bridge.Message{}     // recipients of one message share its *Message
 	var jobs []bridge.Job
 	w := &write{fail: func(err error) error { return storeErr("claiming recipients", err) }}
 	for i, st := range steps {
@@ -178,9 +178,6 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 		}
 		w.stmts = append(w.stmts, stmt{order: lockOrder{phase: phaseInsert}, query: query, args: args,
 			read: func(br pgx.BatchResults) error {
-				if i == 0 {
-					msgs = map[string]*bridge.Message{}
-				}
 				rows, err := br.Query()
 				if err != nil {
 					return err
@@ -190,19 +187,10 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 				return err
 			}})
 	}
-	w.after = func(t *groupTx) ([]stmt, error) {
+	w.after = func() ([]stmt, error) {
 		jobs = nil
 		for i, st := range steps {
-			n := 0 // of this step's
-			for _, j := range read[i] {
-				if n == st.Limit || len(jobs) == limit {
-					break
-				}
-				if !t.claimed[j.Recipient.ID] {
-					t.claimed[j.Recipient.ID] = true
-					jobs, n = append(jobs, j), n+1
-				}
-			}
+			jobs = append(jobs, read[i][:min(len(read[i]), st.Limit, limit-len(jobs))]...)
 		}
 		storeutil.SortJobs(jobs)
 		var updates []stmt
@@ -214,7 +202,11 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, quota map[s
 		}
 		return updates, nil
 	}
-	if err := s.writes.Do(ctx, w); err != nil {
+	failed, ferr, err := s.runWrites(ctx, []*write{w})
+	if failed >= 0 {
+		err = ferr
+	}
+	if err != nil {
 		return nil, storeErr("claiming recipients", err)
 	}
 	return jobs, nil
@@ -250,7 +242,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 	// transaction: a recipient that is not there fails the call.
 	affected := make([]int64, len(prepared))
 	w := &write{
-		after: func(*groupTx) ([]stmt, error) {
+		after: func() ([]stmt, error) {
 			for i, n := range affected {
 				if n == 0 {
 					return nil, fmt.Errorf("recipient %d: %w", prepared[i].RecipientID, bridge.ErrNotFound)

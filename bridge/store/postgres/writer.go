@@ -27,18 +27,10 @@ type write struct {
 	// its statements did), or return statements that need what the first
 	// ones read, to run with the commit. It costs the group a second
 	// round trip, so writes that need none leave it nil.
-	after func(t *groupTx) ([]stmt, error)
+	after func() ([]stmt, error)
 	// fail is the caller's error for a failure of one of its statements
 	// on the server (a constraint, data a column cannot hold).
 	fail func(err error) error
-}
-
-// groupTx is what the writes of one try of a group's transaction share.
-type groupTx struct {
-	// claimed holds the recipients claimed by the writes before: the
-	// claims of one transaction do not skip the rows it has locked, so
-	// each takes only those no claim before it took.
-	claimed map[int64]bool
 }
 
 // A stmt is a statement of a write, with where it goes in the group's
@@ -96,7 +88,13 @@ func (s *Store) newWriter() *group.Group[*write] {
 // serialization failure with another instance's transactions may come of
 // the grouping: the group then runs each write alone.
 func (s *Store) tryWrites(ws []*write) (failed int, ferr, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	return s.runWrites(context.Background(), ws)
+}
+
+// runWrites is tryWrites with the statements under ctx: a group's own
+// context, or, for a write run alone (see Claim), its caller's.
+func (s *Store) runWrites(ctx context.Context, ws []*write) (failed int, ferr, err error) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -122,12 +120,11 @@ func (s *Store) tryWrites(ws []*write) (failed int, ferr, err error) {
 	}
 	if explicit {
 		sts = sts[:0]
-		t := &groupTx{claimed: map[int64]bool{}}
 		for i, w := range ws {
 			if w.after == nil {
 				continue
 			}
-			more, err := w.after(t)
+			more, err := w.after()
 			if err != nil {
 				rollback(ctx, conn)
 				return i, err, nil
