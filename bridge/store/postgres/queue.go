@@ -27,6 +27,10 @@ const (
 	insertRecipient = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
 		attempts, next_attempt, provider_id, error, updated, notify, orcpt)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`
+	// A recipient claimed as it is stored (EnqueueClaim).
+	insertClaimed = `INSERT INTO recipients (message_id, to_addr, providers, provider, state,
+		attempts, next_attempt, provider_id, error, updated, notify, orcpt, provider_attempts, claimed_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`
 
 	// FOR UPDATE OF r locks the recipients only: two dispatchers may
 	// claim different recipients of one message. SKIP LOCKED makes a
@@ -113,17 +117,34 @@ const (
 // exactly; Params and Providers are stored as JSON, which turns invalid
 // UTF-8 in them into U+FFFD.
 func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
+	_, err := s.enqueue(ctx, m, time.Time{}, nil)
+	return err
+}
+
+// EnqueueClaim implements bridge.EnqueueClaimer. A claimed recipient is
+// stored claimed by this instance, as Claim leaves it, so Recover treats
+// it alike.
+func (s *Store) EnqueueClaim(ctx context.Context, m *bridge.Message, now time.Time, t bridge.Taker) (int, error) {
+	return s.enqueue(ctx, m, now, t)
+}
+
+// enqueue stores m, claiming at now the recipients t takes (t nil: none),
+// and returns how many it claimed. The statements are built before the
+// group runs them, so what t takes is decided once, however many times
+// the group's transaction runs; the write's answer delivers or gives back.
+func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t bridge.Taker) (int, error) {
 	params, providers, err := storeutil.Encoded(m)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	claim := storeutil.NewHandoff(m, now, t)
 	ins := lockOrder{phase: phaseInsert}
 	w := &write{fail: func(err error) error {
 		if uniqueViolationOn(err, "idempotency_keys") {
 			return bridge.ErrDuplicateKey
 		}
 		return storeErr("enqueueing "+m.ID, err)
-	}}
+	}, answered: func(err error) { claim.End(err == nil) }}
 	w.stmts = append(w.stmts, stmt{order: ins, query: insertMessage, args: []any{m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
 		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
 		raw(m.SMSText), string(m.Encoding), m.Parts, cleanText(m.EnvelopeID), string(m.Return)}})
@@ -132,18 +153,32 @@ func (s *Store) Enqueue(ctx context.Context, m *bridge.Message) error {
 			args: []any{m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest}})
 	}
 	ids := make([]int64, len(m.Recipients))
+	claim.Begin()
 	for i, r := range m.Recipients {
-		w.stmts = append(w.stmts, stmt{order: ins, query: insertRecipient,
-			args: []any{m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
-				r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
-				r.Notify.String(), cleanText(r.ORCPT)},
-			read: func(br pgx.BatchResults) error { return br.QueryRow().Scan(&ids[i]) }})
+		query := insertRecipient
+		args := []any{m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
+			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
+			r.Notify.String(), cleanText(r.ORCPT)}
+		if c, ok := claim.Take(i); ok {
+			query = insertClaimed
+			args[5], args[6], args[9] = c.Attempts, storeutil.Millis(c.NextAttempt), storeutil.Millis(c.Updated)
+			args = append(args, c.ProviderAttempts, s.instance)
+		}
+		w.stmts = append(w.stmts, stmt{order: ins, query: query, args: args,
+			read: func(br pgx.BatchResults) error {
+				if err := br.QueryRow().Scan(&ids[i]); err != nil {
+					return err
+				}
+				claim.Stored(i, ids[i])
+				return nil
+			}})
 	}
 	if err := s.writes.Do(ctx, w); err != nil {
-		return storeErr("enqueueing "+m.ID, err)
+		return 0, storeErr("enqueueing "+m.ID, err)
 	}
+	n := claim.Apply(m)
 	storeutil.Enqueued(m, ids)
-	return nil
+	return n, nil
 }
 
 // Claim implements bridge.Store. The rows are locked, read and updated in

@@ -31,6 +31,15 @@ type write struct {
 	// fail is the caller's error for a failure of one of its statements
 	// on the server (a constraint, data a column cannot hold).
 	fail func(err error) error
+	// answered, if set, is told the write's outcome (see group.Answerer).
+	answered func(err error)
+}
+
+// Answered implements group.Answerer.
+func (w *write) Answered(err error) {
+	if w.answered != nil {
+		w.answered(err)
+	}
 }
 
 // A stmt is a statement of a write, with where it goes in the group's

@@ -86,6 +86,23 @@ type request[W any] struct {
 	done chan error
 }
 
+// Answerer is a work that must know its outcome whether or not its caller
+// still waits: Answered is called once, with nil when the transaction that
+// ran it committed, the error otherwise (also when it never ran: its
+// caller's context had ended, or the group was closed), before its caller
+// is answered.
+type Answerer interface {
+	Answered(err error)
+}
+
+// answer tells w its outcome, if it wants it, and returns err.
+func answer[W any](w W, err error) error {
+	if a, ok := any(w).(Answerer); ok {
+		a.Answered(err)
+	}
+	return err
+}
+
 // Group commits the works handed to Do in shared transactions.
 type Group[W any] struct {
 	try     Try[W]
@@ -135,20 +152,20 @@ func (g *Group[W]) Do(ctx context.Context, w W) error {
 	// A select with several ready cases picks one at random: check first
 	// so a cancelled context never reaches the group.
 	if err := ctx.Err(); err != nil {
-		return err
+		return answer(w, err)
 	}
 	select {
 	case <-g.quit:
-		return g.opt.Closed
+		return answer(w, g.opt.Closed)
 	default:
 	}
 	r := &request[W]{ctx: ctx, work: w, done: make(chan error, 1)}
 	select {
 	case g.reqs <- r:
 	case <-ctx.Done():
-		return ctx.Err()
+		return answer(w, ctx.Err())
 	case <-g.quit:
-		return g.opt.Closed
+		return answer(w, g.opt.Closed)
 	}
 	select {
 	case err := <-r.done:
@@ -244,7 +261,7 @@ func (g *Group[W]) commit(batch []*request[W]) {
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			r.done <- err // its caller has gone: do not write on its behalf
+			r.done <- answer(r.work, err) // its caller has gone: do not write on its behalf
 			continue
 		}
 		live = append(live, r)
@@ -284,7 +301,7 @@ func (g *Group[W]) commit(batch []*request[W]) {
 	}
 	g.failing = err != nil
 	for i, r := range live {
-		r.done <- errs[i]
+		r.done <- answer(r.work, errs[i])
 	}
 }
 

@@ -248,3 +248,74 @@ func TestLingerWaitsForAsManyAsLastTime(t *testing.T) {
 		}
 	})
 }
+
+// answering is a work that records the outcomes it is told.
+type answering struct {
+	n   int
+	mu  sync.Mutex
+	got []error
+}
+
+func (a *answering) Answered(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, err)
+}
+
+func (a *answering) answers() []error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.got)
+}
+
+// An Answerer is told its outcome once: nil when its transaction
+// committed, its own error when it failed alone (after the group ran
+// again without it), the context's when its caller had gone before it
+// ran, Closed after Close.
+func TestAnswererToldOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		try := func(works []*answering) (int, error, error) {
+			if gate != nil {
+				<-gate
+				gate = nil
+			}
+			for i, w := range works {
+				if w.n < 0 {
+					return i, errOwn, nil
+				}
+			}
+			return -1, nil, nil
+		}
+		closed := errors.New("closed")
+		g := New(try, Options{Closed: closed})
+		blocker := &answering{n: 0}
+		go g.Do(t.Context(), blocker)
+		synctest.Wait() // the group holds blocker's transaction at the gate
+		ok, bad, gone := &answering{n: 1}, &answering{n: -1}, &answering{n: 2}
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() { g.Do(t.Context(), ok) })
+		wg.Go(func() { g.Do(t.Context(), bad) })
+		wg.Go(func() { g.Do(ctx, gone) })
+		synctest.Wait()
+		cancel()
+		close(gate)
+		wg.Wait()
+		g.Close()
+		late := &answering{n: 3}
+		if err := g.Do(t.Context(), late); !errors.Is(err, closed) {
+			t.Fatalf("Do after Close = %v", err)
+		}
+		for _, c := range []struct {
+			name string
+			w    *answering
+			want error
+		}{{"committed", ok, nil}, {"failed alone", bad, errOwn}, {"caller gone", gone, context.Canceled}, {"after Close", late, closed}, {"first", blocker, nil}} {
+			got := c.w.answers()
+			if len(got) != 1 || !errors.Is(got[0], c.want) {
+				t.Errorf("%s: told %v, want once %v", c.name, got, c.want)
+			}
+		}
+	})
+}
