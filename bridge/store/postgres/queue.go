@@ -286,6 +286,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []bridge.Outcome) error {
 			return nil, nil
 		},
 		fail: func(err error) error { return storeErr("recording outcomes", err) },
+		late: bridge.IsLate(ctx),
 	}
 	var touches []storeutil.Filing
 	var mails []*bridge.OutMail

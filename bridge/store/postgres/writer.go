@@ -33,7 +33,18 @@ type write struct {
 	fail func(err error) error
 	// answered, if set, is told the write's outcome (see group.Answerer).
 	answered func(err error)
+	// late: the dispatcher's record of a send, which may wait for company
+	// (see group.Later).
+	late bool
 }
+
+// Late implements group.Later.
+func (w *write) Late() bool { return w.late }
+
+// maxJoin bounds how long a group of late writes waits for one that is
+// not, to share its commit (see group.Later): at 100 messages a second one
+// comes every 10 ms.
+const maxJoin = 10 * time.Millisecond
 
 // Answered implements group.Answerer.
 func (w *write) Answered(err error) {
@@ -79,7 +90,7 @@ func (a lockOrder) compare(b lockOrder) int {
 
 // newWriter starts the group through which Enqueue and Complete write.
 func (s *Store) newWriter() *group.Group[*write] {
-	return group.New(s.tryWrites, group.Options{Closed: storeErr("write", errClosed), Log: s.log})
+	return group.New(s.tryWrites, group.Options{MaxJoin: maxJoin, Closed: storeErr("write", errClosed), Log: s.log})
 }
 
 // tryWrites runs ws in one transaction on one pooled connection, their

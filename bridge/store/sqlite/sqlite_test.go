@@ -257,7 +257,7 @@ func blockWriter(t *testing.T, s *Store) (release func()) {
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
 	synctest.Wait()
-	if got := len(s.reqs); got != n {
+	if got := s.writes.Waiting(); got != n {
 		t.Fatalf("%d requests queued, want %d", got, n)
 	}
 }
@@ -383,11 +383,6 @@ func TestCloseFinishesHandedOverWrites(t *testing.T) {
 		release()
 		if err := <-closed; err != nil {
 			t.Fatalf("Close: %v", err)
-		}
-		select {
-		case <-s.stopped:
-		default:
-			t.Fatal("writer goroutine still running after Close")
 		}
 		for range n {
 			if err := <-errs; err != nil {

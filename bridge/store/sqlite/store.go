@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/smsbridge/smsbridge/bridge/store/internal/group"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -39,11 +40,8 @@ type Store struct {
 	reads readStmts // prepared on rdb, for the hot read queries
 	log   *slog.Logger
 
-	reqs    chan *request
-	quit    chan struct{} // closed by Close: the writer should stop
-	stopped chan struct{} // closed by the writer when it has stopped
-	commits atomic.Int64  // transactions committed by the writer
-	failing bool          // the writer's last batch failed; owned by the writer
+	writes  *group.Group[*request] // the writer (see write)
+	commits atomic.Int64           // transactions committed by the writer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -100,16 +98,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 
-	s := &Store{
-		wdb:     wdb,
-		rdb:     rdb,
-		stmts:   stmts,
-		log:     log,
-		reqs:    make(chan *request, maxBatch),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-	}
-	go s.run()
+	s := &Store{wdb: wdb, rdb: rdb, stmts: stmts, log: log}
+	s.writes = s.newWriter()
 	return s, nil
 }
 
@@ -139,8 +129,7 @@ func dsn(path string, readOnly bool) string {
 // handed to it, and closes the database. Calls after the first return nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.quit)
-		<-s.stopped
+		s.writes.Close()
 		s.closeErr = errors.Join(s.reads.close(), s.rdb.Close(), s.wdb.Close())
 	})
 	return s.closeErr

@@ -4,26 +4,34 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/smsbridge/smsbridge/bridge/store/internal/group"
 )
 
-// maxBatch caps the requests committed together: enough to amortise an
-// fsync over a burst of SMTP sessions, small enough that one commit does
-// not keep the first of them waiting long.
-const maxBatch = 128
+// Every write goes through one goroutine, the writer, which commits the
+// requests of concurrent callers together (group): SQLite takes one
+// writer at a time anyway, and a commit's fsync is then shared by every
+// caller waiting, instead of paid by each.
 
-// request is one write waiting for the writer goroutine.
+// maxJoin bounds how long a batch of late writes (the outcomes of sends)
+// waits for a write that is not (a message to store) to share its commit:
+// at 100 messages a second one comes every 10 ms, and nothing waits on an
+// outcome's commit but its sender's place in the dispatcher's accounting.
+const maxJoin = 10 * time.Millisecond
+
+// request is one caller's write: fn runs in the writer's transaction.
 type request struct {
-	ctx context.Context // the caller's: checked before fn runs, never passed to SQL
-	fn  func(ctx context.Context, tx writeTx) error
-	// done receives the outcome once the transaction that ran fn has
-	// committed or failed. Buffered, so the writer never blocks on a
-	// caller that stopped waiting.
-	done chan error
-	// late: the write may wait, up to maxJoin, to share the commit of a
-	// write that cannot (see join).
-	late bool
+	fn   func(ctx context.Context, tx writeTx) error
+	late bool // see group.Later
+}
+
+// Late implements group.Later.
+func (r *request) Late() bool { return r.late }
+
+// newWriter starts the writer.
+func (s *Store) newWriter() *group.Group[*request] {
+	return group.New(s.tryBatch, group.Options{MaxJoin: maxJoin, Closed: storeErr("write", errClosed), Log: s.log})
 }
 
 // write runs fn in the writer's current transaction and returns once that
@@ -38,218 +46,21 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx write
 }
 
 // submit is write; a late write (bridge.Late: the record of sends already
-// made, which no client waits on) may wait a little for company (see join).
+// made, which no client waits on) may wait a little for company.
 func (s *Store) submit(ctx context.Context, fn func(ctx context.Context, tx writeTx) error, late bool) error {
-	// A select with several ready cases picks one at random: check first
-	// so a cancelled context never reaches the writer.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1), late: late}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.quit:
-		return storeErr("write", errClosed)
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.stopped:
-		// The writer answers before it stops; a request that slipped
-		// into the channel after its last look is never run.
-		select {
-		case err := <-r.done:
-			return err
-		default:
-			return storeErr("write", errClosed)
-		}
-	}
+	return s.writes.Do(ctx, &request{fn: fn, late: late})
 }
 
-// maxLinger bounds how long the writer waits for a batch to fill (see
-// linger): about one fsync, the time a caller waits anyway for a commit.
-const maxLinger = time.Millisecond
-
-// lingerFrom is the smallest previous batch that makes the writer linger:
-// a store that few callers use at once has little to share a commit with,
-// and would only see its latency grow.
-const lingerFrom = 4
-
-// run is the writer goroutine. It blocks for one request, takes every
-// other one already waiting (up to maxBatch), lingers for a few more, and
-// commits them together. Requests that arrive during a commit form the
-// next batch: the busier the store, the bigger the batches, the fewer
-// fsyncs per message.
-func (s *Store) run() {
-	defer close(s.stopped)
-	batch := make([]*request, 0, maxBatch)
-	linger := time.NewTimer(maxLinger)
-	linger.Stop() // armed by s.linger
-	last := 0     // the previous batch's size
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			// Finish what callers already handed over, then stop.
-			for {
-				batch = s.collect(batch[:0])
-				if len(batch) == 0 {
-					return
-				}
-				s.commit(batch)
-			}
-		}
-		batch = s.collect(batch)
-		batch = s.linger(batch, last, linger)
-		batch = s.join(batch, linger)
-		last = len(batch)
-		s.commit(batch)
-	}
-}
-
-// linger waits, at most maxLinger, for batch to grow to want requests,
-// the size of the previous batch, if that was lingerFrom or more. Most of
-// a commit's cost is per page written, not per row: the pages at the end
-// of each table and index that every insert touches are written once per
-// commit however many rows share them. So under load a batch as big as
-// the last one costs the writer, which every caller waits on, less per
-// message than committing a few straggling requests now and the rest in
-// the next commit; with 20 SMTP sessions it cut the CPU per message by a
-// tenth. When the load drops, a smaller batch waits once, and want
-// shrinks with it.
-func (s *Store) linger(batch []*request, want int, t *time.Timer) []*request {
-	want = min(want, maxBatch)
-	if want < lingerFrom || len(batch) >= want {
-		return batch
-	}
-	return s.gather(batch, maxLinger, t, func(b []*request) bool { return len(b) >= want })
-}
-
-// maxJoin bounds how long a batch of late writes waits for a write that
-// cannot wait: at 100 messages a second one comes every 10 ms.
-const maxJoin = 10 * time.Millisecond
-
-// join, when every request in batch is late (the outcomes of sends), waits
-// at most maxJoin for one that is not (a message to enqueue), and takes it
-// and what came with it into the batch: at a low rate each SMS then costs
-// one commit, its outcome riding with the next message's enqueue, instead
-// of two. An fsync is most of a commit's cost, and nothing waits on an
-// outcome's commit but its sender's slot in the dispatcher's accounting.
-func (s *Store) join(batch []*request, t *time.Timer) []*request {
-	if len(batch) >= maxBatch || onTime(batch) {
-		return batch
-	}
-	return s.collect(s.gather(batch, maxJoin, t, onTime))
-}
-
-// onTime reports whether batch holds a request that is not late.
-func onTime(batch []*request) bool {
-	return slices.ContainsFunc(batch, func(r *request) bool { return !r.late })
-}
-
-// gather adds the requests that come within d to batch, until it is full
-// or enough says it has what it waits for.
-func (s *Store) gather(batch []*request, d time.Duration, t *time.Timer, enough func([]*request) bool) []*request {
-	t.Reset(d)
-	defer t.Stop()
-	for len(batch) < maxBatch && !enough(batch) {
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-t.C:
-			return batch
-		case <-s.quit:
-			return batch
-		}
-	}
-	return batch
-}
-
-// collect appends the requests waiting in the channel, without blocking.
-func (s *Store) collect(batch []*request) []*request {
-	for len(batch) < maxBatch {
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commit runs a batch and answers every request in it.
-func (s *Store) commit(batch []*request) {
-	live := batch[:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err // its caller has gone: do not write on its behalf
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	errs := make([]error, len(live))
-	err := s.runBatch(live, errs)
-	switch {
-	// Log transitions only: a full disk fails every batch until fixed.
-	case err != nil && !s.failing:
-		s.log.Error("message store write failed", "requests", len(live), "err", err)
-	case err == nil && s.failing:
-		s.log.Info("message store writes work again")
-	}
-	s.failing = err != nil
-	for i, r := range live {
-		if err != nil {
-			errs[i] = err
-		}
-		r.done <- errs[i]
-	}
-}
-
-// runBatch runs reqs in one transaction and commits it. A request's own
-// failure (a constraint, an unknown id) is rare, so the batch runs
-// optimistically without per-request savepoints (which cost the writer,
-// whom every caller waits on, two statements a request): when one request
-// fails on its own, the transaction is rolled back and run again without
-// it, and that request alone gets its error. A failure of the store itself
-// (disk full, I/O error) fails the batch: it is returned.
+// tryBatch runs reqs in one transaction (group.Try). If a request fails on
+// its own it rolls back and returns its position and error; otherwise it
+// commits and returns failed = -1. err is a failure of the store itself.
+// A request's own failure (a constraint, an unknown id) is rare, so the
+// batch runs without per-request savepoints (which cost the writer, whom
+// every caller waits on, two statements a request).
 //
 // Statements run under a context of the writer's own, never a caller's:
 // cancelling a statement interrupts the connection and would take the
 // other callers' work in the transaction down with it.
-func (s *Store) runBatch(reqs []*request, errs []error) error {
-	live := reqs
-	index := make([]int, len(reqs)) // position of live[i] in reqs
-	for i := range index {
-		index[i] = i
-	}
-	for len(live) > 0 {
-		failed, ferr, err := s.tryBatch(live)
-		if err != nil {
-			return err
-		}
-		if failed < 0 {
-			return nil
-		}
-		errs[index[failed]] = ferr
-		live = append(live[:failed:failed], live[failed+1:]...)
-		index = append(index[:failed:failed], index[failed+1:]...)
-	}
-	return nil
-}
-
-// tryBatch runs reqs in one transaction. If a request fails on its own it
-// rolls back and returns its position and error; otherwise it commits and
-// returns failed = -1. err is a failure of the store itself.
 func (s *Store) tryBatch(reqs []*request) (failed int, ferr, err error) {
 	ctx := context.Background()
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)

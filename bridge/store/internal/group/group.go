@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -50,6 +51,9 @@ type Options struct {
 	// little to share a commit with, and would only see its latency
 	// grow.
 	LingerFrom int
+	// MaxJoin bounds how long a batch of late works (see Later) waits
+	// for one that is not, to commit with it (0: it does not wait).
+	MaxJoin time.Duration
 	// Closed is the error of a request made after Close.
 	Closed error
 	// Log receives a line when writes start failing and when they work
@@ -80,6 +84,7 @@ func (o Options) withDefaults() Options {
 type request[W any] struct {
 	ctx  context.Context // the caller's: checked before the work runs, never passed to SQL
 	work W
+	late bool // see Later
 	// done receives the outcome once the transaction that ran work has
 	// committed or failed. Buffered, so the group never blocks on a
 	// caller that stopped waiting.
@@ -93,6 +98,21 @@ type request[W any] struct {
 // is answered.
 type Answerer interface {
 	Answered(err error)
+}
+
+// Later is a work that may be late: the record of what already happened,
+// which no client waits on to be answered (a send's outcome). A batch of
+// nothing but late works waits, up to Options.MaxJoin, for a work that
+// is not late (a message to store) and commits with it: at a low rate a
+// message and the outcome of an earlier one then share one commit, and
+// its flush, instead of paying one each.
+type Later interface {
+	Late() bool
+}
+
+func isLate[W any](w W) bool {
+	l, ok := any(w).(Later)
+	return ok && l.Late()
 }
 
 // answer tells w its outcome, if it wants it, and returns err.
@@ -159,7 +179,7 @@ func (g *Group[W]) Do(ctx context.Context, w W) error {
 		return answer(w, g.opt.Closed)
 	default:
 	}
-	r := &request[W]{ctx: ctx, work: w, done: make(chan error, 1)}
+	r := &request[W]{ctx: ctx, work: w, done: make(chan error, 1), late: isLate(w)}
 	select {
 	case g.reqs <- r:
 	case <-ctx.Done():
@@ -212,6 +232,7 @@ func (g *Group[W]) run() {
 		}
 		batch = g.collect(batch)
 		batch = g.linger(batch, last, linger)
+		batch = g.join(batch, linger)
 		last = len(batch)
 		g.commit(batch)
 	}
@@ -228,9 +249,29 @@ func (g *Group[W]) linger(batch []*request[W], want int, t *time.Timer) []*reque
 	if want < g.opt.LingerFrom || len(batch) >= want {
 		return batch
 	}
-	t.Reset(g.opt.MaxLinger)
+	return g.gather(batch, g.opt.MaxLinger, t, func(b []*request[W]) bool { return len(b) >= want })
+}
+
+// join, when every request in batch is late, waits at most MaxJoin for
+// one that is not, and takes it and what came with it into the batch.
+func (g *Group[W]) join(batch []*request[W], t *time.Timer) []*request[W] {
+	if g.opt.MaxJoin <= 0 || len(batch) >= g.opt.MaxBatch || onTime(batch) {
+		return batch
+	}
+	return g.collect(g.gather(batch, g.opt.MaxJoin, t, onTime[W]))
+}
+
+// onTime reports whether batch holds a request that is not late.
+func onTime[W any](batch []*request[W]) bool {
+	return slices.ContainsFunc(batch, func(r *request[W]) bool { return !r.late })
+}
+
+// gather adds the requests that come within d to batch, until it is full
+// or enough says it has what it waits for.
+func (g *Group[W]) gather(batch []*request[W], d time.Duration, t *time.Timer, enough func([]*request[W]) bool) []*request[W] {
+	t.Reset(d)
 	defer t.Stop()
-	for len(batch) < want {
+	for len(batch) < g.opt.MaxBatch && !enough(batch) {
 		select {
 		case r := <-g.reqs:
 			batch = append(batch, r)

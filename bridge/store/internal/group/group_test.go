@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // fakeStore is a Try that records what each transaction held. A work is
@@ -316,6 +317,48 @@ func TestAnswererToldOnce(t *testing.T) {
 			if len(got) != 1 || !errors.Is(got[0], c.want) {
 				t.Errorf("%s: told %v, want once %v", c.name, got, c.want)
 			}
+		}
+	})
+}
+
+// lateWork is a work that is late when n is odd.
+type lateWork int
+
+func (w lateWork) Late() bool { return w%2 == 1 }
+
+// A batch of late works waits up to MaxJoin for one that is not, and
+// commits with it; alone, it commits when MaxJoin has passed.
+func TestLateWorksJoinTheNext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var commits [][]lateWork
+		try := func(works []lateWork) (int, error, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			commits = append(commits, slices.Clone(works))
+			return -1, nil, nil
+		}
+		g := New(try, Options{MaxJoin: 10 * time.Millisecond})
+		defer g.Close()
+		start := time.Now()
+		var wg sync.WaitGroup
+		wg.Go(func() { g.Do(t.Context(), lateWork(1)) })
+		synctest.Wait()                    // the late work waits for company
+		<-time.After(4 * time.Millisecond) // the bubble's clock: the second comes 4ms later
+		g.Do(t.Context(), lateWork(2))
+		wg.Wait()
+		if took := time.Since(start); took != 4*time.Millisecond {
+			t.Errorf("the pair committed after %v, want when the second came (4ms)", took)
+		}
+		start = time.Now()
+		g.Do(t.Context(), lateWork(3))
+		if took := time.Since(start); took != 10*time.Millisecond {
+			t.Errorf("a lone late work committed after %v, want MaxJoin (10ms)", took)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(commits) != 2 || len(commits[0]) != 2 || len(commits[1]) != 1 {
+			t.Errorf("commits %v, want [1 2] then [3]", commits)
 		}
 	})
 }
