@@ -24,8 +24,8 @@ type Handoff struct {
 	mu sync.Mutex
 	// credit is, by provider, how many recipients Take may still accept
 	// (Run's quota less what it has not received yet); reserved, how many
-	// Take accepted that Run has not taken from the inbox (or that were
-	// given back with Untake).
+	// Take accepted that were neither given back with Untake nor taken
+	// by Run from the inbox.
 	credit   map[string]int
 	reserved map[string]int
 	inbox    []Job

@@ -121,10 +121,9 @@ type EnqueueClaimer interface {
 	// t.Lease), each recipient of m that is queued, due at now, and that
 	// t.Take accepts. Once that transaction has committed it hands them
 	// to t.Deliver as jobs (their Message sharing m's fields, Recipients
-	// left empty), whether or not ctx has ended meanwhile; should the
-	// transaction run again, or roll back, it gives back each recipient
-	// Take accepted in that run with t.Untake. It returns how many
-	// recipients it claimed.
+	// left empty), whether or not ctx has ended meanwhile; if it does not
+	// commit, it gives back each recipient Take accepted with t.Untake.
+	// It returns how many recipients it claimed.
 	EnqueueClaim(ctx context.Context, m *Message, now time.Time, t Taker) (int, error)
 }
 

@@ -144,7 +144,7 @@ func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t
 			return bridge.ErrDuplicateKey
 		}
 		return storeErr("enqueueing "+m.ID, err)
-	}, answered: func(err error) { claim.End(err == nil) }}
+	}, answered: claim.Answered}
 	w.stmts = append(w.stmts, stmt{order: ins, query: insertMessage, args: []any{m.ID, string(m.Channel), m.Account, raw(m.EnvelopeFrom), raw(m.MailMessageID),
 		raw(m.ReplyTo), raw(m.Headers), cleanText(m.Subject), raw(m.Sender), raw(m.Text), m.Template, params, storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
 		raw(m.SMSText), string(m.Encoding), m.Parts, cleanText(m.EnvelopeID), string(m.Return)}})
@@ -153,16 +153,13 @@ func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t
 			args: []any{m.Account, m.IdempotencyKey, m.ID, storeutil.Millis(m.Created), m.RequestDigest}})
 	}
 	ids := make([]int64, len(m.Recipients))
-	claim.Begin()
-	for i, r := range m.Recipients {
-		query := insertRecipient
-		args := []any{m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
+	for i := range m.Recipients {
+		r, claimed := claim.Take(i)
+		query, args := insertRecipient, []any{m.ID, r.To, providers[i], r.Provider, string(storeutil.StateOrQueued(r.State)),
 			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
 			r.Notify.String(), cleanText(r.ORCPT)}
-		if c, ok := claim.Take(i); ok {
-			query = insertClaimed
-			args[5], args[6], args[9] = c.Attempts, storeutil.Millis(c.NextAttempt), storeutil.Millis(c.Updated)
-			args = append(args, c.ProviderAttempts, s.instance)
+		if claimed {
+			query, args = insertClaimed, append(args, r.ProviderAttempts, s.instance)
 		}
 		w.stmts = append(w.stmts, stmt{order: ins, query: query, args: args,
 			read: func(br pgx.BatchResults) error {

@@ -117,18 +117,21 @@ func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t
 	msgArgs := []any{m.ID, string(m.Channel), m.Account, m.EnvelopeFrom, m.MailMessageID, m.ReplyTo,
 		m.Headers, m.Subject, m.Sender, m.Text, m.Template, jsonText(params), storeutil.Millis(m.SendAt), storeutil.Millis(m.Created),
 		m.SMSText, string(m.Encoding), m.Parts, m.EnvelopeID, string(m.Return)}
+	claim := storeutil.NewHandoff(m, now, t)
+	queries := make([]string, len(m.Recipients))
 	rcptArgs := make([][]any, len(m.Recipients))
-	for i, r := range m.Recipients {
-		rcptArgs[i] = []any{m.ID, r.To, string(providers[i]), r.Provider, string(storeutil.StateOrQueued(r.State)),
+	for i := range m.Recipients {
+		r, claimed := claim.Take(i)
+		queries[i], rcptArgs[i] = insertRecipient, []any{m.ID, r.To, string(providers[i]), r.Provider, string(storeutil.StateOrQueued(r.State)),
 			r.Attempts, storeutil.Millis(r.NextAttempt), r.ProviderID, r.Error, storeutil.Millis(r.Updated),
 			r.Notify.String(), r.ORCPT}
+		if claimed {
+			queries[i], rcptArgs[i] = insertClaimed, append(rcptArgs[i], r.ProviderAttempts)
+		}
 	}
-	claim := storeutil.NewHandoff(m, now, t)
 
 	ids := make([]int64, len(rcptArgs))
-	err = s.write(ctx, func(ctx context.Context, tx writeTx) error {
-		claim.Begin()
-		tx.afterCommit(claim.End)
+	err = s.writes.Do(ctx, &request{answered: claim.Answered, fn: func(ctx context.Context, tx writeTx) error {
 		if _, err := tx.exec(ctx, insertMessage, msgArgs...); err != nil {
 			return storeErr("inserting message "+m.ID, err)
 		}
@@ -143,12 +146,7 @@ func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t
 			}
 		}
 		for i, args := range rcptArgs {
-			query := insertRecipient
-			if c, ok := claim.Take(i); ok {
-				query, args = insertClaimed, append(args[:len(args):len(args)], c.ProviderAttempts)
-				args[5], args[6], args[9] = c.Attempts, storeutil.Millis(c.NextAttempt), storeutil.Millis(c.Updated)
-			}
-			res, err := tx.exec(ctx, query, args...)
+			res, err := tx.exec(ctx, queries[i], args...)
 			if err != nil {
 				return storeErr("inserting recipient of "+m.ID, err)
 			}
@@ -158,7 +156,7 @@ func (s *Store) enqueue(ctx context.Context, m *bridge.Message, now time.Time, t
 			claim.Stored(i, ids[i])
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return 0, err
 	}

@@ -24,10 +24,19 @@ const maxJoin = 10 * time.Millisecond
 type request struct {
 	fn   func(ctx context.Context, tx writeTx) error
 	late bool // see group.Later
+	// answered, if set, is told the write's outcome (see group.Answerer).
+	answered func(err error)
 }
 
 // Late implements group.Later.
 func (r *request) Late() bool { return r.late }
+
+// Answered implements group.Answerer.
+func (r *request) Answered(err error) {
+	if r.answered != nil {
+		r.answered(err)
+	}
+}
 
 // newWriter starts the writer.
 func (s *Store) newWriter() *group.Group[*request] {
@@ -61,20 +70,14 @@ func (s *Store) submit(ctx context.Context, fn func(ctx context.Context, tx writ
 // Statements run under a context of the writer's own, never a caller's:
 // cancelling a statement interrupts the connection and would take the
 // other callers' work in the transaction down with it.
-func (s *Store) tryBatch(reqs []*request) (failed int, ferr, err error) {
+func (s *Store) tryBatch(reqs []*request) (int, error, error) {
 	ctx := context.Background()
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return -1, nil, storeErr("begin", err)
 	}
 	defer sqlTx.Rollback() // after Commit, a no-op
-	var after []func(committed bool)
-	defer func() {
-		for _, f := range after {
-			f(failed < 0 && ferr == nil && err == nil)
-		}
-	}()
-	tx := writeTx{sqlTx, s.stmts, &after}
+	tx := writeTx{sqlTx, s.stmts}
 	for i, r := range reqs {
 		if err := r.fn(ctx, tx); err != nil {
 			if fatal(err) {
@@ -117,14 +120,7 @@ func prepare(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
 type writeTx struct {
 	*sql.Tx
 	stmts map[string]*sql.Stmt
-	after *[]func(committed bool)
 }
-
-// afterCommit has the writer call f once the transaction has committed
-// (true) or rolled back (false), before any caller in it is answered:
-// what a request must do about its outcome whether or not its caller
-// still waits (a caller whose context ended does not).
-func (tx writeTx) afterCommit(f func(committed bool)) { *tx.after = append(*tx.after, f) }
 
 func (tx writeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := tx.stmts[query]; st != nil {

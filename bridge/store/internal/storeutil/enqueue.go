@@ -48,15 +48,16 @@ func Claimed(r *bridge.Recipient, now time.Time, lease func(attempts int) time.D
 	r.Updated = FromMillis(Millis(now))
 }
 
-// Claimable reports whether EnqueueClaim may claim r at now: queued and
+// claimable reports whether EnqueueClaim may claim r at now: queued and
 // due (a scheduled send waits in the store).
-func Claimable(r *bridge.Recipient, now time.Time) bool {
+func claimable(r *bridge.Recipient, now time.Time) bool {
 	return StateOrQueued(r.State) == bridge.StateQueued && !r.NextAttempt.After(now)
 }
 
 // Handoff is EnqueueClaim's bookkeeping, the same in every store: which
-// of m's recipients its taker accepted in the current run of the
-// transaction, as claimed, and at the transaction's end the jobs to
+// of m's recipients its taker accepted, decided once before the write is
+// handed to the store's group (however many times the group's
+// transaction then runs), and, when the write is answered, the jobs to
 // deliver or the recipients to give back. With a nil taker it claims
 // nothing.
 type Handoff struct {
@@ -65,7 +66,7 @@ type Handoff struct {
 	t      bridge.Taker
 	msg    bridge.Message     // m as Claim reads it back: no recipients, times to the millisecond
 	claims []bridge.Recipient // by position in m.Recipients, as claimed
-	taken  []int              // positions taken in this run
+	taken  []int              // positions taken
 }
 
 // NewHandoff returns the bookkeeping of storing m and claiming at now
@@ -81,15 +82,12 @@ func NewHandoff(m *bridge.Message, now time.Time, t bridge.Taker) *Handoff {
 	return h
 }
 
-// Begin starts a run of the transaction: a batch that failed runs again.
-func (h *Handoff) Begin() { h.taken = h.taken[:0] }
-
-// Take returns recipient i as claimed, if it is queued, due and the taker
-// accepts it.
+// Take returns recipient i as it is to be stored: claimed (true) if it is
+// queued, due and the taker accepts it, as it is otherwise.
 func (h *Handoff) Take(i int) (bridge.Recipient, bool) {
 	r := h.m.Recipients[i]
-	if h.t == nil || !Claimable(&r, h.now) || !h.t.Take(r) {
-		return bridge.Recipient{}, false
+	if h.t == nil || !claimable(&r, h.now) || !h.t.Take(r) {
+		return r, false
 	}
 	Claimed(&r, h.now, h.t.Lease)
 	r.MessageID, r.State = h.m.ID, bridge.StateQueued
@@ -105,17 +103,17 @@ func (h *Handoff) Stored(i int, id int64) {
 	}
 }
 
-// End ends a run: delivers what it claimed if it committed, gives it back
-// to the taker if not.
-func (h *Handoff) End(committed bool) {
+// Answered is told the write's outcome (group.Answerer) once: it
+// delivers what was claimed if the write committed (err nil), gives it
+// back to the taker if not.
+func (h *Handoff) Answered(err error) {
 	if h.t == nil || len(h.taken) == 0 {
 		return
 	}
-	if !committed {
+	if err != nil {
 		for _, i := range h.taken {
 			h.t.Untake(h.m.Recipients[i])
 		}
-		h.taken = h.taken[:0]
 		return
 	}
 	jobs := make([]bridge.Job, len(h.taken))
