@@ -411,9 +411,14 @@ func (b *Bridge) Submit(ctx context.Context, s *Submission) (*Message, error) {
 		}
 		m.Recipients = append(m.Recipients, r)
 	}
-	if err := b.checkConsent(ctx, m.Account, m.Sender, s.recipientNumbers()); err != nil {
+	// A recipient whose consent ResolveTo read a moment ago for the same
+	// sender is not read again: the dispatcher reads it once more before
+	// the call unless that read is still fresh (see consentFresh).
+	phones, consentAt := unread(m.Recipients, m.Account, b.ourKey(m.Sender), now)
+	if err := b.checkConsent(ctx, m.Account, m.Sender, phones); err != nil {
 		return nil, err
 	}
+	m.consentAt = consentAt
 	if err := b.admit(pol, now, s.Account, m.Recipients); err != nil {
 		return nil, err
 	}

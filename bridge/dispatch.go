@@ -273,10 +273,10 @@ type batch struct {
 	handedOff bool
 }
 
-// consentFresh is how long after a submission read its recipients'
-// consent a batch handed off with it is sent without reading it again: a
-// STOP recorded in that moment is as late as one recorded just after a
-// send-time read would have been.
+// consentFresh is how long after a consent read (at RCPT or by Submit)
+// Submit and then the dispatcher, for a batch handed off with the message,
+// go on without reading it again: a STOP recorded in that moment is as
+// late as one recorded just after a send-time read would have been.
 const consentFresh = time.Second
 
 // lease is how long a claimed recipient stays invisible to Claim. It must
@@ -646,7 +646,7 @@ func (d *Dispatcher) send(ctx context.Context, sb *sentBatch) {
 		}
 		live = append(live, j)
 	}
-	if !b.handedOff || now.Sub(b.msg.Created) >= consentFresh {
+	if !b.handedOff || b.msg.consentAt.IsZero() || now.Sub(b.msg.consentAt) >= consentFresh {
 		live, outcomes = d.consent(ctx, b, live, outcomes, now)
 	}
 	p := set.providers[b.provider]

@@ -89,6 +89,10 @@ type Message struct {
 	// an earlier submission with the same IdempotencyKey stored: nothing
 	// new was accepted (metrics must not count it again).
 	Replayed bool
+
+	// consentAt is when the oldest consent read that let its recipients
+	// through was made (see consentFresh); never stored.
+	consentAt time.Time
 }
 
 // Recipient is one destination of a message and the state of its delivery.
@@ -129,6 +133,10 @@ type Recipient struct {
 	// (Action words, comma-separated, oldest first; "failed" for a
 	// bounce), for the conversation log.
 	Notified string
+
+	// consent is the consent read that let this recipient through at
+	// RCPT (ResolveTo), if any, so Submit need not read it again.
+	consent consentRead
 }
 
 // SendText is the text the SMS carries (SMSText, else Text).

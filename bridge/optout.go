@@ -246,10 +246,41 @@ func (b *Bridge) ResolveTo(ctx context.Context, acct *Account, dest string) (Rec
 	if err != nil {
 		return r, err
 	}
+	our := b.ourKey(acct.DefaultSender())
+	at := b.opt.Now()
 	if err := b.checkConsent(ctx, acct.Name, acct.DefaultSender(), []string{r.To}); err != nil {
 		return Recipient{}, err
 	}
+	r.consent = consentRead{account: acct.Name, our: our, at: at}
 	return r, nil
+}
+
+// consentRead records a consent read that let a recipient through: by
+// which account, for which sender (its OurKey), and when (taken before
+// the read, so a STOP recorded during it counts as after).
+type consentRead struct {
+	account, our string
+	at           time.Time
+}
+
+// unread returns the phones of rs whose consent to SMS from our by
+// account must still be read at now: all but those a read made less than
+// consentFresh ago let through, and the time of the oldest such read (now
+// if there is none).
+func unread(rs []Recipient, account, our string, now time.Time) ([]string, time.Time) {
+	var phones []string
+	oldest := now
+	for _, r := range rs {
+		c := r.consent
+		if c.account != account || c.our != our || c.at.After(now) || now.Sub(c.at) >= consentFresh {
+			phones = append(phones, r.To)
+			continue
+		}
+		if c.at.Before(oldest) {
+			oldest = c.at
+		}
+	}
+	return phones, oldest
 }
 
 // checkConsent refuses the first of phones that opted out of sends from
@@ -678,14 +709,6 @@ func (b *Bridge) suppressionFilter(acct *Account, f SuppressionFilter) (Suppress
 		f.Limit = 1000
 	}
 	return ss, f, nil
-}
-
-func (s *Submission) recipientNumbers() []string {
-	out := make([]string, 0, len(s.Recipients))
-	for _, r := range s.Recipients {
-		out = append(out, r.To)
-	}
-	return out
 }
 
 // consent cancels the jobs of b whose phone opted out after the message

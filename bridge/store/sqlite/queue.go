@@ -372,7 +372,10 @@ func (s *Store) NextDue(ctx context.Context, skip ...string) (time.Time, bool, e
 		}
 		query, args = nextDueExcept, []any{string(b)}
 	}
-	err := s.queryRowRead(ctx, query, args...).Scan(&next)
+	ctx, err := uninterrupted(ctx)
+	if err == nil {
+		err = s.queryRowRead(ctx, query, args...).Scan(&next)
+	}
 	if err != nil || !next.Valid {
 		return time.Time{}, false, storeErr("reading next due time", err)
 	}

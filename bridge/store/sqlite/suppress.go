@@ -103,6 +103,10 @@ func (s *Store) Suppressed(ctx context.Context, account, our string, phones []st
 	if len(phones) == 0 {
 		return nil, nil
 	}
+	ctx, err := uninterrupted(ctx)
+	if err != nil {
+		return nil, storeErr("reading suppressions", err)
+	}
 	q := storeutil.Query{}
 	where := storeutil.SuppressedWhere(&q, account, our, phones)
 	out, err := s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
