@@ -19,8 +19,9 @@ import (
 // conversations, the inbound log, the mail queue, the pollers' cursors
 // (not their leases, which belong to running instances), the suppression
 // list with its history, the sender claims of pools (whose replies go to
-// whom) and the alert references (what "#3 silence" answers). It can be run
-// again: what the target holds already is skipped. Stop the daemon
+// whom) and the alert references (what an answer like "ack #3" acts on).
+// It can be run again: what the target holds already is skipped (of a
+// sender claim held in both, the later end stays). Stop the daemon
 // first, or what it writes during the copy may be missed.
 func migrateStore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("migrate-store", flag.ContinueOnError)
