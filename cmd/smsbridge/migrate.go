@@ -16,9 +16,12 @@ import (
 
 // migrateStore copies a SQLite store to a PostgreSQL one: messages with
 // their recipients' states, conversations and idempotency keys, the
-// conversations, the inbound log, the mail queue, the pollers' cursors and the suppression list with its history
-// (not their leases, which belong to running instances). It can be run
-// again: what the target holds already is skipped. Stop the daemon
+// conversations, the inbound log, the mail queue, the pollers' cursors
+// (not their leases, which belong to running instances), the suppression
+// list with its history, the sender claims of pools (whose replies go to
+// whom) and the alert references (what an answer like "ack #3" acts on).
+// It can be run again: what the target holds already is skipped (of a
+// sender claim held in both, the later end stays). Stop the daemon
 // first, or what it writes during the copy may be missed.
 func migrateStore(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("migrate-store", flag.ContinueOnError)
@@ -65,6 +68,8 @@ func migrateStore(args []string, stdout, stderr io.Writer) int {
 		{"suppression changes", func(t *tally) error {
 			return src.ExportSuppressionHistory(ctx, importEach(ctx, dst.ImportSuppressionHistory, t))
 		}},
+		{"sender claims", func(t *tally) error { return src.ExportSenderClaims(ctx, importEach(ctx, dst.ImportSenderClaims, t)) }},
+		{"alert references", func(t *tally) error { return src.ExportAlertRefs(ctx, importEach(ctx, dst.ImportAlertRefs, t)) }},
 	}
 	for _, st := range steps {
 		var t tally

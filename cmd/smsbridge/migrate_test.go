@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -149,16 +152,19 @@ func TestMigrateStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	sticky := fillClaimsAndAlerts(t, ctx, src, now)
 	src.Close()
 
 	// Run twice: the second finds everything there and copies nothing.
 	for run, want := range []string{
 		"messages: 4 copied, 0 already there\nconversations: 1 copied, 0 already there\ninbound SMS: 1 copied, 0 already there\n" +
 			"mails: 2 copied, 0 already there\npoller cursors: 1 copied, 0 already there\n" +
-			"suppressions: 1 copied, 0 already there\nsuppression changes: 3 copied, 0 already there\n",
+			"suppressions: 1 copied, 0 already there\nsuppression changes: 3 copied, 0 already there\n" +
+			"sender claims: 3 copied, 0 already there\nalert references: 3 copied, 0 already there\n",
 		"messages: 0 copied, 4 already there\nconversations: 0 copied, 1 already there\ninbound SMS: 0 copied, 1 already there\n" +
 			"mails: 0 copied, 2 already there\npoller cursors: 0 copied, 1 already there\n" +
-			"suppressions: 0 copied, 1 already there\nsuppression changes: 0 copied, 3 already there\n",
+			"suppressions: 0 copied, 1 already there\nsuppression changes: 0 copied, 3 already there\n" +
+			"sender claims: 0 copied, 3 already there\nalert references: 0 copied, 3 already there\n",
 	} {
 		out, errb := migrate(t, "sqlite:"+path, dbURL, 0)
 		if out != want {
@@ -301,6 +307,8 @@ func TestMigrateStore(t *testing.T) {
 		t.Errorf("claim after migration: %v, %+v; want the first recipient of %s, on its second attempt", err, jobs, old.inFlight)
 	}
 
+	sticky.compare(t, ctx, src, dst)
+
 	if _, errb := migrate(t, path, dbURL, 2); !strings.Contains(errb, "usage:") {
 		t.Errorf("bad -from: %q", errb)
 	}
@@ -347,9 +355,29 @@ func TestMigrateStorePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// As many phones with a sender claim and an alert reference each.
+	phones := make([]string, n)
+	for i := range phones {
+		phones[i] = fmt.Sprintf("+1666%07d", i)
+	}
+	if err := src.ClaimSenders(ctx, phones, now, func([]bridge.SenderClaim) ([]bridge.SenderClaim, error) {
+		claims := make([]bridge.SenderClaim, len(phones))
+		for i, p := range phones {
+			claims[i] = bridge.SenderClaim{Phone: p, Our: "+15550000009", Writer: "a@example.com", Until: now.Add(time.Hour)}
+		}
+		return claims, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"alertname": "DiskFull"}
+	if _, err := src.PageAlert(ctx, bridge.AlertRef{Account: "ops", Source: "alertmanager",
+		GroupKey: bridge.AlertGroupKey("alertmanager", labels), Labels: labels, Title: "DiskFull", Paged: now}, phones); err != nil {
+		t.Fatal(err)
+	}
 
 	out, errb := migrate(t, "sqlite:"+path, dbURL, 0)
-	for _, line := range []string{fmt.Sprintf("messages: %d copied, 0 already there", n), fmt.Sprintf("inbound SMS: %d copied, 0 already there", n)} {
+	for _, line := range []string{fmt.Sprintf("messages: %d copied, 0 already there", n), fmt.Sprintf("inbound SMS: %d copied, 0 already there", n),
+		fmt.Sprintf("sender claims: %d copied, 0 already there", n), fmt.Sprintf("alert references: %d copied, 0 already there", n)} {
 		if !strings.Contains(out, line+"\n") {
 			t.Errorf("output lacks %q:\n%s%s", line, out, errb)
 		}
@@ -366,6 +394,129 @@ func TestMigrateStorePages(t *testing.T) {
 	}
 	if log, err := dst.ConversationLog(ctx, bridge.ConversationID("+15550000000", ""), 1000); err != nil || len(log) != n {
 		t.Errorf("conversation log: %v, %d entries, want %d", err, len(log), n)
+	}
+	for _, p := range phones {
+		if live, err := dst.LiveClaims(ctx, p, "+15550000009", now); err != nil || len(live) != 1 {
+			t.Fatalf("claims of %s: %+v, %v; want one", p, live, err)
+		}
+		if r, err := dst.AlertRef(ctx, p, "ops", 1); err != nil || r.Title != "DiskFull" {
+			t.Fatalf("%s #1: %+v, %v", p, r, err)
+		}
+	}
+}
+
+// stickyState is what fillClaimsAndAlerts puts in the SQLite store: the
+// lookups compare asks both stores.
+type stickyState struct {
+	now           time.Time
+	pool          string // the pool number (its OurKey) the claims hold
+	gone          string // the phone whose only claim ran out an hour before now
+	pager, second string // phones paged about alerts
+}
+
+// fillClaimsAndAlerts gives src sender claims and alert references as a
+// daemon would leave them: Alice and Bob both hold the pool number with
+// the conversation's phone, another phone's claim ran out; one alert
+// group was paged to two phones and silenced by the first, which was
+// then paged about a second group.
+func fillClaimsAndAlerts(t *testing.T, ctx context.Context, src *sqlite.Store, now time.Time) stickyState {
+	t.Helper()
+	st := stickyState{now: now, pool: "+972500000009", gone: "+972504444444", pager: "+972505555555", second: "+972506666666"}
+	claim := func(phone string, at time.Time, claims ...bridge.SenderClaim) {
+		t.Helper()
+		if err := src.ClaimSenders(ctx, []string{phone}, at, func([]bridge.SenderClaim) ([]bridge.SenderClaim, error) {
+			return claims, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim(convPhone, now,
+		bridge.SenderClaim{Phone: convPhone, Our: st.pool, Writer: "alice@example.com", Until: now.Add(2 * time.Hour)},
+		bridge.SenderClaim{Phone: convPhone, Our: st.pool, Writer: "bob@example.com", Until: now.Add(time.Hour)})
+	// Made three hours ago, so that the claims made since did not delete
+	// it: a claim that ran out stays until a later one does.
+	claim(st.gone, now.Add(-3*time.Hour),
+		bridge.SenderClaim{Phone: st.gone, Our: st.pool, Writer: "alice@example.com", Until: now.Add(-time.Hour)})
+
+	page := func(alert string, at time.Time, phones ...string) map[string]int {
+		t.Helper()
+		labels := map[string]string{"alertname": alert, "instance": "db1"}
+		refs, err := src.PageAlert(ctx, bridge.AlertRef{Account: "ops", Source: "alertmanager",
+			GroupKey: bridge.AlertGroupKey("alertmanager", labels), Labels: labels, Title: alert + " on db1", Paged: at}, phones)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return refs
+	}
+	refs := page("DiskFull", now.Add(-time.Hour), st.pager, st.second)
+	if err := src.SetAlertSilence(ctx, st.pager, refs[st.pager], "silence-1", now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	page("LoadHigh", now, st.pager)
+	return st
+}
+
+// compare checks that dst, migrated from src, answers the lookups of
+// sender claims and alert references as src does, and gives the next
+// alert group the reference src would.
+func (st stickyState) compare(t *testing.T, ctx context.Context, src *sqlite.Store, dst *postgres.Store) {
+	t.Helper()
+	byWriter := func(a, b bridge.SenderClaim) int { return strings.Compare(a.Writer, b.Writer) }
+	for _, q := range []struct {
+		phone string
+		at    time.Time
+		live  int
+	}{
+		{convPhone, st.now, 2},
+		{convPhone, st.now.Add(90 * time.Minute), 1}, // Bob's ran out, Alice's not
+		{st.gone, st.now, 0},
+		{st.gone, st.now.Add(-2 * time.Hour), 1},
+	} {
+		want, err := src.LiveClaims(ctx, q.phone, st.pool, q.at)
+		if err != nil || len(want) != q.live {
+			t.Fatalf("source's live claims of %s at %v: %+v, %v; want %d", q.phone, q.at, want, err, q.live)
+		}
+		got, err := dst.LiveClaims(ctx, q.phone, st.pool, q.at)
+		slices.SortFunc(want, byWriter)
+		slices.SortFunc(got, byWriter)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("live claims of %s at %v: %+v, %v; want %+v", q.phone, q.at, got, err, want)
+		}
+	}
+
+	for _, q := range []struct {
+		phone string
+		ref   int
+		title string
+	}{
+		{st.pager, 1, "DiskFull on db1"}, {st.pager, 2, "LoadHigh on db1"}, {st.pager, 0, "LoadHigh on db1"},
+		{st.second, 1, "DiskFull on db1"}, {st.second, 0, "DiskFull on db1"},
+	} {
+		want, err := src.AlertRef(ctx, q.phone, "ops", q.ref)
+		if err != nil || want.Title != q.title {
+			t.Fatalf("source's %s #%d: %+v, %v; want %s", q.phone, q.ref, want, err, q.title)
+		}
+		if got, err := dst.AlertRef(ctx, q.phone, "ops", q.ref); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s #%d: %+v, %v; want %+v", q.phone, q.ref, got, err, want)
+		}
+	}
+	if r, _ := dst.AlertRef(ctx, st.pager, "ops", 1); r == nil || r.SilenceID != "silence-1" || !r.SilencedUntil.Equal(st.now.Add(2*time.Hour)) {
+		t.Errorf("silence not migrated: %+v", r)
+	}
+	if _, err := dst.AlertRef(ctx, st.second, "ops", 2); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("%s #2: %v, want not found", st.second, err)
+	}
+	// The next group paged to both phones gets the same references from
+	// either store.
+	labels := map[string]string{"alertname": "Next"}
+	g := bridge.AlertRef{Account: "ops", Source: "alertmanager", GroupKey: bridge.AlertGroupKey("alertmanager", labels),
+		Labels: labels, Title: "Next", Paged: st.now.Add(time.Minute)}
+	want, err := src.PageAlert(ctx, g, []string{st.pager, st.second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dst.PageAlert(ctx, g, []string{st.pager, st.second}); err != nil || !maps.Equal(got, want) {
+		t.Errorf("next references: %v, %v; want %v", got, err, want)
 	}
 }
 

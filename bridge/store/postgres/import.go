@@ -39,6 +39,15 @@ const (
 		text, received, raw, mail_to, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`
 	importCursor = `INSERT INTO cursors (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`
+	// A claim stored already keeps the later end of the two, as
+	// ClaimSenders merges a writer's claims; an equal one is left alone,
+	// so that a run again stores (and counts) nothing.
+	importClaim = `INSERT INTO sender_claims (` + storeutil.ClaimCols + `) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (phone, our, writer) DO UPDATE SET until = excluded.until WHERE sender_claims.until < excluded.until`
+	// Skipped on any of its keys: id (this database's own, so new),
+	// (phone, ref) and (phone, account, source, group_key).
+	importAlertRef = `INSERT INTO alert_refs (id, ` + storeutil.AlertRefCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`
 )
 
 // ImportMessages stores the messages not stored yet, each with its
@@ -194,6 +203,44 @@ func (s *Store) ImportCursors(ctx context.Context, cs []bridge.Cursor) (int, err
 		b.Queue(importCursor, cleanText(c.Name), cleanText(c.Value))
 	}
 	return s.importBatch(ctx, "cursors", b)
+}
+
+// ImportSenderClaims stores the sender claims not stored yet (by phone,
+// number and writer), their ends as they were, and returns how many it
+// stored. Of a claim stored already the later end stays: either writer's
+// message promised the phone's replies on that number to them until then.
+func (s *Store) ImportSenderClaims(ctx context.Context, cs []bridge.SenderClaim) (int, error) {
+	if err := storeutil.CheckImportedClaims(cs); err != nil {
+		return 0, err
+	}
+	b := &pgx.Batch{}
+	for _, c := range cs {
+		b.Queue(importClaim, cleanText(c.Phone), cleanText(c.Our), cleanText(c.Writer), storeutil.Millis(c.Until))
+	}
+	return s.importBatch(ctx, "sender claims", b)
+}
+
+// ImportAlertRefs stores the alert references not stored yet, each under
+// the reference its phone was paged with, its labels, time and silence as
+// they were, and returns how many it stored. A phone's reference or group
+// stored already stays as it is: it was paged from this database, so it
+// is what the phone's latest SMS about it said. A phone's next reference
+// (PageAlert) comes after the imported ones.
+func (s *Store) ImportAlertRefs(ctx context.Context, rs []bridge.AlertRef) (int, error) {
+	b := &pgx.Batch{}
+	for _, r := range rs {
+		if err := storeutil.CheckImportedAlertRef(r); err != nil {
+			return 0, err
+		}
+		labels, err := storeutil.AlertLabels(r.Labels)
+		if err != nil {
+			return 0, fmt.Errorf("encoding labels of %s #%d: %w", r.Phone, r.Ref, err)
+		}
+		b.Queue(importAlertRef, bridge.NewID(), cleanText(r.Phone), r.Ref, cleanText(r.Account), cleanText(r.Source),
+			cleanText(r.GroupKey), cleanText(labels), cleanText(r.Title), storeutil.Millis(r.Paged), cleanText(r.SilenceID),
+			storeutil.Millis(r.SilencedUntil))
+	}
+	return s.importBatch(ctx, "alert references", b)
 }
 
 // importBatch sends b, whose statements each insert a row or nothing, as

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +165,131 @@ func TestImportConversationsInboundMailCursors(t *testing.T) {
 	for name, want := range map[string]string{"inbox:edge": "99", "inbox:other": "7"} {
 		if v, err := s.Cursor(ctx, name); err != nil || v != want {
 			t.Errorf("cursor %s: %q, %v; want %q", name, v, err, want)
+		}
+	}
+}
+
+func TestImportSenderClaims(t *testing.T) {
+	u, _ := newDatabase(t)
+	s := openTest(t, u)
+	ctx := context.Background()
+	at := time.UnixMilli(1_900_000_000_000).UTC()
+	const phone, other = "+15550000001", "+15550000002"
+
+	// Claims made on this database before the import: one the imported
+	// copy ends before, one it ends after.
+	mine := bridge.SenderClaim{Phone: phone, Our: "+15551110001", Writer: "a@example.com", Until: at.Add(2 * time.Hour)}
+	shorter := bridge.SenderClaim{Phone: phone, Our: "+15551110002", Writer: "b@example.com", Until: at.Add(time.Hour)}
+	if err := s.ClaimSenders(ctx, []string{phone}, at, func([]bridge.SenderClaim) ([]bridge.SenderClaim, error) {
+		return []bridge.SenderClaim{mine, shorter}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	earlier := mine
+	earlier.Until = at.Add(time.Hour)
+	later := shorter
+	later.Until = at.Add(3 * time.Hour)
+	sharer := bridge.SenderClaim{Phone: phone, Our: mine.Our, Writer: "c@example.com", Until: at.Add(30 * time.Minute)}
+	ranOut := bridge.SenderClaim{Phone: other, Our: mine.Our, Writer: "a@example.com", Until: at.Add(-time.Hour)}
+	page := []bridge.SenderClaim{earlier, later, sharer, ranOut}
+	if n, err := s.ImportSenderClaims(ctx, page); err != nil || n != 3 {
+		t.Fatalf("import: %d, %v; want 3 stored (one extended, two new)", n, err)
+	}
+	if n, err := s.ImportSenderClaims(ctx, page); err != nil || n != 0 {
+		t.Fatalf("import again: %d, %v; want 0", n, err)
+	}
+
+	for _, c := range []struct {
+		phone, our string
+		at         time.Time
+		want       []bridge.SenderClaim
+	}{
+		{phone, mine.Our, at, []bridge.SenderClaim{mine, sharer}}, // the later end of mine stays
+		{phone, shorter.Our, at, []bridge.SenderClaim{later}},     // extended
+		{other, mine.Our, at, nil},                                // ran out, as it had
+		{other, mine.Our, at.Add(-2 * time.Hour), []bridge.SenderClaim{ranOut}},
+	} {
+		got, err := s.LiveClaims(ctx, c.phone, c.our, c.at)
+		slices.SortFunc(got, func(a, b bridge.SenderClaim) int { return strings.Compare(a.Writer, b.Writer) })
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("live claims of %s with %s at %v: %+v, %v; want %+v", c.phone, c.our, c.at, got, err, c.want)
+		}
+	}
+
+	bad := sharer
+	bad.Writer = ""
+	if _, err := s.ImportSenderClaims(ctx, []bridge.SenderClaim{bad}); bridge.ReasonOf(err) != bridge.ReasonInvalid {
+		t.Errorf("claim without a writer: %v, want invalid", err)
+	}
+}
+
+func TestImportAlertRefs(t *testing.T) {
+	u, _ := newDatabase(t)
+	s := openTest(t, u)
+	ctx := context.Background()
+	at := time.UnixMilli(1_900_000_000_000).UTC()
+	const phone, other = "+15550000001", "+15550000002"
+	group := func(alert string, paged time.Time) bridge.AlertRef {
+		labels := map[string]string{"alertname": alert}
+		return bridge.AlertRef{Account: "ops", Source: "alertmanager", GroupKey: bridge.AlertGroupKey("alertmanager", labels),
+			Labels: labels, Title: alert, Paged: paged}
+	}
+
+	// Paged from this database before the import: the phone's #1.
+	fresh := group("Fresh", at)
+	if refs, err := s.PageAlert(ctx, fresh, []string{phone}); err != nil || refs[phone] != 1 {
+		t.Fatalf("page: %v, %v", refs, err)
+	}
+
+	taken := group("Old", at.Add(-3*time.Hour)) // under the #1 this database gave Fresh
+	taken.Phone, taken.Ref = phone, 1
+	moved := fresh // the group this database filed already, under another number
+	moved.Phone, moved.Ref, moved.Paged = phone, 2, at.Add(-2*time.Hour)
+	silenced := group("DiskFull", at.Add(-time.Hour))
+	silenced.Phone, silenced.Ref, silenced.SilenceID, silenced.SilencedUntil = phone, 7, "s-1", at.Add(time.Hour)
+	latest := group("Old", at)
+	latest.Phone, latest.Ref = other, 3
+	page := []bridge.AlertRef{taken, moved, silenced, latest}
+	if n, err := s.ImportAlertRefs(ctx, page); err != nil || n != 2 {
+		t.Fatalf("import: %d, %v; want 2 stored", n, err)
+	}
+	if n, err := s.ImportAlertRefs(ctx, page); err != nil || n != 0 {
+		t.Fatalf("import again: %d, %v; want 0", n, err)
+	}
+
+	kept := fresh
+	kept.Phone, kept.Ref = phone, 1
+	for _, c := range []struct {
+		phone string
+		ref   int
+		want  bridge.AlertRef
+	}{
+		{phone, 1, kept}, {phone, 7, silenced}, {other, 3, latest}, {other, 0, latest}, {phone, 0, kept},
+	} {
+		if got, err := s.AlertRef(ctx, c.phone, "ops", c.ref); err != nil || !reflect.DeepEqual(*got, c.want) {
+			t.Errorf("%s #%d: %+v, %v; want %+v", c.phone, c.ref, got, err, c.want)
+		}
+	}
+	if _, err := s.AlertRef(ctx, phone, "ops", 2); !errors.Is(err, bridge.ErrNotFound) {
+		t.Errorf("%s #2: %v, want not found (its group is #1 here)", phone, err)
+	}
+
+	// Paging the phone again: an imported group keeps its number, a new
+	// one comes after the imported ones.
+	if refs, err := s.PageAlert(ctx, group("DiskFull", at.Add(time.Minute)), []string{phone}); err != nil || refs[phone] != 7 {
+		t.Errorf("paging DiskFull again: %v, %v; want #7", refs, err)
+	}
+	if refs, err := s.PageAlert(ctx, group("New", at.Add(time.Minute)), []string{phone}); err != nil || refs[phone] != 8 {
+		t.Errorf("paging a new group: %v, %v; want #8", refs, err)
+	}
+
+	noRef := latest
+	noRef.Ref = 0
+	noLabels := latest
+	noLabels.Ref, noLabels.Labels = 4, nil
+	for _, bad := range []bridge.AlertRef{noRef, noLabels} {
+		if _, err := s.ImportAlertRefs(ctx, []bridge.AlertRef{bad}); bridge.ReasonOf(err) != bridge.ReasonInvalid {
+			t.Errorf("importing %+v: %v, want invalid", bad, err)
 		}
 	}
 }

@@ -243,3 +243,36 @@ func readPage[T any](ctx context.Context, db *sql.DB, query, after string,
 	}
 	return page, last, rows.Err()
 }
+
+// ExportSenderClaims calls fn with every sender claim, a page at a time,
+// in key order: who holds which pool number with which phone, until when,
+// so that a phone's reply after the move reaches the writer it answers.
+// Claims that ran out are exported too: as in this store, they are no
+// longer live, and the target deletes them as it makes new ones.
+func (s *Store) ExportSenderClaims(ctx context.Context, fn func([]bridge.SenderClaim) error) error {
+	return exportPages(ctx, s.rdb, "sender claims",
+		`SELECT `+storeutil.ClaimCols+` FROM sender_claims
+		WHERE phone || char(31) || our || char(31) || writer > ?
+		ORDER BY phone || char(31) || our || char(31) || writer LIMIT ?`,
+		func(rows *sql.Rows) (bridge.SenderClaim, string, error) {
+			c, err := storeutil.ScanClaim(rows)
+			return c, c.Phone + "\x1f" + c.Our + "\x1f" + c.Writer, err
+		}, fn)
+}
+
+// ExportAlertRefs calls fn with every alert reference, silence included,
+// a page at a time, in id order, so that a phone's answer to an alert
+// paged before the move ("#3 silence 2h") still finds its group. The id
+// only pages the export: it is this store's own, as recipient ids are.
+func (s *Store) ExportAlertRefs(ctx context.Context, fn func([]bridge.AlertRef) error) error {
+	return exportPages(ctx, s.rdb, "alert references",
+		`SELECT `+storeutil.AlertRefCols+`, id FROM alert_refs WHERE id > ? ORDER BY id LIMIT ?`,
+		func(rows *sql.Rows) (bridge.AlertRef, string, error) {
+			var id string
+			r, err := storeutil.ScanAlertRef(rows, &id)
+			if err != nil {
+				return bridge.AlertRef{}, "", err
+			}
+			return *r, id, nil
+		}, fn)
+}

@@ -45,14 +45,15 @@ func NextAlertRef(max int) (ref int, reuse bool) {
 // AlertRefCols are the columns ScanAlertRef reads, in its order.
 const AlertRefCols = `phone, ref, account, source, group_key, labels, title, paged, silence_id, silenced_until`
 
-// ScanAlertRef reads a row of AlertRefCols.
-func ScanAlertRef(row Row) (*bridge.AlertRef, error) {
+// ScanAlertRef reads a row of AlertRefCols and then extra.
+func ScanAlertRef(row Row, extra ...any) (*bridge.AlertRef, error) {
 	var (
 		r             bridge.AlertRef
 		labels        string
 		paged, silent int64
 	)
-	if err := row.Scan(&r.Phone, &r.Ref, &r.Account, &r.Source, &r.GroupKey, &labels, &r.Title, &paged, &r.SilenceID, &silent); err != nil {
+	dest := append([]any{&r.Phone, &r.Ref, &r.Account, &r.Source, &r.GroupKey, &labels, &r.Title, &paged, &r.SilenceID, &silent}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
@@ -60,4 +61,19 @@ func ScanAlertRef(row Row) (*bridge.AlertRef, error) {
 	}
 	r.Paged, r.SilencedUntil = FromMillis(paged), FromMillis(silent)
 	return &r, nil
+}
+
+// CheckImportedAlertRef refuses an alert reference another store exported
+// (`smsbridge migrate-store`) that this one could not keep as PageAlert
+// would have filed it: a group PageAlert refuses, or a reference outside
+// 1 to bridge.MaxAlertRef, which the phone's next one (NextAlertRef)
+// could then collide with or never reach.
+func CheckImportedAlertRef(r bridge.AlertRef) error {
+	if err := CheckAlertPage(r, []string{r.Phone}); err != nil {
+		return err
+	}
+	if r.Ref < 1 || r.Ref > bridge.MaxAlertRef {
+		return bridge.Permanent(bridge.ReasonInvalid, "ref", "alert reference #%d of %s, not 1 to %d", r.Ref, r.Phone, bridge.MaxAlertRef)
+	}
+	return nil
 }

@@ -39,6 +39,21 @@ func CheckClaims(phones []string, claims []bridge.SenderClaim) error {
 	return nil
 }
 
+// CheckImportedClaims refuses sender claims another store exported
+// (`smsbridge migrate-store`) that ClaimSenders could not have stored: one
+// without a phone, number, writer or end.
+func CheckImportedClaims(claims []bridge.SenderClaim) error {
+	for _, c := range claims {
+		if c.Phone == "" {
+			return bridge.Permanent(bridge.ReasonInvalid, "to", "sender claim without a phone")
+		}
+		if err := CheckClaims([]string{c.Phone}, []bridge.SenderClaim{c}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeadClaimsBatch is how many claims that ran out, of any phone, a
 // ClaimSenders call for phones phones deletes besides their own: twice
 // what it may store and a few, so that claims of phones nobody writes to
