@@ -206,6 +206,10 @@ func (b *Bridge) Authenticate(user, password string) (*Account, error) {
 	return b.pol().accounts.Authenticate(user, password)
 }
 
+// KnownAccount reports whether name is a configured account's name (the
+// user name of SMTP AUTH and the console's sign-in).
+func (b *Bridge) KnownAccount(name string) bool { return b.pol().accounts.names[name] != nil }
+
 // AccountByToken returns the account an HTTP API token belongs to.
 func (b *Bridge) AccountByToken(token string) (*Account, error) {
 	return b.pol().accounts.ByToken(token)

@@ -104,7 +104,7 @@ func New(b Bridge, cfg Config, log *slog.Logger) *Console {
 		cfg.MaxSessions = 1000
 	}
 	if cfg.Throttle == nil {
-		cfg.Throttle = auththrottle.New(10, 20)
+		cfg.Throttle = auththrottle.New(10, 20, nil)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -158,7 +158,7 @@ func New(b Submitter, cfg Config, m Metrics, log *slog.Logger) *Server {
 	s.limits = newConnLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, s.refusedConnection)
 	s.auth = cfg.AuthThrottle
 	if s.auth == nil {
-		s.auth = auththrottle.New(cfg.AuthFailuresPerClient, cfg.AuthFailuresPerAccount)
+		s.auth = auththrottle.New(cfg.AuthFailuresPerClient, cfg.AuthFailuresPerAccount, nil)
 	}
 	return s
 }

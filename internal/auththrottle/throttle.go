@@ -11,9 +11,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxThrottled bounds the entries of each throttle table. User names
-// are whatever clients type, so the per-account table would otherwise
-// grow with every name tried.
+// maxThrottled bounds the entries of each throttle table: clients come
+// from everywhere and, without a known list, user names are whatever
+// clients type.
 const maxThrottled = 10000
 
 // Throttle limits failed AUTH attempts per client (IPv4 address,
@@ -23,6 +23,7 @@ const maxThrottled = 10000
 // bcrypt time of ours. A success takes nothing.
 type Throttle struct {
 	perClient, perAccount int // failures per hour, and the burst; 0: no limit
+	known                 func(user string) bool
 
 	mu       sync.Mutex
 	clients  map[netip.Prefix]*rate.Limiter
@@ -30,9 +31,14 @@ type Throttle struct {
 }
 
 // New returns a throttle allowing perClient and perAccount failures an
-// hour (and as a burst); 0 is no limit.
-func New(perClient, perAccount int) *Throttle {
-	return &Throttle{perClient: perClient, perAccount: perAccount,
+// hour (and as a burst); 0 is no limit. known, if set, tells the user
+// names that can sign in at all: only they get a bucket of their own.
+// A guess at any other name cannot succeed, and the client's bucket
+// counts it; keeping such names out means a flood of made-up ones (from
+// many clients) cannot push a real account's emptied bucket out of a
+// full table and so reset it.
+func New(perClient, perAccount int, known func(user string) bool) *Throttle {
+	return &Throttle{perClient: perClient, perAccount: perAccount, known: known,
 		clients: map[netip.Prefix]*rate.Limiter{}, accounts: map[string]*rate.Limiter{}}
 }
 
@@ -55,7 +61,9 @@ func (t *Throttle) Failed(client netip.Prefix, user string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	take(t.clients, client, t.perClient, now)
-	take(t.accounts, user, t.perAccount, now)
+	if user != "" && (t.known == nil || t.known(user)) {
+		take(t.accounts, user, t.perAccount, now)
+	}
 }
 
 func take[K comparable](m map[K]*rate.Limiter, k K, perHour int, now time.Time) {

@@ -11,7 +11,7 @@ import (
 // grow the table past its bound, and the flooding client's own bucket
 // still holds it back.
 func TestAuthThrottleBounded(t *testing.T) {
-	th := New(3, 5)
+	th := New(3, 5, nil)
 	now := time.Unix(1e9, 0)
 	client := netip.MustParsePrefix("192.0.2.1/32")
 	for i := range maxThrottled + 500 {
@@ -41,5 +41,26 @@ func TestAuthThrottleBounded(t *testing.T) {
 	}
 	if th.Allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", later) {
 		t.Error("victim's emptied bucket was pruned before the full ones")
+	}
+}
+
+// With the names that can sign in known, a flood of made-up names from
+// ever new clients leaves the per-account table alone: a real account's
+// emptied bucket stays empty.
+func TestAuthThrottleKnownNames(t *testing.T) {
+	th := New(3, 5, func(user string) bool { return user == "victim" })
+	now := time.Unix(1e9, 0)
+	for i := range 5 {
+		th.Failed(netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/32", i)), "victim", now)
+	}
+	for i := range maxThrottled + 500 {
+		client := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+		th.Failed(client, fmt.Sprintf("user%d", i), now)
+	}
+	if n := len(th.accounts); n != 1 {
+		t.Errorf("%d user buckets, want only the known name's", n)
+	}
+	if th.Allowed(netip.MustParsePrefix("203.0.113.9/32"), "victim", now) {
+		t.Error("the flood reset the victim's emptied bucket")
 	}
 }

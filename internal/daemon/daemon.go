@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Daemon, 
 	}
 	// One throttle for SMTP AUTH and the console's sign-in: a guesser
 	// gains no attempts by switching between them.
-	authThrottle := auththrottle.New(cfg.SMTP.AuthFailuresPerClient, cfg.SMTP.AuthFailuresPerAccount)
+	authThrottle := auththrottle.New(cfg.SMTP.AuthFailuresPerClient, cfg.SMTP.AuthFailuresPerAccount, d.bridge.KnownAccount)
 	d.smtp = smtpin.New(d.bridge, smtpin.Config{
 		Hostname:            cfg.SMTP.Hostname,
 		Domains:             cfg.SMTP.Domains,
