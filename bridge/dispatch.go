@@ -313,7 +313,9 @@ type finished struct {
 // for at most grace before cancelling them; it returns when every send has
 // finished and its outcomes are recorded. Sends cut off by the grace
 // period stay queued (their attempt was recorded) and are retried after
-// the next start.
+// the next start. Recipients claimed but not started when ctx ends are
+// released at once, in one write (see Releaser), while the sends in
+// flight finish: another instance on the same queue can send them now.
 //
 // Each batch with a slot of its provider's concurrency limit in hand is
 // sent and recorded by a goroutine of its own: the slots are the only
@@ -454,23 +456,83 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			claimNeeded = true
 		}
 	}
-	// Claimed but never started: they stay queued and are retried after
-	// their lease; nothing is lost.
+	// What is claimed but never started (waiting for a slot or its pace,
+	// or handed off since the last turn) is given back to the store, so
+	// that another instance sends it now rather than after its lease. The
+	// hand-off takes nothing more; what it accepted from submissions whose
+	// transactions are still under way is waited for (within the grace
+	// period) and given back with the rest, in one write.
 	d.handoff.publish(nil)
+	var unstarted []Job
+	for _, q := range waiting {
+		for _, b := range q {
+			unstarted = append(unstarted, b.jobs...)
+		}
+	}
 	sendsDone := make(chan struct{})
 	go func() { sends.Wait(); close(sendsDone) }()
+	var released chan struct{} // closed once the release is over; nil: not started
+	release := func() {
+		released = make(chan struct{})
+		jobs := append(unstarted, d.handoff.take()...)
+		go func() {
+			defer close(released)
+			d.release(sendCtx, jobs)
+		}()
+	}
 	graceTimer := time.NewTimer(grace)
 	defer graceTimer.Stop()
+	graceOver, sendsOver, releaseOver := false, false, false
 	for {
+		if released == nil && (graceOver || d.handoff.settled()) {
+			// Past the grace period, what the hand-off has not delivered
+			// yet stays claimed until its lease, as before Run ended.
+			release()
+		}
+		if sendsOver && releaseOver {
+			return
+		}
+		var sendsC, releasedC chan struct{} // nil once over: never ready
+		if !sendsOver {
+			sendsC = sendsDone
+		}
+		if !releaseOver {
+			releasedC = released
+		}
 		select {
 		case <-done:
 		case <-freed:
+		case <-d.handoff.ready:
+			if released == nil {
+				unstarted = append(unstarted, d.handoff.take()...)
+			}
 		case <-graceTimer.C:
+			graceOver = true
 			cancelSends()
-		case <-sendsDone:
-			return
+		case <-sendsC:
+			sendsOver = true
+		case <-releasedC:
+			releaseOver = true
 		}
 	}
+}
+
+// release gives back to the store, at shutdown, jobs it claimed that were
+// never started (see Releaser). It cannot fail anything: a store that
+// cannot release them leaves them to their lease, or to Recover.
+func (d *Dispatcher) release(ctx context.Context, jobs []Job) {
+	r, ok := d.store.(Releaser)
+	if !ok || len(jobs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := r.Release(ctx, jobs, d.opt.Now())
+	if err != nil {
+		d.opt.Log.WarnContext(ctx, "releasing recipients claimed but not sent; they wait for their lease", "recipients", len(jobs), "err", err)
+		return
+	}
+	d.opt.Log.InfoContext(ctx, "released recipients claimed but not sent", "recipients", n)
 }
 
 // quota is what the next claim may take: for each configured provider,

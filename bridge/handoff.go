@@ -29,7 +29,7 @@ type Handoff struct {
 	credit   map[string]int
 	reserved map[string]int
 	inbox    []Job
-	// ready is signalled when inbox gains jobs.
+	// ready is signalled when inbox gains jobs, or Untake gives back.
 	ready chan struct{}
 }
 
@@ -53,11 +53,12 @@ func (h *Handoff) Take(r Recipient) bool {
 // Untake implements Taker: r, accepted by Take, was not claimed after all.
 func (h *Handoff) Untake(r Recipient) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.reserved[r.Provider]--
 	if h.credit != nil {
 		h.credit[r.Provider]++
 	}
+	h.mu.Unlock()
+	h.signal() // a stopping Run waits for every Take to be answered
 }
 
 // Lease implements Taker: the lease Claim would give.
@@ -65,8 +66,10 @@ func (h *Handoff) Lease(attempts int) time.Duration { return h.d.lease(attempts)
 
 // Deliver implements Taker: it gives the dispatcher the jobs an
 // EnqueueClaim claimed through h, once their transaction has committed.
-// Jobs delivered after Run ended stay claimed in the store and are tried
-// again after their lease, as jobs claimed but never started are.
+// A stopping Run waits for what Take accepted to be delivered (or given
+// back), within its grace period, and releases it with what it claimed
+// but never started (see Run); jobs delivered after Run ended stay
+// claimed in the store and are tried again after their lease.
 func (h *Handoff) Deliver(jobs []Job) {
 	if len(jobs) == 0 {
 		return
@@ -74,6 +77,11 @@ func (h *Handoff) Deliver(jobs []Job) {
 	h.mu.Lock()
 	h.inbox = append(h.inbox, jobs...)
 	h.mu.Unlock()
+	h.signal()
+}
+
+// signal wakes Run: the inbox gained jobs, or a Take was given back.
+func (h *Handoff) signal() {
 	select {
 	case h.ready <- struct{}{}:
 	default:
@@ -90,6 +98,20 @@ func (h *Handoff) take() []Job {
 		h.reserved[j.Recipient.Provider]--
 	}
 	return jobs
+}
+
+// settled reports whether every recipient Take accepted has been taken
+// by Run from the inbox or given back: with the credit withdrawn
+// (publish(nil)), nothing more will be delivered.
+func (h *Handoff) settled() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range h.reserved {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // publish sets the credit from Run's quota (nil: none), less what Take

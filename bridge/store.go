@@ -112,6 +112,24 @@ type Rescheduler interface {
 	RetryNow(ctx context.Context, provider string, now time.Time) (int, error)
 }
 
+// Releaser is an optional Store method: at a graceful shutdown the
+// dispatcher gives back what it claimed but never started (waiting for a
+// slot or its pace), so that another instance on the same queue sends it
+// at once instead of after its lease, or after this one's next start and
+// Recover. A store without it leaves them to the lease, as a crash does.
+type Releaser interface {
+	// Release undoes, in one transaction, the claims of jobs (as Claim
+	// or EnqueueClaim returned them) whose recipients are still held
+	// under that very claim: queued, claimed by this store, with the
+	// attempts and next attempt it recorded. Each is made due at now,
+	// unclaimed, and its attempt, never made, is taken back (Attempts
+	// and ProviderAttempts one less). A recipient whose claim has moved
+	// on (recorded, or claimed again after its lease) is left alone, so
+	// that Release never frees what another dispatcher holds. It returns
+	// how many it released.
+	Release(ctx context.Context, jobs []Job, now time.Time) (int, error)
+}
+
 // EnqueueClaimer is an optional Store method: Enqueue that also claims, in
 // the same transaction, the recipients the dispatcher can start at once
 // (see Handoff), so that a freshly accepted SMS needs no claim of its own.

@@ -142,11 +142,14 @@ func (h HTTP) ConsoleEnabled() bool { return h.Console == nil || *h.Console }
 
 // Queue configures the dispatcher.
 type Queue struct {
-	// Workers is kept so that configurations naming it still load; it
-	// limits nothing. Provider calls are limited per provider only
-	// (providers[].concurrency): a shared limit let a provider at its
-	// limit, hanging, hold the calls every other provider needed.
-	Workers       int           `toml:"workers"`
+	// Workers is obsolete: kept so that configurations naming it still
+	// load, it limits nothing, and setting it draws a warning (see
+	// Warnings). Provider calls are limited per provider only
+	// (providers[].concurrency, or the adaptive limit up to
+	// providers[].max_concurrency): a shared limit let a provider at its
+	// limit, hanging, hold the calls every other provider needed. nil:
+	// not set.
+	Workers       *int          `toml:"workers"`
 	MaxAge        time.Duration `toml:"max_age"`        // give up on a recipient this long after acceptance
 	RetryMin      time.Duration `toml:"retry_min"`      // first backoff step
 	RetryMax      time.Duration `toml:"retry_max"`      // backoff cap
@@ -570,7 +573,6 @@ func (c *Config) defaults() {
 	defDur(&c.HTTP.ReadTimeout, 30*time.Second)
 	defDur(&c.HTTP.WriteTimeout, 30*time.Second)
 	defDur(&c.HTTP.IdleTimeout, 2*time.Minute)
-	defInt(&c.Queue.Workers, 8)
 	defDur(&c.Queue.MaxAge, 24*time.Hour)
 	defDur(&c.Queue.RetryMin, 30*time.Second)
 	defDur(&c.Queue.RetryMax, time.Hour)
@@ -771,7 +773,6 @@ func (c *Config) validate() Problems {
 		}
 	}
 
-	positive("queue.workers", int64(c.Queue.Workers))
 	if c.Queue.RetryMin > c.Queue.RetryMax {
 		add("queue.retry_min", "must not exceed queue.retry_max (%s)", c.Queue.RetryMax)
 	}

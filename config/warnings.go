@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/smsbridge/smsbridge/bridge"
 )
 
 // Warnings lists what a valid configuration does that an operator
-// should know is dangerous. check-config prints them; they do not stop
-// the daemon.
+// should know is dangerous, or that does not do what it says. check-config
+// prints them and serve logs them; they do not stop the daemon.
 func (c *Config) Warnings() []string {
-	var out []string
+	out := c.obsolete()
 	if c.SMTP.RequireAuth {
 		return out
 	}
@@ -52,4 +54,18 @@ func onLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// obsolete warns of keys still accepted, so that older configurations
+// load, that no longer do anything: an operator setting one believes it
+// limits or changes something.
+func (c *Config) obsolete() []string {
+	var out []string
+	if c.Queue.Workers != nil {
+		out = append(out, fmt.Sprintf("queue.workers = %d is obsolete and ignored: it limits nothing. "+
+			"Provider calls are limited per provider only, by each provider's adaptive concurrency limit "+
+			"(up to providers[].max_concurrency, default %d) or its fixed providers[].concurrency; remove queue.workers",
+			*c.Queue.Workers, bridge.DefaultMaxConcurrency))
+	}
+	return out
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) bridge.Store) {
 		{"NextDueSkips", testNextDueSkips},
 		{"RetryNowLeavesScheduled", testRetryNowLeavesScheduled},
 		{"EnqueueClaim", testEnqueueClaim},
+		{"Release", testRelease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -86,6 +86,35 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestCheckConfigObsoleteWorkers: a configuration from before per-provider
+// limits, setting queue.workers, still passes check-config, with a
+// warning on stderr that the key is ignored and what replaced it.
+func TestCheckConfigObsoleteWorkers(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(example), "# workers = 8\n", "workers = 8\n", 1)
+	if old == string(example) {
+		t.Fatal("config.example.toml no longer has the line this test edits")
+	}
+	path := filepath.Join(t.TempDir(), "old.toml")
+	os.WriteFile(path, []byte(old), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", "-config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, want 0 (a warning): %s", code, errb.String())
+	}
+	want := "smsbridge: WARNING: queue.workers = 8 is obsolete and ignored: it limits nothing. " +
+		"Provider calls are limited per provider only, by each provider's adaptive concurrency limit " +
+		"(up to providers[].max_concurrency, default 64) or its fixed providers[].concurrency; remove queue.workers\n"
+	if errb.String() != want {
+		t.Errorf("stderr %q, want %q", errb.String(), want)
+	}
+	if !strings.HasSuffix(out.String(), ": ok\n") {
+		t.Errorf("stdout %q", out.String())
+	}
+}
+
 // TestCheckConfigSharedNumber: check-config refuses a number phones can
 // answer listed by two accounts, naming both accounts and the number.
 func TestCheckConfigSharedNumber(t *testing.T) {
