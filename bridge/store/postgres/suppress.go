@@ -95,10 +95,8 @@ func (s *Store) Suppressed(ctx context.Context, account, our string, phones []st
 		return nil, nil
 	}
 	q := storeutil.Query{Numbered: true}
-	where := storeutil.SuppressedWhere(&q, account, our, phones)
-	out, err := s.suppressions(ctx, `SELECT `+storeutil.SuppressionCols+` FROM suppressions WHERE `+where+
-		` ORDER BY created, phone, our, account`, q.Args)
-	return storeutil.FirstPerPhone(out), err
+	out, err := s.suppressions(ctx, storeutil.SuppressedQuery(&q, phones), q.Args)
+	return storeutil.Covering(out, account, our), err
 }
 
 // CountSuppressions implements bridge.Suppressions.

@@ -1,7 +1,9 @@
 package storeutil
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/smsbridge/smsbridge/bridge"
@@ -84,6 +86,36 @@ func CheckSuppression(c bridge.SuppressionChange) error {
 		return bridge.Permanent(bridge.ReasonInvalid, "source", "a suppression change must say its source and author")
 	}
 	return nil
+}
+
+// SuppressedQuery is the query of Suppressed: every suppression of
+// phones, whatever its number and account, for Covering to pick from. It
+// is a plain lookup on the primary key's first column: with the number
+// and account as IN lists and the order in SQL, SQLite built temporary
+// tables and a sort for every consent check, a third of its cost.
+func SuppressedQuery(q *Query, phones []string) string {
+	if len(phones) == 1 {
+		return `SELECT ` + SuppressionCols + ` FROM suppressions WHERE phone = ` + q.Arg(phones[0])
+	}
+	return `SELECT ` + SuppressionCols + ` FROM suppressions WHERE phone IN (` + List(q, phones) + `)`
+}
+
+// Covering returns, of a phone's suppressions ss (as SuppressedQuery
+// reads them), the first per phone that stops sends from our by account,
+// in the order of created, phone, our, account: what SuppressedWhere
+// selects, so ordered.
+func Covering(ss []bridge.Suppression, account, our string) []bridge.Suppression {
+	out := ss[:0]
+	for _, s := range ss {
+		if (s.Our == "" || s.Our == our) && (s.Account == "" || s.Account == account) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b bridge.Suppression) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Phone, b.Phone),
+			cmp.Compare(a.Our, b.Our), cmp.Compare(a.Account, b.Account))
+	})
+	return FirstPerPhone(out)
 }
 
 // SuppressedWhere is the condition on suppressions that stop sends from
