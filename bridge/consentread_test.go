@@ -3,9 +3,6 @@ package bridge_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -45,11 +42,7 @@ func TestConsentReadOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				log := slog.New(slog.NewTextHandler(io.Discard, nil))
-				st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
-				if err != nil {
-					t.Fatal(err)
-				}
+				st, log := openStore(t)
 				cs := &countingSuppressed{Store: st}
 				p := &scripted{name: "p"}
 				finals := make(chan bridge.Outcome, 1)
@@ -60,7 +53,7 @@ func TestConsentReadOnce(t *testing.T) {
 					},
 					Final: func(_ context.Context, _ *bridge.Message, o bridge.Outcome) { finals <- o }})
 				accounts := []bridge.Account{{Name: "ops", Emails: []string{"*@example.com"}, SenderIDs: []string{"Ops", "Alerts"}}}
-				b, err = bridge.New(cs, []bridge.Provider{p}, route, accounts,
+				b, err := bridge.New(cs, []bridge.Provider{p}, route, accounts,
 					bridge.Options{Region: "IL", Enqueued: d.Wake, Handoff: d.Handoff, Log: log})
 				if err != nil {
 					t.Fatal(err)
@@ -68,7 +61,7 @@ func TestConsentReadOnce(t *testing.T) {
 				ctx, cancel := context.WithCancel(t.Context())
 				done := make(chan struct{})
 				go func() { defer close(done); d.Run(ctx, time.Second) }()
-				defer func() { cancel(); <-done; st.Close() }()
+				defer func() { cancel(); <-done }()
 				synctest.Wait() // the dispatcher has offered the hand-off its room
 				acct, err := b.Account("a@example.com")
 				if err != nil {

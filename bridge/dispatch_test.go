@@ -118,6 +118,19 @@ func bubble(t *testing.T, f func(t *testing.T)) {
 	synctest.Test(t, f)
 }
 
+// openStore opens a real SQLite store in t's temporary directory, closed
+// when t ends, and a logger that discards.
+func openStore(t *testing.T) (*sqlite.Store, *slog.Logger) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, log
+}
+
 func newEnv(t *testing.T, opt bridge.DispatchOptions, routes []bridge.Route, provs ...bridge.Provider) *env {
 	t.Helper()
 	return newEnvOn(t, nil, opt, routes, provs...)

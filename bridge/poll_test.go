@@ -3,9 +3,6 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,12 +66,8 @@ type pollSetup struct {
 
 func newPollSetup(t *testing.T, now func() time.Time) *pollSetup {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "q.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, log := openStore(t)
+	var err error
 	s := &pollSetup{store: st, prov: &reporter{asked: map[string]int{}}}
 	s.b, err = bridge.New(st, []bridge.Provider{s.prov}, []bridge.Route{{Prefix: "+", Providers: []string{"p"}}},
 		[]bridge.Account{{Name: "ops", Emails: []string{"*@example.com"}}},

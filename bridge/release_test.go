@@ -2,9 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -30,12 +27,8 @@ type stopping struct {
 // itself if nil) and are handed off to the dispatcher if handoff is set.
 func newStopping(t *testing.T, submitTo func(*sqlite.Store) bridge.ConversationStore, handoff bool) *stopping {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, log := openStore(t)
+	var err error
 	s := &stopping{store: st, p: &scripted{name: "p", block: make(chan struct{}), started: make(chan *bridge.SendRequest, 16)},
 		done: make(chan struct{})}
 	s.disp = bridge.NewDispatcher(st, []bridge.Provider{s.p}, bridge.DispatchOptions{Log: log, Concurrency: map[string]int{"p": 1}})

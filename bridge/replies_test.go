@@ -3,9 +3,6 @@ package bridge_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,12 +56,8 @@ type twoWay struct {
 
 func newTwoWay(t *testing.T, catchAll string) *twoWay {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, log := openStore(t)
+	var err error
 	w := &twoWay{store: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC), prov: &scripted{name: "p", batch: 10},
 		recorded: make(chan struct{}, 1)}
 	accounts := []bridge.Account{

@@ -1,9 +1,6 @@
 package bridge_test
 
 import (
-	"io"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -28,12 +25,8 @@ type pooled struct {
 // has pool as its pool, after the one-way sender ID "Clinic".
 func newPooled(t *testing.T, pool []string, ambiguous bridge.Ambiguous) *pooled {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "q.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, log := openStore(t)
+	var err error
 	p := &pooled{st: st, comp: &composer{}, now: time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)}
 	accounts := []bridge.Account{{Name: "clinic", Emails: []string{"*@example.com"},
 		SenderIDs: append([]string{"Clinic"}, pool...), Pool: pool}}
