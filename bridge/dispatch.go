@@ -461,7 +461,8 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	// that another instance sends it now rather than after its lease. The
 	// hand-off takes nothing more; what it accepted from submissions whose
 	// transactions are still under way is waited for (within the grace
-	// period) and given back with the rest, in one write.
+	// period) and given back with the rest, in one write, while the sends
+	// in flight go on.
 	d.handoff.publish(nil)
 	var unstarted []Job
 	for _, q := range waiting {
@@ -469,53 +470,42 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			unstarted = append(unstarted, b.jobs...)
 		}
 	}
-	sendsDone := make(chan struct{})
-	go func() { sends.Wait(); close(sendsDone) }()
-	var released chan struct{} // closed once the release is over; nil: not started
-	release := func() {
-		released = make(chan struct{})
-		jobs := append(unstarted, d.handoff.take()...)
-		go func() {
-			defer close(released)
-			d.release(sendCtx, jobs)
-		}()
-	}
 	graceTimer := time.NewTimer(grace)
 	defer graceTimer.Stop()
-	graceOver, sendsOver, releaseOver := false, false, false
-	for {
-		if released == nil && (graceOver || d.handoff.settled()) {
-			// Past the grace period, what the hand-off has not delivered
-			// yet stays claimed until its lease, as before Run ended.
-			release()
-		}
-		if sendsOver && releaseOver {
-			return
-		}
-		var sendsC, releasedC chan struct{} // nil once over: never ready
-		if !sendsOver {
-			sendsC = sendsDone
-		}
-		if !releaseOver {
-			releasedC = released
-		}
+	graceC := graceTimer.C
+	for graceC != nil && !d.handoff.settled() {
 		select {
 		case <-done:
 		case <-freed:
 		case <-d.handoff.ready:
-			if released == nil {
-				unstarted = append(unstarted, d.handoff.take()...)
-			}
-		case <-graceTimer.C:
-			graceOver = true
+		case <-graceC:
+			// What the hand-off delivers from now on stays claimed
+			// until its lease.
+			graceC = nil
 			cancelSends()
-		case <-sendsC:
-			sendsOver = true
-		case <-releasedC:
-			releaseOver = true
+		}
+		unstarted = append(unstarted, d.handoff.take()...)
+	}
+	d.release(ctx, append(unstarted, d.handoff.take()...))
+
+	sendsDone := make(chan struct{})
+	go func() { sends.Wait(); close(sendsDone) }()
+	for {
+		select {
+		case <-done:
+		case <-freed:
+		case <-graceC:
+			graceC = nil
+			cancelSends()
+		case <-sendsDone:
+			return
 		}
 	}
 }
+
+// releaseTimeout bounds the write that gives back, at shutdown, what was
+// claimed but never started.
+const releaseTimeout = 10 * time.Second
 
 // release gives back to the store, at shutdown, jobs it claimed that were
 // never started (see Releaser). It cannot fail anything: a store that
@@ -525,7 +515,7 @@ func (d *Dispatcher) release(ctx context.Context, jobs []Job) {
 	if !ok || len(jobs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	n, err := r.Release(ctx, jobs, d.opt.Now())
 	if err != nil {
