@@ -22,16 +22,7 @@ func DiscardServer() (addr string, stop func() error, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("loadtest: discard server: %w", err)
 	}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return discardSession{}, nil
-	}))
-	s.Domain = "localhost"
-	// Clients cut off mid-session (a cancelled run) are expected here, not
-	// worth a line on stderr for each.
-	s.ErrorLog = slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)
-
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(l) }()
+	s, done := serveSMTP(l, func() smtp.Session { return discardSession{} })
 	// Once, so a second stop neither blocks on done nor reports the
 	// server as closed twice.
 	stop = sync.OnceValue(func() error {
@@ -45,6 +36,22 @@ func DiscardServer() (addr string, stop func() error, err error) {
 		return nil
 	})
 	return l.Addr().String(), stop, nil
+}
+
+// serveSMTP serves l with a go-smtp server whose sessions newSession
+// makes, as the load tool's own servers do; the channel gets Serve's
+// result.
+func serveSMTP(l net.Listener, newSession func() smtp.Session) (*smtp.Server, <-chan error) {
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return newSession(), nil
+	}))
+	s.Domain = "localhost"
+	// Clients cut off mid-session (a cancelled run) are expected here, not
+	// worth a line on stderr for each.
+	s.ErrorLog = slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	return s, done
 }
 
 type discardSession struct{}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,7 +34,7 @@ type Floor struct {
 	Addr string // the SMTP listener's address
 
 	srv      *smtp.Server
-	served   chan error
+	served   <-chan error
 	journal  *os.File
 	provider string // the voip-communications send URL
 	client   *http.Client
@@ -45,6 +44,7 @@ type Floor struct {
 	waiters []chan error  // sessions waiting for the next fdatasync
 	kick    chan struct{} // wakes the committer
 	late    bool          // a timer will wake the committer for records appended without waiting
+	closed  bool          // Close has begun: no new messages, no new sends
 	stop    chan struct{} // ends the committer
 	sends   sync.WaitGroup
 	commits sync.WaitGroup
@@ -65,19 +65,14 @@ func StartFloor(addr, path, providerURL string) (*Floor, error) {
 		return nil, fmt.Errorf("loadtest: floor: %w", err)
 	}
 	f := &Floor{
-		Addr: l.Addr().String(), served: make(chan error, 1), journal: j,
+		Addr: l.Addr().String(), journal: j,
 		provider: strings.TrimSuffix(providerURL, "/") + "/sms/send",
 		client:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second},
 		kick:     make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	f.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &floorSession{f: f}, nil
-	}))
-	f.srv.Domain = "localhost"
-	f.srv.ErrorLog = slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)
 	f.commits.Add(1)
 	go f.committer()
-	go func() { f.served <- f.srv.Serve(l) }()
+	f.srv, f.served = serveSMTP(l, func() smtp.Session { return &floorSession{f: f} })
 	return f, nil
 }
 
@@ -88,6 +83,10 @@ func (f *Floor) Close() error {
 	if serr := <-f.served; serr != nil && !errors.Is(serr, smtp.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	// Sessions cut off by the server's close may still be in Data.
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
 	f.sends.Wait()
 	close(f.stop)
 	f.commits.Wait()
@@ -99,6 +98,10 @@ func (f *Floor) Close() error {
 func (f *Floor) append(rec []byte, wait bool) error {
 	var done chan error
 	f.mu.Lock()
+	if wait && f.closed {
+		f.mu.Unlock()
+		return errFloorClosed
+	}
 	f.pending = binary.AppendUvarint(f.pending, uint64(len(rec)))
 	f.pending = append(f.pending, rec...)
 	if !wait {
@@ -221,9 +224,16 @@ func (s *floorSession) Data(r io.Reader) error {
 	}
 	_, body, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
 	text := string(body)
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.f.closed {
+		return nil // journaled: a bridge would send it after its restart
+	}
 	for _, to := range s.rcp {
 		s.f.sends.Add(1)
 		go s.f.send(to, text)
 	}
 	return nil
 }
+
+var errFloorClosed = errors.New("floor closed")
