@@ -69,12 +69,19 @@ func doAll(t *testing.T, g *Group[int], ctx context.Context, works ...int) func(
 	}
 }
 
+// gated starts a group over f, closed when t ends, with a first write
+// (100) that f holds at its gate, so that what is done next queues
+// behind it.
+func gated(t *testing.T, f *fakeStore, opt Options) (*fakeStore, *Group[int], func() map[int]error) {
+	t.Helper()
+	g := New(f.try, opt)
+	t.Cleanup(g.Close)
+	return f, g, doAll(t, g, t.Context(), 100)
+}
+
 func TestConcurrentRequestsShareATransaction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStore{gate: make(chan struct{})}
-		g := New(f.try, Options{})
-		defer g.Close()
-		first := doAll(t, g, t.Context(), 100)
+		f, g, first := gated(t, &fakeStore{gate: make(chan struct{})}, Options{})
 		synctest.Wait() // the group holds 100's transaction at the gate
 		rest := doAll(t, g, t.Context(), 1, 2, 3, 4, 5)
 		synctest.Wait() // the others wait in the channel
@@ -95,10 +102,7 @@ func TestConcurrentRequestsShareATransaction(t *testing.T) {
 
 func TestOwnFailureFailsOnlyItsCaller(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStore{gate: make(chan struct{})}
-		g := New(f.try, Options{})
-		defer g.Close()
-		first := doAll(t, g, t.Context(), 100)
+		f, g, first := gated(t, &fakeStore{gate: make(chan struct{})}, Options{})
 		synctest.Wait()
 		rest := doAll(t, g, t.Context(), 1, -2, 3, -4, 5)
 		synctest.Wait()
@@ -141,10 +145,7 @@ func TestStoreFailureFailsEveryCaller(t *testing.T) {
 
 func TestAloneRunsEachRequestAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStore{gate: make(chan struct{}), alone: true}
-		g := New(f.try, Options{})
-		defer g.Close()
-		first := doAll(t, g, t.Context(), 100)
+		f, g, first := gated(t, &fakeStore{gate: make(chan struct{}), alone: true}, Options{})
 		synctest.Wait()
 		rest := doAll(t, g, t.Context(), 1, -2, 3)
 		synctest.Wait()
@@ -167,10 +168,7 @@ func TestAloneRunsEachRequestAlone(t *testing.T) {
 
 func TestCancelledCallerIsNotRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStore{gate: make(chan struct{})}
-		g := New(f.try, Options{})
-		defer g.Close()
-		first := doAll(t, g, t.Context(), 100)
+		f, g, first := gated(t, &fakeStore{gate: make(chan struct{})}, Options{})
 		synctest.Wait()
 		ctx, cancel := context.WithCancel(t.Context())
 		gone := doAll(t, g, ctx, 7)
@@ -227,10 +225,7 @@ func TestCloseDrains(t *testing.T) {
 
 func TestLingerWaitsForAsManyAsLastTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := &fakeStore{gate: make(chan struct{})}
-		g := New(f.try, Options{LingerFrom: 4})
-		defer g.Close()
-		first := doAll(t, g, t.Context(), 100)
+		f, g, first := gated(t, &fakeStore{gate: make(chan struct{})}, Options{LingerFrom: 4})
 		synctest.Wait()
 		rest := doAll(t, g, t.Context(), 1, 2, 3, 4, 5, 6)
 		synctest.Wait()
