@@ -470,6 +470,7 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 			unstarted = append(unstarted, b.jobs...)
 		}
 	}
+	graceEnd := time.Now().Add(grace)
 	graceTimer := time.NewTimer(grace)
 	defer graceTimer.Stop()
 	graceC := graceTimer.C
@@ -486,7 +487,12 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 		}
 		unstarted = append(unstarted, d.handoff.take()...)
 	}
-	d.release(ctx, append(unstarted, d.handoff.take()...))
+	// The release may run past the grace period by releaseAfterGrace at
+	// most, so that what waited is given back even when the grace ran
+	// out first.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), max(time.Until(graceEnd), releaseAfterGrace))
+	d.release(rctx, append(unstarted, d.handoff.take()...))
+	rcancel()
 
 	sendsDone := make(chan struct{})
 	go func() { sends.Wait(); close(sendsDone) }()
@@ -503,9 +509,10 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration) {
 	}
 }
 
-// releaseTimeout bounds the write that gives back, at shutdown, what was
-// claimed but never started.
-const releaseTimeout = 10 * time.Second
+// releaseAfterGrace is how long the write that gives back, at shutdown,
+// what was claimed but never started may take once the grace period is
+// over.
+const releaseAfterGrace = time.Second
 
 // release gives back to the store, at shutdown, jobs it claimed that were
 // never started (see Releaser). It cannot fail anything: a store that
@@ -515,8 +522,6 @@ func (d *Dispatcher) release(ctx context.Context, jobs []Job) {
 	if !ok || len(jobs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
 	n, err := r.Release(ctx, jobs, d.opt.Now())
 	if err != nil {
 		d.opt.Log.WarnContext(ctx, "releasing recipients claimed but not sent; they wait for their lease", "recipients", len(jobs), "err", err)
